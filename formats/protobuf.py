@@ -1,0 +1,125 @@
+"""Protobuf (upb backend): length-prefixed, checksummed records, one `Sample` message each.
+
+The message schema is formats/sample.proto: dense arrays (pixels, audio, floats) as raw bytes, as
+ONNX/TensorFlow TensorProto do; integer ids as packed varints, as tf.train.Int64List does.
+Framing follows TFRecord: each record is `u32 length | u32 crc32(payload) | payload`, little
+endian; the first record is a `ShardHeader` with the schema and record count. Protobuf parsing
+is lenient (flipped bytes often still parse), so the per-record CRC is what catches corruption.
+No random access: records have variable length and there is no index, as with TFRecord.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from formats import sample_pb2 as pb
+from formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, crc32, read_bytes, schema_from_json
+
+_FRAME = struct.Struct("<II")
+
+# dtype -> the Tensor field that holds it
+_SLOT = {
+    "uint8": "raw_data", "int8": "raw_data", "int16": "raw_data", "uint16": "raw_data",
+    "float32": "raw_data", "float64": "raw_data",
+    "int32": "sint32_values", "int64": "sint64_values", "uint32": "uint32_values", "uint64": "uint64_values",
+}
+
+
+def _frame(payload: bytes) -> bytes:
+    return _FRAME.pack(len(payload), crc32(payload)) + payload
+
+
+def encode_shard(samples: Sequence[Sample], schema: Schema) -> bytes:
+    header = pb.ShardHeader(
+        version=SHARD_VERSION,
+        schema=[pb.FieldSpec(name=f.name, dtype=f.dtype, shape=f.shape) for f in schema],
+        count=len(samples),
+    )
+    slots = [(f.name, _SLOT[f.dtype]) for f in schema]
+    out = [_frame(header.SerializeToString())]
+    for s in samples:
+        msg = pb.Sample()
+        for name, slot in slots:
+            arr = s[name]
+            if slot == "raw_data":
+                msg.tensors.add(raw_data=np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
+            else:
+                msg.tensors.add(**{slot: arr.ravel().tolist()})
+        out.append(_frame(msg.SerializeToString()))
+    return b"".join(out)
+
+
+def _records(path: Path, data: bytes) -> Iterator[tuple[int, memoryview]]:
+    view = memoryview(data)
+    pos = 0
+    while pos < len(data):
+        if pos + _FRAME.size > len(data):
+            raise ShardError(path, f"byte {pos}", "truncated record frame")
+        length, expected = _FRAME.unpack_from(data, pos)
+        start, end = pos + _FRAME.size, pos + _FRAME.size + length
+        if end > len(data):
+            raise ShardError(path, f"byte {pos}", f"record of {length} bytes runs past the end of the file (truncated?)")
+        payload = view[start:end]
+        if crc32(payload) != expected:
+            raise ShardError(path, f"byte {pos}", "record checksum mismatch (corrupted)")
+        yield pos, payload
+        pos = end
+
+
+def _where(pos: int, n: int) -> str:
+    return f"byte {pos} (record {n})"
+
+
+def _decode(path: Path, pos: int, n: int, payload: memoryview, fields: list[tuple]) -> Sample:
+    try:
+        msg = pb.Sample.FromString(payload)
+    except Exception as exc:  # upb raises google.protobuf.message.DecodeError
+        raise ShardError(path, _where(pos, n), f"not a Sample message: {exc}") from None
+    tensors = msg.tensors
+    if len(tensors) != len(fields):
+        raise ShardError(path, _where(pos, n), f"{len(tensors)} tensors, schema has {len(fields)}")
+    sample = {}
+    for (name, slot, dtype, size, shape), t in zip(fields, tensors):
+        values = getattr(t, slot)
+        arr = np.frombuffer(values, dtype=dtype) if slot == "raw_data" else np.array(values, dtype=dtype)
+        if arr.size != size:
+            raise ShardError(path, _where(pos, n), f"field {name!r} has {arr.size} values, schema says {size}")
+        sample[name] = arr.reshape(shape)
+    return sample
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    data = read_bytes(path)
+    records = _records(path, data)
+    first = next(records, None)
+    if first is None:
+        raise ShardError(path, "byte 0", "empty file: no shard header")
+    try:
+        header = pb.ShardHeader.FromString(first[1])
+    except Exception as exc:
+        raise ShardError(path, "byte 0", f"not a shard header: {exc}") from None
+    if header.version != SHARD_VERSION:
+        raise ShardError(path, "byte 0", f"shard version {header.version}, this reader knows {SHARD_VERSION}")
+    schema = schema_from_json(
+        [{"name": f.name, "dtype": f.dtype, "shape": list(f.shape)} for f in header.schema], path
+    )
+    fields = [(f.name, _SLOT[f.dtype], np.dtype(f.dtype).newbyteorder("<"), f.size, f.shape) for f in schema]
+    n = 0
+    for pos, payload in records:
+        yield _decode(path, pos, n, payload, fields)
+        n += 1
+    if n != header.count:
+        raise ShardError(path, f"byte {len(data)}", f"{n} records with {header.count} expected (truncated?)")
+
+
+CODEC = Codec(
+    name="protobuf",
+    suffix=".pb",
+    encode_shard=encode_shard,
+    iter_shard=iter_shard,
+    random_access_note="records have variable length and no index (as TFRecord): reaching record i reads every record before it",
+)

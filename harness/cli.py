@@ -1,0 +1,156 @@
+"""The `feedtax` command line. Start-up stays cheap: every heavy import happens inside a command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help="feedtax: measure what it costs to feed an accelerator, on this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TRACKS = ("cloud", "edge", "mobile", "tiny")
+FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
+
+
+def _choices(values: list[str] | None, known: tuple[str, ...], what: str) -> list[str]:
+    """Accept repeated options and comma-separated lists; reject unknown names clearly."""
+    if not values:
+        return list(known)
+    chosen = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"feedtax: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    profile: str = typer.Option("laptop", help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
+    out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
+    tracks: Optional[list[str]] = typer.Option(None, help=f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."),
+    formats: Optional[list[str]] = typer.Option(None, help=f"Formats to measure: {', '.join(FORMATS)}."),
+    seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
+    keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
+) -> None:
+    """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness import profiles, runner
+    from reports import html
+
+    try:
+        prof = profiles.get(profile)
+    except ValueError as exc:
+        raise _fail(str(exc))
+    track_list = _choices(tracks, TRACKS, "track")
+    format_list = _choices(formats, FORMATS, "format")
+    console = Console(stderr=True)
+
+    class Bars:
+        def __init__(self, progress: Progress):
+            self.progress, self.task = progress, None
+
+        def start(self, description: str, total: int) -> None:
+            self.task = self.progress.add_task(description, total=total)
+
+        def advance(self) -> None:
+            self.progress.advance(self.task)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    res = None
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
+                             keep_data=keep_data, progress=Bars(progress))
+    except runner.RunError as exc:
+        raise _fail(str(exc))
+    except KeyboardInterrupt:
+        _report_partial(out)
+        raise _fail(f"interrupted: what was measured is in {out / 'results.json'}", 130)
+    except Exception as exc:
+        _report_partial(out)
+        raise _fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1)
+    report = html.write(res, out / "report.html")
+    _summary(console, res)
+    console.print(f"results: {out / 'results.json'}\nreport:  {report}")
+
+
+def _report_partial(out: Path) -> None:
+    """Render whatever a stopped run saved, so the user still gets a report."""
+    from harness import results
+    from reports import html
+
+    try:
+        html.write(results.load(out / "results.json"), out / "report.html")
+    except Exception:  # nothing saved yet, or unreadable: results.json itself says what there is
+        pass
+
+
+def _summary(console, res) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"format costs ({res.profile} profile; median, one process)")
+    for col in ("track", "format", "bytes/sample", "ratio", "encode/s", "decode/s cold", "decode/s warm"):
+        table.add_column(col, justify="left" if col in ("track", "format") else "right")
+
+    def d(x) -> str:
+        return f"{x.median:,.0f}" + (" [red]![/red]" if x.unstable else "")
+
+    for r in res.formats:
+        table.add_row(r.track, r.format, f"{r.bytes_per_sample:,.0f}", f"{r.compression_ratio:.2f}x",
+                      d(r.encode_samples_per_s), d(r.decode_samples_per_s_cold), d(r.decode_samples_per_s_warm))
+    console.print(table)
+    if any(not r.cold_cache.evicted for r in res.formats):
+        console.print("[yellow]note: the page cache could not be evicted for some shards (tmpfs?): their 'cold' reads were warm.[/yellow]")
+
+
+@app.command()
+def report(
+    results_file: Path = typer.Argument(..., help="A results.json written by `feedtax run`."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the HTML (default: report.html beside the results)."),
+) -> None:
+    """Re-render the HTML report from a results file alone."""
+    from harness import results
+    from reports import html
+
+    try:
+        res = results.load(results_file)
+    except results.ResultsFileError as exc:
+        raise _fail(str(exc))
+    target = out or results_file.with_name("report.html")
+    try:
+        html.write(res, target)
+    except OSError as exc:
+        raise _fail(f"{target}: cannot write report: {exc.strerror or exc}")
+    typer.echo(str(target))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of results.json."""
+    import json
+
+    from harness import results
+
+    typer.echo(json.dumps(results.json_schema(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

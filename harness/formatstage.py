@@ -1,0 +1,87 @@
+"""The format stage: per track x format, bytes on disk and encode/decode throughput in one process.
+
+Encode writes shards (page cache, no fsync). Decode streams every sample back; "cold" evicts the
+shards' pages first (fsync + posix_fadvise DONTNEED, checked with mincore), "warm" reads them
+from the page cache. Each is a distribution over repeats (harness.stats).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import formats
+from formats.base import Sample, sample_nbytes, schema_of
+from harness.results import CacheState, FormatResult
+from harness.stats import rates, summarize, time_repeats
+from probes import pagecache
+
+
+def _decode_all(codec: formats.Codec, paths: list[Path], expected: int) -> None:
+    n = sum(1 for _ in codec.iter_samples(paths))
+    if n != expected:
+        raise RuntimeError(f"{codec.name}: decoded {n} samples, wrote {expected}")
+
+
+def measure_format(
+    track: str,
+    fmt: str,
+    samples: list[Sample],
+    workdir: Path,
+    *,
+    samples_per_shard: int,
+    warmups: int,
+    repeats: int,
+    min_time_s: float,
+    on_repeat: Callable[[], None] | None = None,
+) -> tuple[FormatResult, list[Path]]:
+    """Measure one format on one track's samples; returns the result and the kept shard paths."""
+    codec = formats.get(fmt)
+    n = len(samples)
+    scratch = workdir / f"{track}-{fmt}-encode"
+    final = workdir / f"{track}-{fmt}"
+
+    def fresh() -> None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    encode_s = time_repeats(
+        lambda: codec.write(samples, scratch, samples_per_shard=samples_per_shard),
+        setup=fresh, warmups=warmups, repeats=repeats, min_time_s=min_time_s, on_repeat=on_repeat,
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    scratch.rename(final)
+    paths = sorted(final.iterdir())
+    size = sum(p.stat().st_size for p in paths)
+
+    residency: list[float | None] = []
+
+    def evict() -> None:
+        residency.append(pagecache.evict(paths).resident_fraction)
+
+    cold_s = time_repeats(lambda: _decode_all(codec, paths, n), setup=evict, warmups=warmups,
+                          repeats=repeats, min_time_s=min_time_s, on_repeat=on_repeat)
+    warm_s = time_repeats(lambda: _decode_all(codec, paths, n), warmups=warmups, repeats=repeats,
+                          min_time_s=min_time_s, on_repeat=on_repeat)
+
+    known = [r for r in residency if r is not None]
+    cache = CacheState(
+        method="fsync + posix_fadvise(POSIX_FADV_DONTNEED), checked with mincore",
+        evicted=len(known) == len(residency) and all(r < 0.05 for r in known),
+        resident_fraction_max=max(known) if known else None,
+    )
+    raw = sample_nbytes(schema_of(samples[0]))
+    mb = size / 1e6
+    result = FormatResult(
+        track=track, format=fmt, n_samples=n, n_shards=len(paths), bytes_on_disk=size,
+        bytes_per_sample=size / n, raw_bytes_per_sample=raw, compression_ratio=raw * n / size,
+        random_access=codec.random_access,
+        encode_samples_per_s=summarize(rates(encode_s, n), "samples/s"),
+        encode_mb_per_s=summarize(rates(encode_s, mb), "MB/s"),
+        decode_samples_per_s_cold=summarize(rates(cold_s, n), "samples/s"),
+        decode_mb_per_s_cold=summarize(rates(cold_s, mb), "MB/s"),
+        decode_samples_per_s_warm=summarize(rates(warm_s, n), "samples/s"),
+        decode_mb_per_s_warm=summarize(rates(warm_s, mb), "MB/s"),
+        cold_cache=cache,
+    )
+    return result, paths

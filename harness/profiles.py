@@ -1,0 +1,55 @@
+"""Run profiles: how much data and how many repeats, sized for a machine and a time budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.datasets import Sizes
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    samples_per_track: int
+    samples_per_shard: int
+    sizes: Sizes
+    warmups: int = 1
+    repeats: int = 5
+    min_time_s: float = 0.01  # a repeat runs enough loops to last at least this long
+    worker_counts: tuple[int, ...] = field(default=(0, 1, 2))
+
+
+PROFILES = {
+    "ci": Profile(
+        name="ci",
+        description="CI and end-to-end tests: under 60 s on 2 cores",
+        samples_per_track=200,
+        samples_per_shard=100,
+        sizes=Sizes(seq_len=256, frame_hw=(24, 24), crop_hw=(16, 16), text_len=16, audio_len=160),
+        min_time_s=0.0,
+    ),
+    "laptop": Profile(
+        name="laptop",
+        description="default: a few minutes on a laptop",
+        samples_per_track=2000,
+        samples_per_shard=500,
+        sizes=Sizes(seq_len=2048, frame_hw=(64, 64), crop_hw=(32, 32), text_len=32, audio_len=160),
+        min_time_s=0.05,
+    ),
+    "full": Profile(
+        name="full",
+        description="a workstation: larger samples and datasets, more repeats",
+        samples_per_track=10000,
+        samples_per_shard=1000,
+        sizes=Sizes(seq_len=4096, frame_hw=(128, 128), crop_hw=(64, 64), text_len=64, audio_len=1600),
+        repeats=7,
+        min_time_s=0.1,
+    ),
+}
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]

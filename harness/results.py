@@ -1,0 +1,130 @@
+"""The versioned schema of one run's results.json, and its stage-by-stage, crash-safe writing.
+
+Each stage appends to the Results object and save() replaces the file atomically, so an
+interrupted run leaves the last complete state on disk, valid against the schema.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from harness.stats import Distribution
+from probes.host import HostInfo
+
+SCHEMA_VERSION = 1
+
+Track = Literal["cloud", "edge", "mobile", "tiny"]
+Format = Literal["csv", "json", "parquet", "protobuf", "raw"]
+
+
+class CacheState(BaseModel):
+    """How the cold reads were made cold, and whether mincore confirmed it."""
+
+    method: str
+    evicted: bool
+    resident_fraction_max: float | None = Field(description="worst page residency seen right after eviction")
+
+
+class FormatResult(BaseModel):
+    """What one format costs for one track's samples: size on disk, encode and decode speed (one process)."""
+
+    track: Track
+    format: Format
+    n_samples: int
+    n_shards: int
+    bytes_on_disk: int
+    bytes_per_sample: float
+    raw_bytes_per_sample: int = Field(description="the sample's in-memory size")
+    compression_ratio: float = Field(description="raw bytes / bytes on disk (>1: smaller than raw)")
+    random_access: bool
+    encode_samples_per_s: Distribution
+    encode_mb_per_s: Distribution = Field(description="shard bytes written per second, 1e6 bytes/s")
+    decode_samples_per_s_cold: Distribution
+    decode_mb_per_s_cold: Distribution = Field(description="shard bytes read per second, 1e6 bytes/s")
+    decode_samples_per_s_warm: Distribution
+    decode_mb_per_s_warm: Distribution
+    cold_cache: CacheState
+
+
+class Stage(BaseModel):
+    name: str
+    status: Literal["running", "complete", "interrupted", "failed"]
+    started_utc: str
+    elapsed_s: float | None = None
+    error: str | None = None
+
+
+class RunConfig(BaseModel):
+    profile: str
+    seed: int
+    tracks: list[Track]
+    formats: list[Format]
+    samples_per_track: int
+    samples_per_shard: int
+    warmups: int
+    repeats: int
+    min_time_s: float
+    sizes: dict[str, int | list[int]]
+    data_dir: str
+
+
+class Results(BaseModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    profile: str
+    created_utc: str
+    status: Literal["running", "complete", "interrupted", "failed"] = "running"
+    host: HostInfo
+    config: RunConfig
+    stages: list[Stage] = []
+    formats: list[FormatResult] = []
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time plus random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def json_schema() -> dict:
+    return Results.model_json_schema()
+
+
+def save(results: Results, path: Path) -> None:
+    """Write results.json atomically: a temp file, fsync, then rename over the old one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(results.model_dump_json(indent=2))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be used: names the file and what is wrong."""
+
+
+def load(path: Path) -> Results:
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return Results.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise ResultsFileError(f"{path}: not a valid feedtax results file (schema {SCHEMA_VERSION}): {where}: {first['msg']} ({exc.error_count()} problem(s))") from None

@@ -1,0 +1,121 @@
+"""`feedtax run`: the stages in order, each saving results.json as it goes.
+
+profile -> host probe -> datasets per track -> format stage -> results.json -> report.html.
+Ctrl-C or a failure marks the stage and the run as such and leaves a valid results.json holding
+everything measured up to then.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+from harness import datasets, results
+from harness.formatstage import measure_format
+from harness.profiles import Profile
+from probes import host
+
+
+class Progress(Protocol):
+    """What the runner tells the user about: a named task of known size, advancing."""
+
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self) -> None: ...
+
+
+class _Silent:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue, with a message for the user."""
+
+
+def prepare_out(out_dir: Path) -> Path:
+    """Create the output directory and check it is writable before measuring anything."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".feedtax-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"{out_dir}: cannot write results there: {exc.strerror or exc}") from None
+    return out_dir / "results.json"
+
+
+@contextmanager
+def stage(res: results.Results, path: Path, name: str) -> Iterator[None]:
+    """Record a stage's start, end and outcome in results.json."""
+    record = results.Stage(name=name, status="running", started_utc=results.now_utc())
+    res.stages.append(record)
+    results.save(res, path)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except KeyboardInterrupt:
+        record.status = res.status = "interrupted"
+        raise
+    except BaseException as exc:
+        record.status = res.status = "failed"
+        record.error = f"{type(exc).__name__}: {exc}"
+        raise
+    else:
+        record.status = "complete"
+    finally:
+        record.elapsed_s = time.perf_counter() - t0
+        results.save(res, path)
+
+
+def run(
+    profile: Profile,
+    out_dir: Path,
+    *,
+    tracks: Sequence[str] = datasets.TRACKS,
+    formats: Sequence[str] = ("csv", "json", "parquet", "protobuf", "raw"),
+    seed: int = 0,
+    keep_data: bool = False,
+    progress: Progress = _Silent(),
+) -> results.Results:
+    """Measure everything the profile asks for; results.json is valid after every step."""
+    path = prepare_out(out_dir)
+    data_dir = out_dir / "data"
+    config = results.RunConfig(
+        profile=profile.name, seed=seed, tracks=list(tracks), formats=list(formats),
+        samples_per_track=profile.samples_per_track, samples_per_shard=profile.samples_per_shard,
+        warmups=profile.warmups, repeats=profile.repeats, min_time_s=profile.min_time_s,
+        sizes={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(profile.sizes).items()},
+        data_dir=str(data_dir),
+    )
+    res = results.Results(
+        run_id=results.new_run_id(), profile=profile.name, created_utc=results.now_utc(),
+        host=host.collect(), config=config,
+    )
+    results.save(res, path)
+    try:
+        with stage(res, path, "formats"):
+            passes_per_format = 3 * profile.repeats
+            progress.start("format costs", len(tracks) * len(formats) * passes_per_format)
+            for track in tracks:
+                samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
+                for fmt in formats:
+                    result, _ = measure_format(
+                        track, fmt, samples, data_dir,
+                        samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
+                        repeats=profile.repeats, min_time_s=profile.min_time_s, on_repeat=progress.advance,
+                    )
+                    res.formats.append(result)
+                    results.save(res, path)
+        res.status = "complete"
+        results.save(res, path)
+    finally:
+        if not keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return res

@@ -1,0 +1,88 @@
+"""Timing distributions, pyperf style: warm-ups excluded, calibrated loops, repeats, median and IQR.
+
+A value is one repeat's time per loop; a repeat runs enough loops to last at least min_time_s
+(calibrated from the warm-ups, as pyperf does), so fast operations are not timer noise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel
+
+UNSTABLE_SPREAD = 0.10  # pyperf warns when the standard deviation exceeds 10% of the mean
+
+
+class Distribution(BaseModel):
+    """Summary of repeated measurements of one quantity."""
+
+    median: float
+    iqr: float
+    q1: float
+    q3: float
+    mean: float
+    stdev: float
+    min: float
+    max: float
+    n: int
+    unit: str
+    unstable: bool
+    note: str | None = None
+
+
+def summarize(values: list[float] | np.ndarray, unit: str) -> Distribution:
+    """Median, IQR and spread of values; flags the set unstable when its relative spread is > 10%."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no values to summarize")
+    q1, median, q3 = (float(x) for x in np.percentile(v, [25, 50, 75]))
+    mean = float(v.mean())
+    stdev = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    notes = []
+    if v.size > 1 and mean and stdev / abs(mean) > UNSTABLE_SPREAD:
+        notes.append(f"standard deviation is {stdev / abs(mean):.0%} of the mean")
+    if median and (q3 - q1) / abs(median) > UNSTABLE_SPREAD:
+        notes.append(f"IQR is {(q3 - q1) / abs(median):.0%} of the median")
+    return Distribution(
+        median=median, iqr=q3 - q1, q1=q1, q3=q3, mean=mean, stdev=stdev,
+        min=float(v.min()), max=float(v.max()), n=int(v.size), unit=unit,
+        unstable=bool(notes), note="; ".join(notes) or None,
+    )
+
+
+def rates(seconds_per_loop: list[float], amount: float) -> list[float]:
+    """amount / time for each timing (e.g. samples per second)."""
+    return [amount / s for s in seconds_per_loop]
+
+
+def time_repeats(
+    fn: Callable[[], object],
+    *,
+    warmups: int,
+    repeats: int,
+    min_time_s: float,
+    setup: Callable[[], object] | None = None,
+    on_repeat: Callable[[], None] | None = None,
+) -> list[float]:
+    """Seconds per call of fn for each repeat, warm-ups excluded; setup runs untimed before every call."""
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+
+    def once() -> float:
+        if setup is not None:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    warm = [once() for _ in range(max(warmups, 1))]
+    loops = max(1, math.ceil(min_time_s / max(min(warm), 1e-9)))
+    values = []
+    for _ in range(repeats):
+        values.append(sum(once() for _ in range(loops)) / loops)
+        if on_repeat is not None:
+            on_repeat()
+    return values

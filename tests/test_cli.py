@@ -1,0 +1,116 @@
+"""The CLI as a user runs it: `feedtax run --profile ci`, `report`, `schema`, bad input, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "harness"]
+
+
+def feedtax(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*FEEDTAX, *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "out"
+    proc = feedtax("run", "--profile", "ci", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_ci_run_writes_valid_results_and_report(ci_run):
+    doc = json.loads((ci_run / "results.json").read_text())
+    schema = json.loads(feedtax("schema").stdout)
+    jsonschema.validate(doc, schema)
+    assert doc["status"] == "complete" and doc["profile"] == "ci"
+    pairs = {(r["track"], r["format"]) for r in doc["formats"]}
+    assert pairs == {(t, f) for t in ("cloud", "edge", "mobile", "tiny") for f in ("csv", "json", "parquet", "protobuf", "raw")}
+    assert not (ci_run / "data").exists(), "data is removed unless --keep-data"
+    html = (ci_run / "report.html").read_text()
+    assert html.count("<svg") >= 1 and "Format costs" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "report must load nothing from the network"
+
+
+def test_report_rerenders_from_results_alone(ci_run, tmp_path):
+    target = tmp_path / "again.html"
+    proc = feedtax("report", str(ci_run / "results.json"), "--out", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert "<svg" in target.read_text()
+
+
+def test_report_of_a_malformed_file_fails_naming_it(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text('{"schema_version": 1, "run_id": 3}')
+    proc = feedtax("report", str(bad))
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "not a valid feedtax results file" in proc.stderr
+
+
+def test_subset_of_tracks_and_formats_and_keep_data(tmp_path):
+    out = tmp_path / "o"
+    proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json", "--keep-data")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [(r["track"], r["format"]) for r in doc["formats"]] == [("tiny", "raw"), ("tiny", "json")]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["tiny-json", "tiny-raw"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--profile", "huge"], "unknown profile 'huge'"),
+        (["--formats", "xml"], "unknown format xml"),
+        (["--tracks", "space"], "unknown track space"),
+    ],
+)
+def test_bad_options_exit_nonzero_with_a_message(tmp_path, args, message):
+    proc = feedtax("run", "--out", str(tmp_path / "o"), *args)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_unwritable_out_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = feedtax("run", "--profile", "ci", "--out", str(blocker / "sub"))
+    assert proc.returncode == 2 and str(blocker / "sub") in proc.stderr
+
+
+def test_ctrl_c_leaves_valid_partial_results(tmp_path):
+    out = tmp_path / "o"
+    proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if len(json.loads((out / "results.json").read_text())["formats"]) >= 2:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    doc = json.loads((out / "results.json").read_text())
+    jsonschema.validate(doc, json.loads(feedtax("schema").stdout))
+    assert doc["status"] == "interrupted" and doc["stages"][-1]["status"] == "interrupted"
+    assert 2 <= len(doc["formats"]) < 20
+    assert (out / "report.html").exists() and "did not complete" in (out / "report.html").read_text()
+    assert not list(out.glob("*.tmp"))
+
+
+def test_help_starts_without_heavy_imports():
+    code = "import sys, harness.cli; print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    assert feedtax("--help").returncode == 0
