@@ -8,12 +8,16 @@ from typing import Optional
 
 import typer
 
+from harness.probe_cli import probe_app
+
 app = typer.Typer(
     help="feedtax: measure what it costs to feed an accelerator, on this machine.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(probe_app, name="probe")
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")

@@ -3,11 +3,14 @@
 Encode writes shards (page cache, no fsync). Decode streams every sample back; "cold" evicts the
 shards' pages first (fsync + posix_fadvise DONTNEED, checked with mincore), "warm" reads them
 from the page cache. Each is a distribution over repeats (harness.stats).
+A format too slow to repeat over all samples within the profile's per-format budget is measured on
+a prefix of whole shards (a per-sample cost does not depend on the count); n_samples says how many.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +27,21 @@ def _decode_all(codec: formats.Codec, paths: list[Path], expected: int) -> None:
         raise RuntimeError(f"{codec.name}: decoded {n} samples, wrote {expected}")
 
 
+def samples_within_budget(
+    codec: formats.Codec, samples: list[Sample], scratch: Path, *, samples_per_shard: int, passes: int, budget_s: float
+) -> int:
+    """How many samples (whole shards, at least one) the passes can process within budget_s, from one
+    untimed encode + decode of the first shard."""
+    probe = samples[:samples_per_shard]
+    t0 = time.perf_counter()
+    paths = codec.write(probe, scratch, samples_per_shard=samples_per_shard)
+    _decode_all(codec, paths, len(probe))
+    per_sample_s = (time.perf_counter() - t0) / len(probe)
+    shutil.rmtree(scratch, ignore_errors=True)
+    affordable = int(budget_s / (passes * per_sample_s))
+    return max(len(probe), min(len(samples), affordable // samples_per_shard * samples_per_shard))
+
+
 def measure_format(
     track: str,
     fmt: str,
@@ -34,13 +52,21 @@ def measure_format(
     warmups: int,
     repeats: int,
     min_time_s: float,
+    budget_s: float | None = None,
     on_repeat: Callable[[], None] | None = None,
 ) -> tuple[FormatResult, list[Path]]:
-    """Measure one format on one track's samples; returns the result and the kept shard paths."""
+    """Measure one format on one track's samples; returns the result and the kept shard paths.
+
+    budget_s bounds the time of the encode, cold and warm passes together (None: all samples).
+    """
     codec = formats.get(fmt)
-    n = len(samples)
     scratch = workdir / f"{track}-{fmt}-encode"
     final = workdir / f"{track}-{fmt}"
+    if budget_s is not None:
+        passes = 3 * (max(warmups, 1) + repeats)
+        samples = samples[: samples_within_budget(codec, samples, scratch, samples_per_shard=samples_per_shard,
+                                                   passes=passes, budget_s=budget_s)]
+    n = len(samples)
 
     def fresh() -> None:
         shutil.rmtree(scratch, ignore_errors=True)

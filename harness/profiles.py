@@ -17,6 +17,10 @@ class Profile:
     warmups: int = 1
     repeats: int = 5
     min_time_s: float = 0.01  # a repeat runs enough loops to last at least this long
+    format_budget_s: float = 10.0  # per track x format: slow formats are measured on fewer shards
+    disk_probe_bytes: int = 1 << 30
+    disk_probe_budget_s: float = 30.0
+    memory_probe_bytes: int = 256 << 20
     worker_counts: tuple[int, ...] = field(default=(0, 1, 2))
 
 
@@ -27,7 +31,11 @@ PROFILES = {
         samples_per_track=200,
         samples_per_shard=100,
         sizes=Sizes(seq_len=256, frame_hw=(24, 24), crop_hw=(16, 16), text_len=16, audio_len=160),
-        min_time_s=0.0,
+        min_time_s=0.01,
+        format_budget_s=1.5,
+        disk_probe_bytes=32 << 20,
+        disk_probe_budget_s=4.0,
+        memory_probe_bytes=128 << 20,
     ),
     "laptop": Profile(
         name="laptop",
@@ -36,6 +44,9 @@ PROFILES = {
         samples_per_shard=500,
         sizes=Sizes(seq_len=2048, frame_hw=(64, 64), crop_hw=(32, 32), text_len=32, audio_len=160),
         min_time_s=0.05,
+        format_budget_s=8.0,
+        disk_probe_bytes=512 << 20,
+        disk_probe_budget_s=20.0,
     ),
     "full": Profile(
         name="full",
@@ -45,6 +56,10 @@ PROFILES = {
         sizes=Sizes(seq_len=4096, frame_hw=(128, 128), crop_hw=(64, 64), text_len=64, audio_len=1600),
         repeats=7,
         min_time_s=0.1,
+        format_budget_s=60.0,
+        disk_probe_bytes=4 << 30,
+        disk_probe_budget_s=90.0,
+        memory_probe_bytes=1 << 30,
     ),
 }
 

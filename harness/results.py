@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from harness.stats import Distribution
+from probes.disk import DiskResult
+from probes.energy import EnergyResult
 from probes.host import HostInfo
+from probes.memory import MemoryResult
 
 SCHEMA_VERSION = 1
 
@@ -36,7 +39,7 @@ class FormatResult(BaseModel):
 
     track: Track
     format: Format
-    n_samples: int
+    n_samples: int = Field(description="samples measured: all the track's, or fewer whole shards for a format too slow for the budget")
     n_shards: int
     bytes_on_disk: int
     bytes_per_sample: float
@@ -70,6 +73,9 @@ class RunConfig(BaseModel):
     warmups: int
     repeats: int
     min_time_s: float
+    disk_probe_bytes: int | None = None
+    memory_probe_bytes: int | None = None
+    format_budget_s: float | None = Field(None, description="per track x format; slower formats are measured on fewer samples")
     sizes: dict[str, int | list[int]]
     data_dir: str
 
@@ -83,7 +89,10 @@ class Results(BaseModel):
     host: HostInfo
     config: RunConfig
     stages: list[Stage] = []
+    disk: DiskResult | None = Field(None, description="the data directory's disk: sequential and random reads, writes")
+    memory: MemoryResult | None = None
     formats: list[FormatResult] = []
+    energy: EnergyResult | None = Field(None, description="energy counters over the measuring stages; absent ones say why")
 
 
 def now_utc() -> str:

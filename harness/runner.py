@@ -1,6 +1,7 @@
 """`feedtax run`: the stages in order, each saving results.json as it goes.
 
-profile -> host probe -> datasets per track -> format stage -> results.json -> report.html.
+profile -> host, disk and memory probes -> datasets per track -> format stage -> results.json
+-> report.html. Energy counters are read over all the measuring stages.
 Ctrl-C or a failure marks the stage and the run as such and leaves a valid results.json holding
 everything measured up to then.
 """
@@ -18,6 +19,9 @@ from harness import datasets, results
 from harness.formatstage import measure_format
 from harness.profiles import Profile
 from probes import host
+from probes.disk import measure_disk
+from probes.energy import EnergyMeter
+from probes.memory import measure_memory
 
 
 class Progress(Protocol):
@@ -91,31 +95,45 @@ def run(
         profile=profile.name, seed=seed, tracks=list(tracks), formats=list(formats),
         samples_per_track=profile.samples_per_track, samples_per_shard=profile.samples_per_shard,
         warmups=profile.warmups, repeats=profile.repeats, min_time_s=profile.min_time_s,
+        disk_probe_bytes=profile.disk_probe_bytes, memory_probe_bytes=profile.memory_probe_bytes,
+        format_budget_s=profile.format_budget_s,
         sizes={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(profile.sizes).items()},
         data_dir=str(data_dir),
     )
     res = results.Results(
         run_id=results.new_run_id(), profile=profile.name, created_utc=results.now_utc(),
-        host=host.collect(), config=config,
+        host=host.collect(out_dir), config=config,
     )
     results.save(res, path)
+    meter = EnergyMeter()
     try:
-        with stage(res, path, "formats"):
-            passes_per_format = 3 * profile.repeats
-            progress.start("format costs", len(tracks) * len(formats) * passes_per_format)
-            for track in tracks:
-                samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
-                for fmt in formats:
-                    result, _ = measure_format(
-                        track, fmt, samples, data_dir,
-                        samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
-                        repeats=profile.repeats, min_time_s=profile.min_time_s, on_repeat=progress.advance,
-                    )
-                    res.formats.append(result)
-                    results.save(res, path)
+        with meter:
+            with stage(res, path, "probes"):
+                progress.start("disk and memory probes", 2)
+                data_dir.mkdir(parents=True, exist_ok=True)
+                res.disk = measure_disk(data_dir, profile.disk_probe_bytes, time_budget_s=profile.disk_probe_budget_s)
+                progress.advance()
+                results.save(res, path)
+                res.memory = measure_memory(profile.memory_probe_bytes)
+                progress.advance()
+            with stage(res, path, "formats"):
+                passes_per_format = 3 * profile.repeats
+                progress.start("format costs", len(tracks) * len(formats) * passes_per_format)
+                for track in tracks:
+                    samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
+                    for fmt in formats:
+                        result, _ = measure_format(
+                            track, fmt, samples, data_dir,
+                            samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
+                            repeats=profile.repeats, min_time_s=profile.min_time_s,
+                            budget_s=profile.format_budget_s, on_repeat=progress.advance,
+                        )
+                        res.formats.append(result)
+                        results.save(res, path)
         res.status = "complete"
-        results.save(res, path)
     finally:
+        res.energy = meter.result
+        results.save(res, path)
         if not keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
     return res

@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import psutil
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 PACKAGES = ("torch", "numpy", "pyarrow", "protobuf", "orjson", "mlsysim", "pydantic", "nvidia-ml-py", "feedtax")
+
+
+class DataDir(BaseModel):
+    """Where the run's data lives: the filesystem and block device behind the numbers."""
+
+    path: str
+    fs_type: str
+    mount_point: str
+    block_device: str | None
+    rotational: bool | None = Field(description="from /sys/block/DEV/queue/rotational; None where unreadable")
 
 
 class HostInfo(BaseModel):
@@ -32,6 +43,15 @@ class HostInfo(BaseModel):
     packages: dict[str, str | None]
     protobuf_backend: str | None
     git_sha: str | None
+    cpu_freq_mhz: float | None = None
+    cpu_freq_max_mhz: float | None = None
+    cpu_governor: str | None = None
+    load_average_1m: float | None = None
+    virtualization: str | None = Field(None, description="'vm' when the CPU reports a hypervisor, else None")
+    container: str | None = Field(None, description="docker/podman/kubernetes/lxc when detected, else None")
+    data_dir: DataDir | None = None
+    gpus: list[dict] = Field(default_factory=list, description="NVML's view of each GPU; empty without NVML")
+    gpu_absent_reason: str | None = None
 
 
 def cpu_model() -> str:
@@ -64,23 +84,115 @@ def protobuf_backend() -> str | None:
 
 def git_sha(directory: Path = Path(__file__).resolve().parent.parent) -> str | None:
     """The checkout's commit, with a '-dirty' suffix when it has local changes; None outside git."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=5)
+
     try:
-        sha = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        top = git("rev-parse", "--show-toplevel")
+        # an installed copy inside some other repository (e.g. a venv in a checkout) is not a checkout
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != directory.resolve():
+            return None
+        sha = git("rev-parse", "HEAD")
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def collect() -> HostInfo:
+def fs_type(path: os.PathLike | str, mountinfo: os.PathLike | str = "/proc/self/mountinfo") -> str:
+    """Filesystem type of the mount holding path, or 'unknown'."""
+    mount = mount_of(path, mountinfo)
+    return mount[1] if mount else "unknown"
+
+
+def under_hypervisor(cpuinfo: os.PathLike | str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU flags say this OS runs in a virtual machine (x86 'hypervisor' flag)."""
+    try:
+        return any(line.startswith("flags") and " hypervisor" in line for line in Path(cpuinfo).read_text().splitlines())
+    except OSError:
+        return False
+
+
+def mount_of(path: os.PathLike | str, mountinfo: os.PathLike | str = "/proc/self/mountinfo") -> tuple[str, str, str] | None:
+    """(mount point, fs type, major:minor) of the deepest mount holding path; None if unreadable.
+
+    Later lines are mounted on top of earlier ones, so the last deepest match wins."""
+    real = os.path.realpath(path)
+    best = None
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or not rest:
+            continue
+        mnt = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and (best is None or len(mnt) >= len(best[0])):
+            best = (mnt, rest[0], fields[2])
+    return best
+
+
+def data_dir(
+    path: os.PathLike | str, mountinfo: os.PathLike | str = "/proc/self/mountinfo", sys_root: Path = Path("/sys")
+) -> DataDir:
+    """Filesystem, block device and rotational flag for a directory."""
+    mount = mount_of(path, mountinfo)
+    device = rotational = None
+    if mount is not None:
+        dev = sys_root / "dev" / "block" / mount[2]
+        try:
+            device = dev.resolve().name
+            block = dev.resolve()
+            # a partition's queue/ lives in its parent disk's directory
+            queue = block / "queue" if (block / "queue").exists() else block.parent / "queue"
+            rotational = (queue / "rotational").read_text().strip() == "1"
+        except OSError:
+            pass
+    return DataDir(path=str(path), fs_type=mount[1] if mount else "unknown", mount_point=mount[0] if mount else "",
+                   block_device=device, rotational=rotational)
+
+
+def container() -> str | None:
+    if Path("/.dockerenv").exists():
+        return "docker"
+    if Path("/run/.containerenv").exists():
+        return "podman"
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return None
+    for name in ("docker", "kubepods", "lxc", "containerd"):
+        if name in cgroup:
+            return name
+    return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def collect(data_path: os.PathLike | str | None = None) -> HostInfo:
     try:
         affinity = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         affinity = None
     uname = platform.uname()
+    try:
+        freq = psutil.cpu_freq()
+    except (OSError, NotImplementedError):
+        freq = None
+    from probes.gpu import collect_gpus
+
+    gpus = collect_gpus()
     return HostInfo(
         cpu_model=cpu_model(),
         cpu_logical_cores=psutil.cpu_count(logical=True) or 0,
@@ -95,4 +207,13 @@ def collect() -> HostInfo:
         packages=package_versions(),
         protobuf_backend=protobuf_backend(),
         git_sha=git_sha(),
+        cpu_freq_mhz=freq.current if freq else None,
+        cpu_freq_max_mhz=(freq.max or None) if freq else None,
+        cpu_governor=_read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        load_average_1m=os.getloadavg()[0],
+        virtualization="vm" if under_hypervisor() else None,
+        container=container(),
+        data_dir=data_dir(data_path) if data_path is not None else None,
+        gpus=[g.model_dump() for g in gpus.gpus],
+        gpu_absent_reason=None if gpus.available else gpus.reason,
     )

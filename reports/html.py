@@ -37,6 +37,39 @@ def _kv(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _probes(results: Results) -> list[str]:
+    """The measured supply side: disk, memory, energy counters (present or absent, and why)."""
+    parts = []
+    d, m, e = results.disk, results.memory, results.energy
+    if d is not None:
+        parts += [
+            "<h2>Disk under the data directory</h2>",
+            f"<p class='note'>{escape(d.path)} on {escape(d.fs_type)}; test file {d.size_bytes / 1e6:,.0f} MB,"
+            f" {d.block_size_bytes // 1024} KiB blocks; MB = 10<sup>6</sup> bytes. Cold reads: {escape(d.cache_method)}"
+            f" ({'confirmed' if d.cache_evicted else '<span class=warn>not confirmed</span>'}).</p>",
+            _kv([("sequential write (fsync included)", f"{d.seq_write_mb_per_s:,.0f} MB/s"),
+                 ("sequential read, cold cache", f"{d.seq_read_mb_per_s_cold:,.0f} MB/s"),
+                 ("sequential read, warm cache", f"{d.seq_read_mb_per_s_warm:,.0f} MB/s"),
+                 ("sequential read, O_DIRECT", "not allowed here" if d.seq_read_mb_per_s_direct is None else f"{d.seq_read_mb_per_s_direct:,.0f} MB/s"),
+                 ("random 4 KiB reads", f"{d.rand_read_iops_4k:,.0f} IOPS ({escape(d.rand_read_method)})"),
+                 ("read latency p50 / p99", f"{d.read_latency_p50_s * 1e6:,.0f} / {d.read_latency_p99_s * 1e6:,.0f} µs")]),
+        ]
+        parts += [f"<p class='warn'>{escape(w)}</p>" for w in d.warnings]
+    if m is not None:
+        parts += ["<h2>Memory bandwidth</h2>", f"<p class='note'>{escape(m.convention)}</p>",
+                  _kv([("copy, one core", f"{m.copy_mb_per_s_one_core:,.0f} MB/s"),
+                       (f"copy, all cores ({m.threads} threads)", f"{m.copy_mb_per_s_all_cores:,.0f} MB/s")])]
+        parts += [f"<p class='warn'>{escape(w)}</p>" for w in m.warnings]
+    if e is not None:
+        rows = [(f"{c.name} ({c.source})", f"{c.energy_j:,.1f} J, {c.average_power_w:,.1f} W average"
+                 + (f" — {c.warning}" if c.warning else "")) for c in e.counters]
+        rows += [(f"{source}: absent", why) for source, why in e.absent.items()]
+        parts += ["<h2>Energy counters</h2>",
+                  f"<p class='note'>Read over the measuring stages ({e.window_s:,.1f} s). Absent counters are reported"
+                  " as absent, never estimated here.</p>", _kv(rows)]
+    return parts
+
+
 def render(results: Results) -> str:
     """The whole report as an HTML string."""
     from reports import figures
@@ -59,13 +92,13 @@ def render(results: Results) -> str:
             " the page cache. Bars are medians over repeats (warm-ups excluded), whiskers the interquartile range;"
             " <span class='warn'>!</span> marks a noisy measurement (spread over 10%).</p>",
             f"<figure>{_svg(figures.format_costs(results))}</figure>",
-            "<table><tr><th class='l'>track</th><th class='l'>format</th><th>bytes/sample</th><th>compression</th>"
+            "<table><tr><th class='l'>track</th><th class='l'>format</th><th>samples</th><th>bytes/sample</th><th>compression</th>"
             "<th>encode samples/s</th><th>decode samples/s cold</th><th>decode samples/s warm</th>"
             "<th>decode MB/s warm</th><th class='l'>cache evicted</th><th class='l'>random access</th></tr>",
         ]
         for r in results.formats:
             parts.append(
-                f"<tr><td class='l'>{r.track}</td><td class='l'>{r.format}</td><td>{r.bytes_per_sample:,.0f}</td>"
+                f"<tr><td class='l'>{r.track}</td><td class='l'>{r.format}</td><td>{r.n_samples:,}</td><td>{r.bytes_per_sample:,.0f}</td>"
                 f"<td>{r.compression_ratio:.2f}x</td><td>{_dist(r.encode_samples_per_s)}</td>"
                 f"<td>{_dist(r.decode_samples_per_s_cold)}</td><td>{_dist(r.decode_samples_per_s_warm)}</td>"
                 f"<td>{r.decode_mb_per_s_warm.median:,.1f}</td>"
@@ -74,8 +107,11 @@ def render(results: Results) -> str:
             )
         parts.append(
             "</table><p class='note'>Values: median ± half the IQR. MB = 10<sup>6</sup> bytes of shard file. "
-            "Encode includes writing the shards to the page cache (no fsync).</p>"
+            "Encode includes writing the shards to the page cache (no fsync). A format too slow to repeat over all"
+            " of a track's samples within the profile's time budget is measured on fewer whole shards"
+            " (<i>samples</i>); a per-sample cost does not depend on the count.</p>"
         )
+    parts += _probes(results)
     c = results.config
     parts += [
         "<h2>Machine</h2>",

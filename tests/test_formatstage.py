@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import formats
-from harness.formatstage import measure_format
+from harness.formatstage import measure_format, samples_within_budget
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "raw"])
@@ -25,3 +25,15 @@ def test_sizes_ratios_and_rates_are_consistent(tmp_path, track_samples, fmt):
     assert r.random_access == formats.get(fmt).random_access
     assert len(list(formats.get(fmt).iter_samples(paths))) == 24
     assert [p.name for p in tmp_path.iterdir()] == [f"edge-{fmt}"], "scratch copies must be cleaned up"
+
+
+def test_budget_measures_whole_shards_and_at_least_one(tmp_path, track_samples):
+    samples = track_samples["edge"]  # 24 samples
+    codec = formats.get("json")
+    tiny = samples_within_budget(codec, samples, tmp_path / "s", samples_per_shard=5, passes=18, budget_s=1e-9)
+    ample = samples_within_budget(codec, samples, tmp_path / "s", samples_per_shard=5, passes=18, budget_s=1e9)
+    assert (tiny, ample) == (5, 24)
+    assert not (tmp_path / "s").exists()
+    r, paths = measure_format("edge", "json", samples, tmp_path, samples_per_shard=5, warmups=1, repeats=5,
+                              min_time_s=0.0, budget_s=1e-9)
+    assert (r.n_samples, r.n_shards, len(paths)) == (5, 1, 1)

@@ -1,0 +1,158 @@
+"""`feedtax probe disk|memory|host|energy`: run one probe, print a table or (--json) one JSON object.
+
+Probe modules are imported inside the commands so the CLI starts fast. Errors print one line to
+stderr naming the path, and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+probe_app = typer.Typer(help="Measure this machine: disk, memory bandwidth, host metadata, energy counters.",
+                        no_args_is_help=True)
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '4096', '256M' / '256MiB' (binary: K, M, G, T) or '300MB' (decimal: KB, MB, GB, TB)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*", text.upper())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use bytes, or a suffix: 256M, 1G, 300MB)")
+    number, prefix, tail = m.groups()
+    unit = _UNITS[prefix + "B"] if tail == "B" and prefix else _UNITS[prefix]
+    value = float(number) * unit
+    if value < 1 or value != int(value):
+        raise ValueError(f"not a whole, positive number of bytes: {text!r}")
+    return int(value)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"feedtax probe: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _size(text: str, what: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        _fail(f"{what}: {exc}")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict) and "median" in value and "iqr" in value:  # a harness.stats.Distribution
+        return f"{value['median']:.6g} {value['unit']} (IQR {value['iqr']:.3g}, n={value['n']}{', UNSTABLE' if value['unstable'] else ''})"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _emit(model: "BaseModel", as_json: bool, title: str) -> None:
+    """One JSON object on stdout, or rich tables: scalars, distributions, then lists of records."""
+    if as_json:
+        typer.echo(model.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console, data = Console(), model.model_dump()
+    main = Table("field", "value", title=title)
+    lists: dict[str, list] = {}
+    warnings = data.pop("warnings", [])
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            lists[key] = value
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                main.add_row(f"{key}.{sub}", _cell(v))
+        else:
+            main.add_row(key, _cell(value))
+    console.print(main)
+    for key, rows in lists.items():
+        table = Table(*rows[0].keys(), title=key)
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row.values()))
+        console.print(table)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@probe_app.command()
+def disk(
+    path: Optional[Path] = typer.Option(None, "--path", help="directory on the disk to measure [default: a temp dir under the current directory]"),
+    size: str = typer.Option("256M", "--size", help="test file size: bytes or 256M, 1G (binary) / 300MB (decimal)"),
+    block_size: str = typer.Option("1M", "--block-size", help="sequential block size"),
+    time_budget_s: float = typer.Option(60.0, "--time-budget-s", help="time the probe aims to stay within"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Sequential write/read (cold and warm), random 4 KiB IOPS and latency; MB = 1e6 bytes."""
+    from probes.disk import ProbeError, measure_disk
+
+    size_bytes, block_bytes = _size(size, "--size"), _size(block_size, "--block-size")
+    made = None
+    if path is None:
+        try:
+            made = path = Path(tempfile.mkdtemp(prefix=".feedtax-probe-", dir=Path.cwd()))
+        except OSError as exc:
+            _fail(f"{Path.cwd()}: cannot make a temp directory: {exc.strerror or exc}")
+    progress = None
+    if not as_json:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        progress = lambda msg: err.print(f"[dim]{msg}[/]")  # noqa: E731
+    try:
+        result = measure_disk(path, size_bytes, block_size_bytes=block_bytes, time_budget_s=time_budget_s, progress=progress)
+    except ProbeError as exc:
+        _fail(str(exc))
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+    _emit(result, as_json, f"disk: {path}")
+
+
+@probe_app.command()
+def memory(
+    size: str = typer.Option("512M", "--size", help="bytes per array (source and destination)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="threads for the all-cores copy [default: usable cores]"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Memory copy bandwidth with numpy, one core and all cores (read + written bytes per second)."""
+    from probes.memory import measure_memory
+
+    try:
+        result = measure_memory(_size(size, "--size"), threads=threads)
+    except ValueError as exc:
+        _fail(f"memory: {exc}")
+    _emit(result, as_json, "memory copy bandwidth")
+
+
+@probe_app.command()
+def host(as_json: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+    """What machine and software this is (CPU, memory, OS, packages)."""
+    from probes.host import collect
+
+    _emit(collect(), as_json, "host")
+
+
+@probe_app.command()
+def energy(
+    window_s: float = typer.Option(1.0, "--window-s", help="idle window to measure over, seconds"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Energy counters (RAPL, NVML) over an idle window; absent counters are listed with the reason."""
+    from probes.energy import measure_energy
+
+    if window_s <= 0:
+        _fail(f"--window-s must be positive, got {window_s}")
+    _emit(measure_energy(window_s), as_json, f"energy over {window_s:g} s")

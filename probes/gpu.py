@@ -1,0 +1,90 @@
+"""NVIDIA GPUs through NVML (the nvidia-ml-py package, imported lazily): name, driver, memory, PCIe
+link and the total-energy counter. Where NVML is absent the answer says so and why; nothing is faked."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from pydantic import BaseModel
+
+
+class NvmlUnavailable(Exception):
+    """NVML cannot be used here; the message says why."""
+
+
+class GpuInfo(BaseModel):
+    index: int
+    name: str
+    uuid: str | None
+    memory_total_bytes: int | None
+    pcie_link_gen_current: int | None
+    pcie_link_gen_max: int | None
+    pcie_link_width_current: int | None
+    pcie_link_width_max: int | None
+    total_energy_mj: int | None  # NVML's counter since the driver loaded; None where the GPU lacks it (pre-Volta)
+
+
+class GpuReport(BaseModel):
+    """All GPUs NVML sees, or available=False with the reason."""
+
+    available: bool
+    reason: str | None = None
+    driver_version: str | None = None
+    nvml_version: str | None = None
+    gpus: list[GpuInfo] = []
+
+
+@contextmanager
+def nvml_session() -> Iterator[Any]:
+    """The initialised pynvml module for the duration of the block; raises NvmlUnavailable."""
+    try:
+        import pynvml
+    except ImportError:
+        raise NvmlUnavailable("nvidia-ml-py (pynvml) is not installed") from None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:  # e.g. NVML Shared Library Not Found: no NVIDIA driver
+        raise NvmlUnavailable(f"NVML did not initialise: {exc}") from None
+    try:
+        yield pynvml
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _get(nvml: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """A query's answer, or None where this GPU or driver does not support it."""
+    try:
+        value = fn(*args)
+    except nvml.NVMLError:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def total_energy_mj(nvml: Any, handle: Any) -> int | None:
+    """The GPU's total-energy counter in millijoules, None where unsupported."""
+    return _get(nvml, nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+
+
+def collect_gpus() -> GpuReport:
+    """Describe every GPU NVML sees; available=False with the reason where NVML is absent."""
+    try:
+        with nvml_session() as nvml:
+            gpus = []
+            for i in range(nvml.nvmlDeviceGetCount()):
+                h = nvml.nvmlDeviceGetHandleByIndex(i)
+                memory = _get(nvml, nvml.nvmlDeviceGetMemoryInfo, h)
+                gpus.append(GpuInfo(
+                    index=i, name=_get(nvml, nvml.nvmlDeviceGetName, h) or "unknown",
+                    uuid=_get(nvml, nvml.nvmlDeviceGetUUID, h),
+                    memory_total_bytes=memory.total if memory is not None else None,
+                    pcie_link_gen_current=_get(nvml, nvml.nvmlDeviceGetCurrPcieLinkGeneration, h),
+                    pcie_link_gen_max=_get(nvml, nvml.nvmlDeviceGetMaxPcieLinkGeneration, h),
+                    pcie_link_width_current=_get(nvml, nvml.nvmlDeviceGetCurrPcieLinkWidth, h),
+                    pcie_link_width_max=_get(nvml, nvml.nvmlDeviceGetMaxPcieLinkWidth, h),
+                    total_energy_mj=total_energy_mj(nvml, h),
+                ))
+            return GpuReport(available=True, driver_version=_get(nvml, nvml.nvmlSystemGetDriverVersion),
+                             nvml_version=_get(nvml, nvml.nvmlSystemGetNVMLVersion), gpus=gpus)
+    except NvmlUnavailable as exc:
+        return GpuReport(available=False, reason=str(exc))

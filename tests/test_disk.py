@@ -1,0 +1,158 @@
+"""probes.disk: figures come out, the cache really is evicted, and bad places fail clearly and cleanly."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from probes import disk
+from probes.disk import IN_MEMORY_FS, ProbeError, measure_disk, segment_iops
+from probes.host import fs_type
+from probes.pagecache import evict, resident_fraction
+
+MIB = 1 << 20
+CONTRACT = ("seq_read_mb_per_s_cold", "seq_read_mb_per_s_warm", "seq_write_mb_per_s", "rand_read_iops_4k",
+            "read_latency_p99_s", "read_latency_p50_s", "cache_evicted", "block_size_bytes", "size_bytes", "path",
+            "fs_type", "o_direct", "warnings")
+
+
+@contextmanager
+def tmpfs(where: Path, options: str):
+    """A small tmpfs mounted at where, or skip where mounting is not allowed."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def small(path: Path, size: int = 8 * MIB, **kw):
+    return measure_disk(path, size, block_size_bytes=MIB, time_budget_s=1.0, rand_ops=512, **kw)
+
+
+def test_measure_disk_reports_the_contract_and_leaves_nothing(tmp_path):
+    r = small(tmp_path)
+    data = r.model_dump()
+    assert set(CONTRACT) <= data.keys()
+    for key in ("seq_read_mb_per_s_cold", "seq_read_mb_per_s_warm", "seq_write_mb_per_s", "rand_read_iops_4k"):
+        assert isinstance(data[key], float) and data[key] > 0, key
+        assert r.distributions[key].median == data[key]
+    assert 0 < r.read_latency_p50_s <= r.read_latency_p99_s
+    assert r.size_bytes == 8 * MIB and r.block_size_bytes == MIB
+    assert [b.block_size_bytes for b in r.block_sizes] == [4096, 16384, 65536, 262144, 1048576, 4194304]
+    assert all(b.bytes_read > 0 and b.seq_read_mb_per_s > 0 for b in r.block_sizes)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cold_reads_really_were_evicted(tmp_path):
+    if fs_type(tmp_path) in IN_MEMORY_FS:
+        pytest.skip(f"{tmp_path} is on {fs_type(tmp_path)}: pages cannot be evicted")
+    r = small(tmp_path)
+    assert r.cache_evicted is True
+    assert r.cache_resident_fraction_max is not None and r.cache_resident_fraction_max < 0.05
+    # and the mechanism the probe relies on, seen directly with mincore
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(4 * MIB))
+    f.read_bytes()
+    assert resident_fraction([f]) > 0.9
+    evict([f])
+    assert resident_fraction([f]) < 0.05
+
+
+def test_in_memory_filesystem_is_said_not_hidden(tmp_path):
+    with tmpfs(tmp_path / "mnt", "size=64M") as mnt:
+        r = small(mnt)
+        assert r.fs_type == "tmpfs"
+        assert r.cache_evicted is False
+        assert any("tmpfs keeps files in memory" in w for w in r.warnings)
+        assert any("eviction not confirmed" in w for w in r.warnings)
+        assert list(mnt.iterdir()) == []
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(ProbeError, match="does not exist") as err:
+        small(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(err.value)
+
+
+def test_not_a_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProbeError, match="not a directory"):
+        small(tmp_path / "file")
+
+
+def test_read_only_filesystem_mounted(tmp_path):
+    with tmpfs(tmp_path / "ro", "ro,size=1M") as ro:
+        with pytest.raises(ProbeError, match="read-only") as err:
+            small(ro)
+        assert str(ro) in str(err.value)
+        assert list(ro.iterdir()) == []
+
+
+def test_read_only_directory_injected(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kw):
+        if flags & os.O_CREAT and str(path).startswith(str(tmp_path)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ProbeError, match="read-only filesystem") as err:
+        small(tmp_path)
+    assert str(tmp_path) in str(err.value)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_on_a_small_filesystem(tmp_path):
+    with tmpfs(tmp_path / "tiny", "size=1M") as tiny:
+        with pytest.raises(ProbeError, match="disk full") as err:
+            small(tiny)
+        assert "bytes free" in str(err.value) and str(tiny) in str(err.value)
+        assert list(tiny.iterdir()) == []
+
+
+def test_enospc_mid_write_removes_the_partial_file(tmp_path, monkeypatch):
+    real_write, calls = os.write, []
+
+    def fill(fd, data):
+        calls.append(len(data))
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", fill)
+    with pytest.raises(ProbeError, match=r"disk full \(ENOSPC\) after writing 2097152 of 8388608 bytes") as err:
+        small(tmp_path)
+    assert "bytes were free" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_sizes_are_refused(tmp_path):
+    with pytest.raises(ProbeError, match="multiple of 4096"):
+        measure_disk(tmp_path, 8 * MIB, block_size_bytes=1000)
+    with pytest.raises(ProbeError, match="smaller than one block"):
+        measure_disk(tmp_path, 4096, block_size_bytes=MIB)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_segment_iops_counts_wall_time_per_segment():
+    ends = np.array([0.1, 0.2, 0.3, 0.4, 1.4, 2.4])  # three segments of two reads
+    assert segment_iops(ends, 3) == pytest.approx([2 / 0.2, 2 / 0.2, 2 / 2.0])
+
+
+def test_random_offsets_are_distinct_and_aligned():
+    offs = disk.random_offsets(8 * MIB, 1000, seed=1)
+    assert len(set(offs.tolist())) == 1000
+    assert all(o % 4096 == 0 and 0 <= o < 8 * MIB for o in offs.tolist())
+    assert len(disk.random_offsets(64 * 1024, 1000)) == 16  # never more reads than pages
