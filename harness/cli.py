@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from harness.gravity_cli import gravity_cmd
 from harness.probe_cli import probe_app
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 
 app.add_typer(probe_app, name="probe")
+app.command("gravity")(gravity_cmd)
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")

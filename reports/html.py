@@ -14,6 +14,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.warn{color:#b00;font-weight:bold}.note{color:#555;font-size:.9em}
+ul.warnings{background:#fff8e6;border-left:3px solid #e0a000;padding:.4em 1em .4em 2em;font-size:.85em;color:#6b4500}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}.status{padding:.2em .5em;border-radius:4px;background:#eee}
 """
 
@@ -37,6 +38,10 @@ def _kv(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _warnings(items: list[str]) -> str:
+    return "<ul class='warnings'>" + "".join(f"<li>{escape(w)}</li>" for w in items) + "</ul>" if items else ""
+
+
 def _probes(results: Results) -> list[str]:
     """The measured supply side: disk, memory, energy counters (present or absent, and why)."""
     parts = []
@@ -54,12 +59,12 @@ def _probes(results: Results) -> list[str]:
                  ("random 4 KiB reads", f"{d.rand_read_iops_4k:,.0f} IOPS ({escape(d.rand_read_method)})"),
                  ("read latency p50 / p99", f"{d.read_latency_p50_s * 1e6:,.0f} / {d.read_latency_p99_s * 1e6:,.0f} µs")]),
         ]
-        parts += [f"<p class='warn'>{escape(w)}</p>" for w in d.warnings]
+        parts.append(_warnings(d.warnings))
     if m is not None:
         parts += ["<h2>Memory bandwidth</h2>", f"<p class='note'>{escape(m.convention)}</p>",
                   _kv([("copy, one core", f"{m.copy_mb_per_s_one_core:,.0f} MB/s"),
                        (f"copy, all cores ({m.threads} threads)", f"{m.copy_mb_per_s_all_cores:,.0f} MB/s")])]
-        parts += [f"<p class='warn'>{escape(w)}</p>" for w in m.warnings]
+        parts.append(_warnings(m.warnings))
     if e is not None:
         rows = [(f"{c.name} ({c.source})", f"{c.energy_j:,.1f} J, {c.average_power_w:,.1f} W average"
                  + (f" — {c.warning}" if c.warning else "")) for c in e.counters]
@@ -117,6 +122,12 @@ def render(results: Results) -> str:
         "<h2>Machine</h2>",
         _kv([("CPU", h.cpu_model), ("cores (logical / physical / usable)", f"{h.cpu_logical_cores} / {h.cpu_physical_cores} / {h.cpu_affinity_cores}"),
              ("memory", f"{h.memory_total_bytes / 2**30:.1f} GiB"), ("OS", h.os), ("Python", f"{h.python} ({h.python_implementation})"),
+             ("CPU frequency now / max", f"{h.cpu_freq_mhz or '?'} / {h.cpu_freq_max_mhz or '?'} MHz, governor {h.cpu_governor or 'unknown'}"),
+             ("load average (1 min) at start", h.load_average_1m),
+             ("virtual machine / container", f"{h.virtualization or 'not detected'} / {h.container or 'not detected'}"),
+             ("data directory", f"{h.data_dir.path}: {h.data_dir.fs_type} on {h.data_dir.block_device or '?'}"
+              f" (rotational: {h.data_dir.rotational})" if h.data_dir else "not recorded"),
+             ("GPUs (NVML)", ", ".join(g["name"] for g in h.gpus) if h.gpus else f"none: {h.gpu_absent_reason}"),
              ("protobuf backend", h.protobuf_backend), ("feedtax git sha", h.git_sha or "not from a git checkout")]
             + [(f"version of {k}", v or "not installed") for k, v in h.packages.items()]),
         "<h2>Configuration</h2>",

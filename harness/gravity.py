@@ -1,0 +1,145 @@
+"""The Data Gravity Audit: moving a dataset over a network link vs shipping it on drives (sneakernet).
+
+network_s = dataset / (link rate x efficiency), by mlsysim's transfer_time.
+sneakernet_s = write + handling + distance / truck speed + read; drives hold drive_capacity_bytes each and
+are written (and read) sneakernet_parallel_drives at a time at a disk bandwidth (measured, or a storage tier).
+crossover_km = the longest shipping distance at which the drives still arrive no later than the network
+transfer ends; beyond it the network wins. None: the network wins at every distance, even 0 km.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from pydantic import BaseModel, Field
+
+from harness.assumptions import Assumptions, Sourced
+from harness.assumptions import load as load_assumptions
+
+DATASET_TIERS_BYTES = (10**10, 10**12, 10**14, 10**15, 10**16)  # lab plan Part 1: the five tiers, 10 GB -> 10 PB
+LINK_GBPS = (10.0, 100.0)  # lab plan Part 1: the link slider's ends, 10G -> 100G
+STORAGE_TIERS = {  # --tier name -> mlsysim registry path of its bandwidth
+    "hdd": "Systems.Storage.Hdd7200Rpm",
+    "sata_ssd": "Systems.Storage.SataSsd",
+    "nvme_gen4": "Systems.Storage.LocalNvmeGen4",
+}
+DEFAULT_TIER = "hdd"  # shipped drives are HDDs by default (drive_capacity_bytes is an HDD's)
+SECONDS_PER_HOUR = 3600.0
+BYTES_PER_MB = 1e6
+BYTES_PER_GB = 1e9
+
+
+class GravityTier(BaseModel):
+    """One dataset size x link: both paths' times, the crossover distance and the costs."""
+
+    dataset_bytes: int
+    link_gbps: float
+    network_s: float
+    sneakernet_s: float = Field(description="at distance_km")
+    crossover_km: float | None = Field(description="longest distance where sneakernet is no slower; None: never")
+    distance_km: float
+    winner: str
+    drives: int
+    write_s: float
+    ship_s: float
+    read_s: float
+    egress_usd: float
+    drives_usd: float
+
+
+class GravityResult(BaseModel):
+    tiers: list[GravityTier]
+    inputs: dict[str, Sourced]
+    definition: str = ("crossover_km: the longest shipping distance at which the drives arrive no later than the "
+                       "network transfer ends; beyond it the network wins; None: the network wins at every distance")
+
+
+def network_s(dataset_bytes: float, link_gbps: float, efficiency: float) -> float:
+    """Seconds to send dataset_bytes over a link_gbps link at the given efficiency (mlsysim transfer_time)."""
+    from mlsysim.core.units import Q_
+    from mlsysim.physics.quantities import transfer_time
+
+    return transfer_time(Q_(dataset_bytes, "byte"), Q_(link_gbps * efficiency, "Gbit/s")).to("s").magnitude
+
+
+def drives_needed(dataset_bytes: float, capacity_bytes: float) -> int:
+    return max(1, math.ceil(dataset_bytes / capacity_bytes))
+
+
+def copy_s(dataset_bytes: float, drives: int, parallel: float, bytes_per_s: float) -> float:
+    """Seconds to write (or read) the dataset spread over `drives`, `parallel` of them at a time."""
+    return dataset_bytes / (min(drives, parallel) * bytes_per_s)
+
+
+def ship_s(distance_km: float, speed_km_per_h: float, handling_h: float) -> float:
+    return (handling_h + distance_km / speed_km_per_h) * SECONDS_PER_HOUR
+
+
+def crossover_km(net_s: float, write_s: float, read_s: float, speed_km_per_h: float, handling_h: float) -> float | None:
+    """Distance at which sneakernet time equals network time; None when sneakernet loses even at 0 km."""
+    spare_h = (net_s - write_s - read_s) / SECONDS_PER_HOUR - handling_h
+    return spare_h * speed_km_per_h if spare_h >= 0 else None
+
+
+def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: float | None) -> tuple[Sourced, Sourced]:
+    """Disk write/read bandwidth: measured values where given (unless a tier is chosen), else the tier's (mlsysim)."""
+    from harness.calibrate import from_mlsysim
+
+    tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
+    if tier:
+        return tier_bw, tier_bw
+    write = Sourced(value=write_mb_per_s, unit="MB/s", source="measured") if write_mb_per_s else tier_bw
+    read = Sourced(value=read_mb_per_s, unit="MB/s", source="measured") if read_mb_per_s else tier_bw
+    return write, read
+
+
+def gravity(sizes_bytes: Iterable[float] = DATASET_TIERS_BYTES, links_gbps: Iterable[float] = LINK_GBPS, *,
+            distance_km: float | None = None, disk_write_mb_per_s: float | None = None,
+            disk_read_mb_per_s: float | None = None, tier: str | None = None,
+            assumptions: Assumptions | None = None) -> GravityResult:
+    """Network vs sneakernet for every size x link; disk bandwidths measured, or a storage tier's (mlsysim)."""
+    a = assumptions or load_assumptions()
+    if tier is not None and tier not in STORAGE_TIERS:
+        raise ValueError(f"unknown storage tier {tier!r}; choose from {', '.join(STORAGE_TIERS)}")
+    write, read = _bandwidths(tier, disk_write_mb_per_s, disk_read_mb_per_s)
+    keys = ("link_efficiency", "drive_capacity_bytes", "sneakernet_parallel_drives", "truck_speed_km_per_h",
+            "shipping_handling_h", "egress_usd_per_gb", "drive_price_usd")
+    inputs = {k: a.sourced(k) for k in keys}
+    dist = (Sourced(value=distance_km, unit="km", source="measured", note="given on the command line")
+            if distance_km is not None else a.sourced("sneakernet_distance_km"))
+    inputs.update(disk_write_bandwidth=write, disk_read_bandwidth=read, distance=dist)
+    v = {k: s.value for k, s in inputs.items()}
+    tiers = []
+    for size in sizes_bytes:
+        drives = drives_needed(size, v["drive_capacity_bytes"])
+        w = copy_s(size, drives, v["sneakernet_parallel_drives"], write.value * BYTES_PER_MB)
+        r = copy_s(size, drives, v["sneakernet_parallel_drives"], read.value * BYTES_PER_MB)
+        ship = ship_s(dist.value, v["truck_speed_km_per_h"], v["shipping_handling_h"])
+        for link in links_gbps:
+            net = network_s(size, link, v["link_efficiency"])
+            sneak = w + ship + r
+            tiers.append(GravityTier(
+                dataset_bytes=int(size), link_gbps=float(link), network_s=net, sneakernet_s=sneak,
+                crossover_km=crossover_km(net, w, r, v["truck_speed_km_per_h"], v["shipping_handling_h"]),
+                distance_km=dist.value, winner="network" if net <= sneak else "sneakernet", drives=drives,
+                write_s=w, ship_s=ship, read_s=r, egress_usd=size / BYTES_PER_GB * v["egress_usd_per_gb"],
+                drives_usd=drives * v["drive_price_usd"]))
+    return GravityResult(tiers=tiers, inputs=inputs)
+
+
+def parse_size(text: str) -> int:
+    """'10GB', '1 PB', '5e12' -> bytes (SI: 1 GB = 10**9 bytes)."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18}
+    s = text.strip().upper().replace(" ", "")
+    number = s.rstrip("KMGTPEB")
+    unit = s[len(number):]
+    if unit not in units:
+        raise ValueError(f"size {text!r}: unknown unit {unit!r}; use B, KB, MB, GB, TB, PB or EB")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"size {text!r}: not a number followed by a unit, e.g. 10GB or 1PB") from None
+    if not value > 0:
+        raise ValueError(f"size {text!r}: must be positive")
+    return int(round(value * units[unit]))

@@ -1,0 +1,49 @@
+"""`feedtax gravity`: the Data Gravity Audit from the command line (register with app.command("gravity"))."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def gravity_cmd(
+    size: Optional[list[str]] = typer.Option(None, help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the lab's five tiers."),
+    distance_km: Optional[float] = typer.Option(None, help="Shipping distance in km; default assumption sneakernet_distance_km."),
+    link_gbps: Optional[list[float]] = typer.Option(None, help="Link rates in Gbit/s (repeat); default 10 and 100."),
+    disk_mb_per_s: Optional[float] = typer.Option(None, help="Drive write and read bandwidth in MB/s (e.g. this machine's measured disk)."),
+    tier: Optional[str] = typer.Option(None, help="Use a storage tier's bandwidth instead: hdd, sata_ssd, nvme_gen4."),
+    assume: Optional[list[str]] = typer.Option(None, help="Override an assumption: key=value (repeat)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Network transfer vs shipping drives: time per dataset size and link, and the crossover distance."""
+    from harness import gravity as g
+    from harness.assumptions import AssumptionError, load
+
+    try:
+        sizes = [g.parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(g.DATASET_TIERS_BYTES)
+        a = load(overrides=assume or [])
+        result = g.gravity(sizes, link_gbps or g.LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
+                           disk_read_mb_per_s=disk_mb_per_s, tier=tier, assumptions=a)
+    except (ValueError, AssumptionError) as exc:
+        typer.echo(f"feedtax: {exc}", err=True)
+        raise typer.Exit(2)
+    if json_out:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def hours(s: float) -> str:
+        return f"{s / 3600:,.1f} h"
+
+    t = Table(title=f"Data Gravity Audit at {result.tiers[0].distance_km:,.0f} km "
+                    f"(disk {result.inputs['disk_write_bandwidth'].value:,.0f} MB/s, {result.inputs['disk_write_bandwidth'].source})")
+    for col in ("dataset", "link", "network", "sneakernet", "winner", "crossover", "drives", "egress", "drives cost"):
+        t.add_column(col, justify="right")
+    for r in result.tiers:
+        t.add_row(f"{r.dataset_bytes / 1e12:,.2f} TB", f"{r.link_gbps:g} Gbit/s", hours(r.network_s), hours(r.sneakernet_s),
+                  r.winner, "never" if r.crossover_km is None else f"{r.crossover_km:,.0f} km", str(r.drives),
+                  f"${r.egress_usd:,.0f}", f"${r.drives_usd:,.0f}")
+    Console().print(t)
+    typer.echo(result.definition)

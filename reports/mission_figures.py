@@ -1,0 +1,133 @@
+"""The mission instruments: TransferTimeRadar, SneakernetCrossoverPlot, EnergyRadar, IngestionWaterfall.
+
+Each takes a model of harness.gravity, harness.energy or harness.calibrate and returns a matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.calibrate import Projection  # noqa: E402
+from harness.energy import AXES, Ledger  # noqa: E402
+from harness.gravity import SECONDS_PER_HOUR, GravityResult  # noqa: E402
+
+TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
+
+
+def _size_label(nbytes: int) -> str:
+    for unit, scale in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:g} {unit}"
+    return f"{nbytes} B"
+
+
+def _radar_axes(fig: plt.Figure, labels: list[str]):
+    angles = np.linspace(0, 2 * np.pi, len(labels), endpoint=False)
+    ax = fig.add_subplot(111, polar=True)
+    ax.set_xticks(angles, labels)
+    return ax, np.append(angles, angles[0])
+
+
+def transfer_time_radar(g: GravityResult) -> plt.Figure:
+    """One spoke per dataset size: log10 hours by network (per link) and by sneakernet, at the audit's distance."""
+    sizes = sorted({t.dataset_bytes for t in g.tiers})
+    fig = plt.figure(figsize=(7, 6))
+    ax, angles = _radar_axes(fig, [_size_label(s) for s in sizes])
+    series = {f"network {link:g} Gbit/s": [next(t.network_s for t in g.tiers if t.dataset_bytes == s and t.link_gbps == link)
+                                           for s in sizes] for link in sorted({t.link_gbps for t in g.tiers})}
+    series[f"sneakernet, {g.tiers[0].distance_km:,.0f} km"] = [next(t.sneakernet_s for t in g.tiers if t.dataset_bytes == s)
+                                                               for s in sizes]
+    floor = min(min(v) for v in series.values()) / SECONDS_PER_HOUR
+    for name, secs in series.items():
+        r = np.log10(np.array(secs) / SECONDS_PER_HOUR) - np.log10(floor) + 0.2
+        ax.plot(angles, np.append(r, r[0]), lw=2, ls="--" if name.startswith("sneakernet") else "-", label=name)
+    ticks = np.arange(0, ax.get_ylim()[1] + 1)
+    ax.set_yticks(ticks + 0.2, [f"{floor * 10**k:.2g} h" for k in ticks], fontsize=7)
+    ax.set_title("TransferTimeRadar: hours to move each dataset (log scale)", fontsize=10)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sneakernet_crossover(g: GravityResult) -> plt.Figure:
+    """Time vs distance per dataset size: network (flat, per link) vs sneakernet (rising); crossovers marked."""
+    speed = g.inputs["truck_speed_km_per_h"].value
+    handling_s = g.inputs["shipping_handling_h"].value * SECONDS_PER_HOUR
+    crossings = [t.crossover_km for t in g.tiers if t.crossover_km is not None]
+    far = max(3 * g.tiers[0].distance_km, 1.3 * min(crossings, default=0.0))
+    d = np.linspace(0, far, 200)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len({t.dataset_bytes for t in g.tiers})))
+    for color, size in zip(colors, sorted({t.dataset_bytes for t in g.tiers})):
+        rows = [t for t in g.tiers if t.dataset_bytes == size]
+        fixed = rows[0].write_s + rows[0].read_s + handling_s
+        ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
+                label=f"{_size_label(size)} sneakernet")
+        for t, ls in zip(rows, (":", "-.", "--")):
+            ax.axhline(t.network_s / SECONDS_PER_HOUR, color=color, ls=ls, lw=1)
+            if t.crossover_km is not None:
+                ax.plot([t.crossover_km], [t.network_s / SECONDS_PER_HOUR], "o", color=color)
+                ax.annotate(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G", (t.crossover_km, t.network_s / SECONDS_PER_HOUR),
+                            fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("shipping distance (km)")
+    ax.set_ylabel("hours (log)")
+    ax.set_title("SneakernetCrossoverPlot: solid = drives, flat = network (dotted 10G, dash-dot 100G); "
+                 "dots = crossover", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def energy_radar(ledger: Ledger) -> plt.Figure:
+    """Per track, log10 pJ per unit of work on each axis: compute (MAC), memory, storage, network, radio."""
+    fig = plt.figure(figsize=(7, 6))
+    ax, angles = _radar_axes(fig, list(AXES))
+    for t in ledger.tracks:
+        pj = [sum(r.joules for r in t.rows if r.axis == axis) * 1e12 for axis in AXES]
+        r = np.log10(np.maximum(pj, 1.0))
+        ax.plot(angles, np.append(r, r[0]), lw=2, color=TRACK_COLORS.get(t.track), label=f"{t.track} (move/compute "
+                f"{t.move_over_compute:.2g})")
+        ax.fill(angles, np.append(r, r[0]), color=TRACK_COLORS.get(t.track), alpha=0.08)
+    ax.set_title("EnergyRadar: log10 pJ per unit of work (0 = none)", fontsize=10)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.4, 1.1), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ingestion_waterfall(projections: Mapping[str, Projection]) -> plt.Figure:
+    """Per track, samples/s of each stage of the headline format's pipeline against the rate the target demands;
+    the binding (slowest) stage is outlined and labelled."""
+    tracks = list(projections)
+    fig, axes = plt.subplots(1, len(tracks), figsize=(3.4 * len(tracks) + 0.5, 4), squeeze=False)
+    for ax, track in zip(axes[0], tracks):
+        p = projections[track]
+        stages = {"read\n(storage/link)": (p.pipeline.read_rate_per_second, "read"),
+                  "decode": (p.pipeline.decode_rate_per_second, "decode"),
+                  "transform": (p.pipeline.transform_rate_per_second, "transform")}
+        x = np.arange(len(stages))
+        bars = ax.bar(x, [v for v, _ in stages.values()], color=TRACK_COLORS.get(track), alpha=0.6)
+        for bar, (_, key) in zip(bars, stages.values()):
+            if key == p.pipeline.bottleneck_stage:
+                bar.set_edgecolor("black")
+                bar.set_linewidth(2.5)
+                ax.annotate("binding", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                            va="bottom", fontsize=8, weight="bold")
+        ax.axhline(p.pipeline.required_rate_per_second, color="black", ls="--", lw=1.2, label="compute demand")
+        ax.set_yscale("log")
+        values = [v for v, _ in stages.values()] + [p.pipeline.required_rate_per_second]
+        ax.set_ylim(min(values) / 10, max(values) * 10)
+        ax.set_xticks(x, list(stages), fontsize=8)
+        ax.set_ylabel("samples/s (measured-sample units, log)", fontsize=8)
+        ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinds: {p.binding_constraint}", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle("IngestionWaterfall: pipeline stage rates vs the rate the target consumes", fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,121 @@
+"""Data Gravity Audit: hand-checked transfer and shipping times, crossover definition and monotonicity, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from harness import assumptions, gravity
+from harness.gravity_cli import gravity_cmd
+
+PB = 10**15
+
+
+def test_one_petabyte_at_100_gbit_is_22_2_hours():
+    s = gravity.network_s(PB, 100, 1.0)
+    assert s == pytest.approx(80_000)  # 8e15 bit / 1e11 bit/s
+    assert s / 3600 == pytest.approx(22.2, abs=0.05)
+
+
+def test_tiers_include_1pb_at_100g_with_efficiency_1():
+    g = gravity.gravity(disk_write_mb_per_s=1000, disk_read_mb_per_s=1000,
+                        assumptions=assumptions.load(overrides=["link_efficiency=1"]))
+    row = next(t for t in g.tiers if t.dataset_bytes == 10**15 and t.link_gbps == 100)
+    assert row.network_s / 3600 == pytest.approx(22.2, abs=0.05)
+    assert {t.dataset_bytes for t in g.tiers} == set(gravity.DATASET_TIERS_BYTES)
+
+
+def test_sneakernet_hand_checked():
+    a = assumptions.load(overrides={"drive_capacity_bytes": 20e12, "sneakernet_parallel_drives": 24,
+                                    "truck_speed_km_per_h": 65, "shipping_handling_h": 24})
+    (t,) = gravity.gravity([40e12], [10], distance_km=650, disk_write_mb_per_s=100, disk_read_mb_per_s=200,
+                           assumptions=a).tiers
+    assert t.drives == 2
+    assert t.write_s == pytest.approx(40e12 / (2 * 100e6))  # two drives written at once
+    assert t.read_s == pytest.approx(40e12 / (2 * 200e6))
+    assert t.ship_s == pytest.approx((24 + 650 / 65) * 3600)
+    assert t.sneakernet_s == pytest.approx(t.write_s + t.ship_s + t.read_s)
+
+
+def test_parallel_drive_limit():
+    assert gravity.copy_s(100e12, drives=5, parallel=2, bytes_per_s=1e8) == pytest.approx(100e12 / 2e8)
+
+
+def test_crossover_is_where_the_times_meet():
+    g = gravity.gravity(disk_write_mb_per_s=2000, disk_read_mb_per_s=2000)
+    speed, handling = g.inputs["truck_speed_km_per_h"].value, g.inputs["shipping_handling_h"].value
+    crossed = [t for t in g.tiers if t.crossover_km is not None]
+    assert crossed
+    for t in crossed:
+        at = t.write_s + t.read_s + (handling + t.crossover_km / speed) * 3600
+        assert at == pytest.approx(t.network_s)
+
+
+def test_crossover_none_when_network_always_wins():
+    assert gravity.crossover_km(net_s=10, write_s=100, read_s=100, speed_km_per_h=65, handling_h=24) is None
+
+
+@pytest.mark.parametrize("disk", [150, 500, 2000, 7000])
+@pytest.mark.parametrize("link", [10, 40, 100])
+def test_crossover_monotonic_in_dataset_size(disk, link):
+    g = gravity.gravity(links_gbps=[link], disk_write_mb_per_s=disk, disk_read_mb_per_s=disk)
+    xs = [t.crossover_km for t in sorted(g.tiers, key=lambda t: t.dataset_bytes)]
+    as_num = [-1.0 if x is None else x for x in xs]  # None (never) sorts below any distance
+    assert as_num == sorted(as_num), xs
+
+
+def test_storage_tier_from_mlsysim():
+    g = gravity.gravity([10**12], [10], tier="hdd")
+    assert g.inputs["disk_write_bandwidth"].source == "mlsysim:Systems.Storage.Hdd7200Rpm.bandwidth"
+    assert g.inputs["disk_write_bandwidth"].value == 150
+    with pytest.raises(ValueError, match="tape"):
+        gravity.gravity(tier="tape")
+
+
+def test_costs():
+    (t,) = gravity.gravity([10**15], [100], disk_write_mb_per_s=100, disk_read_mb_per_s=100).tiers
+    assert t.egress_usd == pytest.approx(1e6 * 0.09)
+    assert t.drives == 50 and t.drives_usd == pytest.approx(50 * 400)
+
+
+@pytest.mark.parametrize("text,expected", [("10GB", 10**10), ("1 PB", 10**15), ("2.5TB", 25 * 10**11), ("5e12", 5 * 10**12)])
+def test_parse_size(text, expected):
+    assert gravity.parse_size(text) == expected
+
+
+def test_parse_size_rejects():
+    with pytest.raises(ValueError, match="unit"):
+        gravity.parse_size("10 GiB")
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("gravity")(gravity_cmd)
+    app.command("other")(lambda: None)
+    return app
+
+
+def test_cli_json():
+    out = CliRunner().invoke(_app(), ["gravity", "--size", "1PB", "--link-gbps", "100", "--disk-mb-per-s", "1000",
+                                      "--assume", "link_efficiency=1", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["tiers"][0]["network_s"] == pytest.approx(80_000)
+
+
+def test_cli_table_and_errors():
+    runner = CliRunner()
+    ok = runner.invoke(_app(), ["gravity", "--distance-km", "100"])
+    assert ok.exit_code == 0 and "crossover" in ok.output
+    bad = runner.invoke(_app(), ["gravity", "--assume", "nope=1"])
+    assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_figures():
+    from reports.mission_figures import sneakernet_crossover, transfer_time_radar
+
+    g = gravity.gravity(disk_write_mb_per_s=2000, disk_read_mb_per_s=2000)
+    assert transfer_time_radar(g).axes and sneakernet_crossover(g).axes
