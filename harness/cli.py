@@ -10,6 +10,7 @@ import typer
 
 from harness.gravity_cli import gravity_cmd
 from harness.probe_cli import probe_app
+from harness.sweep_cli import sweep
 
 app = typer.Typer(
     help="feedtax: measure what it costs to feed an accelerator, on this machine.",
@@ -20,6 +21,7 @@ app = typer.Typer(
 
 app.add_typer(probe_app, name="probe")
 app.command("gravity")(gravity_cmd)
+app.command("sweep")(sweep)
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
@@ -49,12 +51,14 @@ def run(
     formats: Optional[list[str]] = typer.Option(None, help=f"Formats to measure: {', '.join(FORMATS)}."),
     seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
     keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
+    assume: Optional[list[str]] = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness import profiles, runner
+    from harness.assumptions import AssumptionError
     from reports import html
 
     try:
@@ -80,8 +84,8 @@ def run(
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
-                             keep_data=keep_data, progress=Bars(progress))
-    except runner.RunError as exc:
+                             keep_data=keep_data, assume=assume or (), progress=Bars(progress))
+    except (runner.RunError, AssumptionError) as exc:
         raise _fail(str(exc))
     except KeyboardInterrupt:
         _report_partial(out)
@@ -142,6 +146,43 @@ def report(
     except OSError as exc:
         raise _fail(f"{target}: cannot write report: {exc.strerror or exc}")
     typer.echo(str(target))
+
+
+@app.command()
+def project(
+    results_file: Path = typer.Argument(..., help="A results.json written by `feedtax run`."),
+    assume: Optional[list[str]] = typer.Option(None, help="Override an assumption: key=value (repeat)."),
+    out: Optional[Path] = typer.Option(None, help="Write the re-projected results here (default: print a summary only)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the projections as JSON."),
+) -> None:
+    """Re-project a run's measurements through mlsysim (other assumptions, no new measurement)."""
+    from harness import results
+    from harness.assumptions import AssumptionError
+    from harness.project import project_results
+
+    try:
+        res = results.load(results_file)
+        project_results(res, assume)
+    except (results.ResultsFileError, AssumptionError, ValueError) as exc:
+        raise _fail(f"{results_file}: {exc}" if not str(exc).startswith(str(results_file)) else str(exc))
+    if out is not None:
+        results.save(res, out)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps({"projections": {t: p.model_dump(mode="json") for t, p in res.projections.items()},
+                               "model_validation": [v.model_dump(mode="json") for v in res.model_validation]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="missions, projected from this machine's measurements")
+    for col in ("track", "verdict", "binding constraint", "format", "bottleneck stage", "accelerator wait"):
+        table.add_column(col)
+    for t, p in res.projections.items():
+        table.add_row(t, p.verdict, p.binding_constraint, p.format, p.pipeline.bottleneck_stage,
+                      f"{p.pipeline.accelerator_wait_fraction:.0%}")
+    Console().print(table)
 
 
 @app.command()

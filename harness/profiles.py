@@ -8,6 +8,24 @@ from harness.datasets import Sizes
 
 
 @dataclass(frozen=True)
+class SweepPlan:
+    """What the DataLoader sweep covers: tracks x formats x worker counts, feeding an emulated accelerator
+    (DLIO/MLPerf Storage style: it sleeps step_s per batch) unless a real model is asked for."""
+
+    tracks: tuple[str, ...]
+    formats: tuple[str, ...]
+    batch_size: int
+    steps: int
+    step_s: float
+    max_workers: int | None = None  # None: up to 2x the usable cores
+    worker_counts: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)
+
+    def workers(self, cores: int) -> list[int]:
+        limit = self.max_workers if self.max_workers is not None else 2 * cores
+        return [w for w in self.worker_counts if w <= limit]
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -21,7 +39,8 @@ class Profile:
     disk_probe_bytes: int = 1 << 30
     disk_probe_budget_s: float = 30.0
     memory_probe_bytes: int = 256 << 20
-    worker_counts: tuple[int, ...] = field(default=(0, 1, 2))
+    sweep: SweepPlan = field(default_factory=lambda: SweepPlan(("edge",), ("csv", "parquet", "raw"), 16, 16, 0.005, 2))
+    selection: str = "ci"  # harness.selection.CONFIGS key
 
 
 PROFILES = {
@@ -36,6 +55,9 @@ PROFILES = {
         disk_probe_bytes=32 << 20,
         disk_probe_budget_s=4.0,
         memory_probe_bytes=128 << 20,
+        # one track, a text, a columnar and the raw format, 0-2 workers: about 10 s
+        sweep=SweepPlan(tracks=("edge",), formats=("csv", "parquet", "raw"), batch_size=16, steps=16,
+                        step_s=0.005, max_workers=2),
     ),
     "laptop": Profile(
         name="laptop",
@@ -47,6 +69,8 @@ PROFILES = {
         format_budget_s=8.0,
         disk_probe_bytes=512 << 20,
         disk_probe_budget_s=20.0,
+        sweep=SweepPlan(tracks=("edge", "tiny"), formats=("csv", "json", "parquet", "protobuf", "raw"),
+                        batch_size=32, steps=24, step_s=0.01),
     ),
     "full": Profile(
         name="full",
@@ -60,6 +84,9 @@ PROFILES = {
         disk_probe_bytes=4 << 30,
         disk_probe_budget_s=90.0,
         memory_probe_bytes=1 << 30,
+        sweep=SweepPlan(tracks=("cloud", "edge", "mobile", "tiny"), formats=("csv", "json", "parquet", "protobuf", "raw"),
+                        batch_size=64, steps=40, step_s=0.01),
+        selection="full",
     ),
 }
 

@@ -14,7 +14,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from harness.assumptions import Assumptions
+from harness.calibrate import Projection, ValidationRow
+from harness.energy import Ledger
+from harness.gravity import GravityResult
+from harness.selection import SelectionResult
 from harness.stats import Distribution
+from harness.sweep import FeedingSummary, LoaderOverhead, LoaderRow
 from probes.disk import DiskResult
 from probes.energy import EnergyResult
 from probes.host import HostInfo
@@ -55,6 +61,24 @@ class FormatResult(BaseModel):
     cold_cache: CacheState
 
 
+class TransformResult(BaseModel):
+    """The track's per-sample transform (the loader's prep stage), one process, warm data."""
+
+    track: Track
+    transform: str
+    samples_per_s: Distribution
+
+
+class Feeding(BaseModel):
+    """The sweep's conclusions: the flow equilibrium per track and format, and where the wait comes from."""
+
+    flow_equilibrium: dict[str, dict[str, int | None]] = Field(
+        description="track -> format -> smallest measured worker count whose ingestion keeps up with the consumer; null: never")
+    summaries: list[FeedingSummary] = []
+    loader_overhead: list[LoaderOverhead] = Field(
+        default_factory=list, description="1-worker loader throughput vs the format stage's decode rate of the same shards")
+
+
 class Stage(BaseModel):
     name: str
     status: Literal["running", "complete", "interrupted", "failed"]
@@ -77,6 +101,7 @@ class RunConfig(BaseModel):
     memory_probe_bytes: int | None = None
     format_budget_s: float | None = Field(None, description="per track x format; slower formats are measured on fewer samples")
     sizes: dict[str, int | list[int]]
+    sweep: dict | None = Field(None, description="the DataLoader sweep's plan: tracks, formats, batch size, steps, consumer step")
     data_dir: str
 
 
@@ -92,6 +117,15 @@ class Results(BaseModel):
     disk: DiskResult | None = Field(None, description="the data directory's disk: sequential and random reads, writes")
     memory: MemoryResult | None = None
     formats: list[FormatResult] = []
+    transforms: list[TransformResult] = []
+    loader: list[LoaderRow] = Field(default_factory=list, description="the worker sweep: one row per track x format x workers")
+    feeding: Feeding | None = None
+    selection: SelectionResult | None = Field(None, description="the Zero-Waste experiment: noisy many vs curated few")
+    assumptions: Assumptions | None = Field(None, description="every assumption the projections used, with its source")
+    projections: dict[str, Projection] = Field(default_factory=dict, description="per track: the mission through mlsysim")
+    model_validation: list[ValidationRow] = []
+    gravity: GravityResult | None = None
+    energy_ledger: Ledger | None = None
     energy: EnergyResult | None = Field(None, description="energy counters over the measuring stages; absent ones say why")
 
 

@@ -1,7 +1,8 @@
 """`feedtax run`: the stages in order, each saving results.json as it goes.
 
-profile -> host, disk and memory probes -> datasets per track -> format stage -> results.json
--> report.html. Energy counters are read over all the measuring stages.
+profile -> host, disk and memory probes -> datasets per track -> format stage (and each track's
+transform) -> DataLoader sweep -> selection experiment -> projections through mlsysim ->
+results.json -> report.html. Energy counters are read over all the measuring stages.
 Ctrl-C or a failure marks the stage and the run as such and leaves a valid results.json holding
 everything measured up to then.
 """
@@ -17,7 +18,8 @@ from typing import Iterator, Protocol, Sequence
 
 from harness import datasets, results
 from harness.formatstage import measure_format
-from harness.profiles import Profile
+from harness.profiles import Profile, SweepPlan
+from harness.stats import rates, summarize, time_repeats
 from probes import host
 from probes.disk import measure_disk
 from probes.energy import EnergyMeter
@@ -78,6 +80,46 @@ def stage(res: results.Results, path: Path, name: str) -> Iterator[None]:
         results.save(res, path)
 
 
+def measure_transform(track: str, samples: list, profile: Profile, on_repeat) -> results.TransformResult:
+    """The track's per-sample transform (the loader's prep stage) over its samples, one process."""
+    import numpy as np
+
+    from harness.loader import transform_for
+
+    fn, rng = transform_for(track), np.random.default_rng(0)
+    seconds = time_repeats(lambda: [fn(s, rng) for s in samples], warmups=profile.warmups, repeats=profile.repeats,
+                           min_time_s=profile.min_time_s, on_repeat=on_repeat)
+    return results.TransformResult(track=track, transform=fn.__name__,
+                                   samples_per_s=summarize(rates(seconds, len(samples)), "samples/s"))
+
+
+def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
+                    plan: SweepPlan, progress: Progress) -> None:
+    """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
+    from harness.sweep import ConsumerSpec, loader_overhead, run_sweep
+
+    workers = plan.workers(res.host.cpu_affinity_cores or res.host.cpu_logical_cores)
+    runs = len(formats) * (2 * len(workers) + 2) + 1
+    progress.start("DataLoader sweep", len(tracks) * runs)
+    res.feeding = results.Feeding(flow_equilibrium={})
+    decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
+    for track in tracks:
+        rows, summary = run_sweep(
+            track, formats, {f: shards[track, f] for f in formats}, workers, batch_size=plan.batch_size,
+            consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps,
+            on_step=lambda label: progress.advance(),
+        )
+        res.loader.extend(rows)
+        res.feeding.summaries.append(summary)
+        res.feeding.flow_equilibrium[track] = summary.flow_equilibrium
+        results.save(res, path)
+        for fmt in formats:
+            res.feeding.loader_overhead.append(loader_overhead(
+                track, fmt, shards[track, fmt], decode_samples_per_s=decode[track, fmt], batch_size=plan.batch_size))
+            progress.advance()
+        results.save(res, path)
+
+
 def run(
     profile: Profile,
     out_dir: Path,
@@ -86,9 +128,14 @@ def run(
     formats: Sequence[str] = ("csv", "json", "parquet", "protobuf", "raw"),
     seed: int = 0,
     keep_data: bool = False,
+    assume: Sequence[str] = (),
     progress: Progress = _Silent(),
 ) -> results.Results:
     """Measure everything the profile asks for; results.json is valid after every step."""
+    if assume:  # refuse a bad --assume before measuring anything
+        from harness import assumptions
+
+        assumptions.load(overrides=list(assume))
     path = prepare_out(out_dir)
     data_dir = out_dir / "data"
     config = results.RunConfig(
@@ -98,7 +145,7 @@ def run(
         disk_probe_bytes=profile.disk_probe_bytes, memory_probe_bytes=profile.memory_probe_bytes,
         format_budget_s=profile.format_budget_s,
         sizes={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(profile.sizes).items()},
-        data_dir=str(data_dir),
+        sweep=asdict(profile.sweep), data_dir=str(data_dir),
     )
     res = results.Results(
         run_id=results.new_run_id(), profile=profile.name, created_utc=results.now_utc(),
@@ -116,13 +163,14 @@ def run(
                 results.save(res, path)
                 res.memory = measure_memory(profile.memory_probe_bytes)
                 progress.advance()
+            shards: dict[tuple[str, str], list[Path]] = {}
             with stage(res, path, "formats"):
                 passes_per_format = 3 * profile.repeats
-                progress.start("format costs", len(tracks) * len(formats) * passes_per_format)
+                progress.start("format costs", len(tracks) * (len(formats) * passes_per_format + profile.repeats))
                 for track in tracks:
                     samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
                     for fmt in formats:
-                        result, _ = measure_format(
+                        result, shards[track, fmt] = measure_format(
                             track, fmt, samples, data_dir,
                             samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
                             repeats=profile.repeats, min_time_s=profile.min_time_s,
@@ -130,6 +178,26 @@ def run(
                         )
                         res.formats.append(result)
                         results.save(res, path)
+                    res.transforms.append(measure_transform(track, samples, profile, progress.advance))
+                    results.save(res, path)
+            plan = profile.sweep
+            sweep_tracks = [t for t in plan.tracks if t in tracks]
+            sweep_formats = [f for f in plan.formats if f in formats]
+            if sweep_tracks and sweep_formats:
+                with stage(res, path, "sweep"):
+                    run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
+            with stage(res, path, "selection"):
+                from harness import selection
+
+                progress.start("selection experiment", 1)
+                res.selection = selection.run(selection.CONFIGS[profile.selection])
+                progress.advance()
+        with stage(res, path, "projections"):
+            from harness.project import project_results
+
+            progress.start("projections through mlsysim", 1)
+            project_results(res, list(assume))
+            progress.advance()
         res.status = "complete"
     finally:
         res.energy = meter.result

@@ -38,6 +38,179 @@ def _kv(rows: list[tuple[str, object]]) -> str:
     return "<table>" + "".join(f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _table(header: list[str], rows: list[list[object]], left: int = 1, text: tuple[int, ...] = ()) -> str:
+    """A table: the first `left` columns and the `text` ones left-aligned, numbers right; cells escaped
+    unless _Markup."""
+    def is_left(i: int) -> bool:
+        return i < left or i in text or i - len(header) in text
+
+    def cell(i: int, v: object) -> str:
+        html = v.html if isinstance(v, _Markup) else escape(f"{v:,.3g}" if isinstance(v, float) else str(v))
+        return f"<td class='l'>{html}</td>" if is_left(i) else f"<td>{html}</td>"
+
+    head = "".join(f"<th class='l'>{escape(h)}</th>" if is_left(i) else f"<th>{escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class _Markup:
+    def __init__(self, html: str):
+        self.html = html
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0%}"
+
+
+def _feeding(results: Results) -> list[str]:
+    """Part 2, the Feeding Tax Solver: the sweep, where the wait comes from, the harness's own overhead."""
+    from reports import feeding_figures
+
+    if not results.loader:
+        return []
+    plan = results.config.sweep or {}
+    parts = [
+        "<h2>2. Feeding tax: the DataLoader sweep</h2>",
+        "<p>Each format's shards streamed through <code>torch.utils.data.DataLoader</code> with 0..N workers into a"
+        f" consumer: an emulated accelerator that computes for {plan.get('step_s', 0) * 1e3:g} ms per batch of"
+        f" {plan.get('batch_size', '?')} (as MLPerf Storage/DLIO emulate one), or a real model on the GPU/CPU."
+        " <b>AU</b> = compute time / wall time with the warm-up steps excluded (MLPerf Storage's definition);"
+        " <b>feeding tax</b> = 1 &minus; AU, the share of time the accelerator waits for data. The <b>flow equilibrium</b>"
+        " is the smallest worker count whose ingestion rate (the loader alone) meets the consumer's rate.</p>",
+        f"<figure>{_svg(feeding_figures.feeding_tax_gauge(results.loader))}</figure>",
+    ]
+    for summary in results.feeding.summaries if results.feeding else []:
+        rows = [r for r in results.loader if r.track == summary.track]
+        parts.append(f"<figure>{_svg(feeding_figures.mfu_vs_ingestion(rows, summary))}</figure>")
+        if summary.breakdown:
+            parts.append(f"<figure>{_svg(feeding_figures.wait_breakdown(summary))}</figure>")
+        eq = ", ".join(f"{f}: {'never reached' if n is None else f'{n} worker(s)'}" for f, n in summary.flow_equilibrium.items())
+        parts.append(f"<p><b>{escape(summary.track)}</b>: the consumer takes {summary.consumption_samples_per_s:,.0f}"
+                     f" samples/s; flow equilibrium: {escape(eq)}.</p>")
+        if summary.transport:
+            t = summary.transport
+            parts.append(f"<p class='note'>Moving a ready batch of {t.batch_size} ({t.batch_bytes / 1e3:,.0f} kB) from a worker"
+                         f" to the main process costs {t.ipc_s_per_batch * 1e3:.2f} ms on top of"
+                         f" {t.in_process_s_per_batch * 1e3:.2f} ms in-process: the DataLoader's own transport, not decode.</p>")
+    parts.append(_table(
+        ["track", "format", "workers", "batch", "delivered samples/s", "loader alone samples/s", "feeding tax", "AU", "step (ms)", "noisy"],
+        [[r.track, r.format, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}", f"{r.ingestion_samples_per_s:,.0f}",
+          _pct(r.feeding_tax), _pct(r.au), f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""] for r in results.loader], left=2))
+    if results.feeding and results.feeding.loader_overhead:
+        parts += ["<h3>The harness's own overhead</h3>",
+                  "<p class='note'>Loader throughput at one worker (no consumer, no transform) against the format stage's"
+                  " one-process decode rate of the same shards. Below 90%, the process boundary (worker to main) costs"
+                  " more than decoding: fast formats move bytes faster than inter-process transport does.</p>",
+                  _table(["track", "format", "batch", "loader samples/s", "decode samples/s", "ratio"],
+                         [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}", f"{o.decode_samples_per_s:,.0f}",
+                           f"{o.ratio:.2f}"] for o in results.feeding.loader_overhead], left=2)]
+    return parts
+
+
+def _missions(results: Results) -> list[str]:
+    """Part 1/3 projections: each mission through mlsysim, its verdict, checks and sourced inputs."""
+    from reports import mission_figures
+
+    if not results.projections:
+        return []
+    parts = [
+        "<h2>3. Missions: this machine's measurements projected through mlsysim</h2>",
+        "<p>The measured numbers above, fed as calibration into the course's own models (mlsysim's"
+        " <code>evaluate_pipeline</code>, <code>DataModel</code>, <code>TransformationModel</code>), answer each track's"
+        " mission. Every input names its source: <i>measured</i> here, <i>mlsysim:</i> a registry value, or"
+        " <i>assumption:</i> an entry of the assumptions file (listed at the end; change one with"
+        " <code>--assume key=value</code> and <code>feedtax project</code>).</p>",
+        f"<figure>{_svg(mission_figures.ingestion_waterfall(results.projections))}</figure>",
+    ]
+    for track, p in results.projections.items():
+        verdict = "<span style='color:#080'>meets</span>" if p.verdict == "meets" else "<span class='warn'>misses</span>"
+        parts += [
+            f"<h3>{escape(track)}: {verdict} — binding: {escape(p.binding_constraint)}</h3>",
+            f"<p class='note'>Headline format: {escape(p.format)}; pipeline bottleneck: {escape(p.pipeline.bottleneck_stage)},"
+            f" accelerator waiting {p.pipeline.accelerator_wait_fraction:.0%} of the time.</p>",
+            _table(["check", "value", "limit", "unit", "ok", "headroom", "detail"],
+                   [[c.name, c.value, c.limit, c.unit, "yes" if c.ok else _Markup("<span class='warn'>no</span>"),
+                     f"{c.headroom:.2f}x", c.detail] for c in p.checks], text=(-1,)),
+            "<details><summary>pipeline inputs and their sources</summary>",
+            _table(["input", "value", "unit", "source", "note"],
+                   [[k, v.value, v.unit, v.source, v.note or ""] for k, v in p.inputs.items()], text=(-2, -1)),
+            "</details>",
+        ]
+        for alt in p.alternatives:
+            parts.append(f"<p>Alternative <b>{escape(alt.name)}</b>: {alt.bytes_per_frame:,.0f} bytes per frame,"
+                         f" radio {alt.radio_power_w * 1e3:,.1f} mW, transmission energy cut {alt.cut_vs_baseline:.0%}"
+                         f" ({'meets' if alt.meets_cut else 'misses'} the 50% cut).</p>")
+    if results.model_validation:
+        parts += [
+            "<h3>Does the model match this machine?</h3>",
+            "<p class='note'>For every sweep point: the pipeline model's feeding tax, predicted from the measured stage rates,"
+            " against the feeding tax measured end to end. Errors over 10 percentage points are flagged with the likely reason.</p>",
+            _table(["track", "format", "workers", "predicted", "measured", "error (pp)", "likely reason"],
+                   [[v.track, v.format, v.num_workers, _pct(v.predicted_feeding_tax), _pct(v.measured_feeding_tax),
+                     _Markup(f"<span class='warn'>{v.error_pp:+.1f}</span>") if abs(v.error_pp) > 10 else f"{v.error_pp:+.1f}",
+                     v.likely_reason or ""] for v in results.model_validation], left=2, text=(-1,)),
+        ]
+    return parts
+
+
+def _gravity(results: Results) -> list[str]:
+    from reports import mission_figures
+
+    g = results.gravity
+    if g is None:
+        return []
+    return [
+        "<h2>4. Data Gravity Audit: network or sneakernet?</h2>",
+        f"<p class='note'>{escape(g.definition)}. Drives are written and read at this machine's measured disk bandwidth"
+        " unless a storage tier is chosen (<code>feedtax gravity --tier</code>).</p>",
+        f"<figure>{_svg(mission_figures.transfer_time_radar(g))}</figure>",
+        f"<figure>{_svg(mission_figures.sneakernet_crossover(g))}</figure>",
+        _table(["dataset", "link", "network", "sneakernet", "winner", "crossover", "drives", "egress"],
+               [[mission_figures.size_label(t.dataset_bytes), f"{t.link_gbps:g} Gbit/s", f"{t.network_s / 3600:,.1f} h",
+                 f"{t.sneakernet_s / 3600:,.1f} h", t.winner, "never" if t.crossover_km is None else f"{t.crossover_km:,.0f} km",
+                 t.drives, f"${t.egress_usd:,.0f}"] for t in g.tiers]),
+    ]
+
+
+def _zero_waste(results: Results) -> list[str]:
+    from reports import mission_figures
+
+    parts = []
+    if results.energy_ledger is not None:
+        parts += [
+            "<h2>5. Zero-Waste Audit: moving data vs computing on it</h2>",
+            f"<figure>{_svg(mission_figures.energy_radar(results.energy_ledger))}</figure>",
+            _table(["track", "unit of work", "format", "moving (J)", "computing (J)", "move / compute"],
+                   [[t.track, t.unit_of_work, t.format, f"{t.move_j:.3g}", f"{t.compute_j:.3g}", f"{t.move_over_compute:.3g}"]
+                    for t in results.energy_ledger.tracks], left=3),
+        ]
+    if results.selection is not None:
+        sel = results.selection
+        parts += [
+            "<h3>Many noisy samples or few curated ones?</h3>",
+            f"<p class='note'>A real training run per setting (seeded); the best accuracy any classifier can reach here is"
+            f" {sel.bayes_accuracy:.1%}. Energy: {escape(sel.rows[0].energy_source) if sel.rows else ''}.</p>",
+            _table(["scenario", "label quality", "filter", "kept samples", "samples processed", "MB processed", "accuracy",
+                    "target reached", "seconds", "energy (J)"],
+                   [[r.scenario, r.label_quality, f"{r.filter_ratio:.0%}", f"{r.kept_samples:,}", f"{r.samples_processed:,}",
+                     f"{r.bytes_processed / 1e6:,.1f}", f"{r.accuracy:.1%}", "yes" if r.reached_target else "no",
+                     f"{r.wall_s:.2f}", f"{r.energy_j:.3g}"] for r in sel.rows], left=2),
+        ]
+    return parts
+
+
+def _assumptions(results: Results) -> list[str]:
+    a = results.assumptions
+    if a is None:
+        return []
+    return ["<h2>Assumptions used by the projections</h2>",
+            "<p class='note'>What neither this machine measures nor mlsysim provides. Override any with"
+            " <code>--assume key=value</code> (on <code>feedtax run</code> or <code>feedtax project</code>).</p>",
+            _table(["key", "value", "unit", "source", "note"],
+                   [[k + (" (overridden)" if e.overridden else ""), e.value, e.unit, e.source, e.note]
+                    for k, e in a.entries.items()], text=(-2, -1))]
+
+
 def _warnings(items: list[str]) -> str:
     return "<ul class='warnings'>" + "".join(f"<li>{escape(w)}</li>" for w in items) + "</ul>" if items else ""
 
@@ -116,7 +289,8 @@ def render(results: Results) -> str:
             " of a track's samples within the profile's time budget is measured on fewer whole shards"
             " (<i>samples</i>); a per-sample cost does not depend on the count.</p>"
         )
-    parts += _probes(results)
+    parts += _feeding(results) + _missions(results) + _gravity(results) + _zero_waste(results)
+    parts += _probes(results) + _assumptions(results)
     c = results.config
     parts += [
         "<h2>Machine</h2>",

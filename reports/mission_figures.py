@@ -21,7 +21,7 @@ from harness.gravity import SECONDS_PER_HOUR, GravityResult  # noqa: E402
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
 
 
-def _size_label(nbytes: int) -> str:
+def size_label(nbytes: int) -> str:
     for unit, scale in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
         if nbytes >= scale:
             return f"{nbytes / scale:g} {unit}"
@@ -39,7 +39,7 @@ def transfer_time_radar(g: GravityResult) -> plt.Figure:
     """One spoke per dataset size: log10 hours by network (per link) and by sneakernet, at the audit's distance."""
     sizes = sorted({t.dataset_bytes for t in g.tiers})
     fig = plt.figure(figsize=(7, 6))
-    ax, angles = _radar_axes(fig, [_size_label(s) for s in sizes])
+    ax, angles = _radar_axes(fig, [size_label(s) for s in sizes])
     series = {f"network {link:g} Gbit/s": [next(t.network_s for t in g.tiers if t.dataset_bytes == s and t.link_gbps == link)
                                            for s in sizes] for link in sorted({t.link_gbps for t in g.tiers})}
     series[f"sneakernet, {g.tiers[0].distance_km:,.0f} km"] = [next(t.sneakernet_s for t in g.tiers if t.dataset_bytes == s)
@@ -69,7 +69,7 @@ def sneakernet_crossover(g: GravityResult) -> plt.Figure:
         rows = [t for t in g.tiers if t.dataset_bytes == size]
         fixed = rows[0].write_s + rows[0].read_s + handling_s
         ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
-                label=f"{_size_label(size)} sneakernet")
+                label=f"{size_label(size)} sneakernet")
         for t, ls in zip(rows, (":", "-.", "--")):
             ax.axhline(t.network_s / SECONDS_PER_HOUR, color=color, ls=ls, lw=1)
             if t.crossover_km is not None:

@@ -38,8 +38,21 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     pairs = {(r["track"], r["format"]) for r in doc["formats"]}
     assert pairs == {(t, f) for t in ("cloud", "edge", "mobile", "tiny") for f in ("csv", "json", "parquet", "protobuf", "raw")}
     assert not (ci_run / "data").exists(), "data is removed unless --keep-data"
+    # the later stages: sweep, selection, projections, all from this run's measurements
+    assert [s["name"] for s in doc["stages"]] == ["probes", "formats", "sweep", "selection", "projections"]
+    assert all(s["status"] == "complete" for s in doc["stages"])
+    assert {(r["format"], r["num_workers"]) for r in doc["loader"]} == {(f, w) for f in ("csv", "parquet", "raw") for w in (0, 1, 2)}
+    assert set(doc["feeding"]["flow_equilibrium"]["edge"]) == {"csv", "parquet", "raw"}
+    assert set(doc["projections"]) == {"cloud", "edge", "mobile", "tiny"}
+    assert len(doc["model_validation"]) == len(doc["loader"])
+    assert any(t["dataset_bytes"] == 10**15 and t["link_gbps"] == 100 for t in doc["gravity"]["tiers"])
+    assert {t["track"] for t in doc["transforms"]} == {"cloud", "edge", "mobile", "tiny"}
+    assert doc["disk"]["cache_evicted"] is True and doc["memory"]["copy_mb_per_s_one_core"] > 0
+    assert doc["energy"]["absent"] or doc["energy"]["counters"]
     html = (ci_run / "report.html").read_text()
-    assert html.count("<svg") >= 1 and "Format costs" in html
+    assert html.count("<svg") >= 8 and "Format costs" in html
+    for title in ("Feeding tax", "Missions", "Data Gravity Audit", "Zero-Waste Audit", "Assumptions used"):
+        assert title in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "report must load nothing from the network"
 
 
@@ -48,6 +61,17 @@ def test_report_rerenders_from_results_alone(ci_run, tmp_path):
     proc = feedtax("report", str(ci_run / "results.json"), "--out", str(target))
     assert proc.returncode == 0, proc.stderr
     assert "<svg" in target.read_text()
+
+
+def test_project_reprojects_with_an_assumption_changed(ci_run, tmp_path):
+    target = tmp_path / "reprojected.json"
+    proc = feedtax("project", str(ci_run / "results.json"), "--assume", "orin_cpu_cores=1000", "--out", str(target))
+    assert proc.returncode == 0, proc.stderr
+    before, after = (json.loads(p.read_text()) for p in (ci_run / "results.json", target))
+    assert after["assumptions"]["entries"]["orin_cpu_cores"] == {**before["assumptions"]["entries"]["orin_cpu_cores"], "value": 1000.0, "overridden": True}
+    assert after["formats"] == before["formats"] and after["loader"] == before["loader"], "nothing is measured again"
+    bad = feedtax("project", str(ci_run / "results.json"), "--assume", "warp_drive=1")
+    assert bad.returncode == 2 and "warp_drive" in bad.stderr
 
 
 def test_report_of_a_malformed_file_fails_naming_it(tmp_path):

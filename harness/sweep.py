@@ -1,0 +1,414 @@
+"""The worker sweep: formats x worker counts x one consumer, the flow equilibrium, a scaling fit and
+where the wait comes from.
+
+- rows: per format and worker count, the loader alone (ingestion rate) and the loader feeding the
+  consumer (feeding tax, AU, samples/s).
+- flow equilibrium: the smallest measured worker count whose ingestion rate >= the consumer's
+  consumption rate (batch / step time); None when no measured count reaches it.
+- scaling fit: Gunther's Universal Scalability Law X(N) = lam N / (1 + sigma (N-1) + kappa N (N-1))
+  over the measured worker counts >= 1 (grid over sigma, kappa; lam by least squares), predicted
+  up to 32 workers, every point beyond the largest measured count marked extrapolated.
+- breakdown (DS-Analyzer's differential method, Mohan et al. VLDB 2021): one epoch with synthetic
+  in-memory batches (max ingestion), warm page cache (prep only), cold (prep + fetch, after
+  probes.pagecache.evict) -> prep rate, fetch rate and which stage binds; plus the DataLoader's own
+  per-batch transport cost, measured with ready data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+MAX_FIT_WORKERS = 32
+
+
+class ConsumerSpec(BaseModel):
+    """The consumer to feed: emulated (sleep step_s per batch) or the track's real model."""
+
+    kind: Literal["emulated", "model"] = "emulated"
+    step_s: float | None = 0.005
+    device: str | None = None  # model: cuda when present else cpu
+
+
+class LoaderRow(BaseModel):
+    """One format at one worker count: the loader alone and feeding the consumer."""
+
+    track: str
+    format: str
+    num_workers: int
+    batch_size: int
+    samples_per_s: float = Field(description="delivered to the consumer, warm-up excluded")
+    feeding_tax: float
+    au: float
+    step_s: float = Field(description="the consumer's step time (mean measured compute per step)")
+    ingestion_samples_per_s: float = Field(description="the loader alone, no consumer")
+    ingestion_mb_per_s: float = Field(description="in-memory bytes/s of the loader alone, 1e6 B/s")
+    mb_per_s: float
+    wait_s: float
+    compute_s: float
+    wall_s: float
+    step_wall_s_iqr: float
+    unstable: bool
+    consumer: str
+    device: str
+    mfu: float | None = None
+    decode_s_per_batch: float | None = None
+    transform_s_per_batch: float | None = None
+    collate_s_per_batch: float | None = None
+
+
+class ScalingPoint(BaseModel):
+    num_workers: int
+    samples_per_s: float
+    extrapolated: bool
+
+
+class ScalingFit(BaseModel):
+    """Universal Scalability Law over the measured ingestion rates of one format."""
+
+    track: str
+    format: str
+    model: str = "usl"
+    lam_per_s: float = Field(description="single-worker rate of the fit")
+    sigma: float = Field(description="contention")
+    kappa: float = Field(description="coherency (crosstalk)")
+    measured_workers: list[int]
+    rel_rmse: float
+    note: str | None = None
+    predicted: list[ScalingPoint]
+    flow_equilibrium_predicted: int | None = Field(None, description="from the fit; extrapolated when > measured")
+
+
+class TransportCost(BaseModel):
+    """Per-batch cost of getting a ready batch to the consumer (ready data: no decode)."""
+
+    batch_size: int
+    batch_bytes: int
+    in_process_s_per_batch: float = Field(description="num_workers=0: fetch + collate in the main process")
+    transport_s_per_batch: float = Field(description="num_workers=1: worker->main IPC + conversion")
+    ipc_s_per_batch: float = Field(description="transport - in-process")
+
+
+class WaitBreakdown(BaseModel):
+    """DS-Analyzer's differential rates for one format at one worker count, samples/s."""
+
+    track: str
+    format: str
+    num_workers: int
+    in_memory_samples_per_s: float = Field(description="synthetic in-memory batches: the loader's ceiling")
+    warm_samples_per_s: float = Field(description="prep only (fetch from the page cache)")
+    cold_samples_per_s: float = Field(description="prep + fetch (page cache evicted)")
+    prep_samples_per_s: float
+    fetch_samples_per_s: float | None = Field(description="None: cold no slower than warm (fetch hidden or not evicted)")
+    consumer_samples_per_s: float
+    binding: Literal["fetch", "prep", "transport", "compute"]
+    cache_evicted: bool
+    decode_s_per_batch: float | None = None
+    transform_s_per_batch: float | None = None
+    collate_s_per_batch: float | None = None
+
+
+class FeedingSummary(BaseModel):
+    track: str
+    consumer: ConsumerSpec
+    batch_size: int
+    consumption_samples_per_s: float = Field(description="batch_size / the consumer's step time")
+    flow_equilibrium: dict[str, int | None] = Field(description="format -> smallest measured worker count keeping up")
+    fits: list[ScalingFit] = []
+    breakdown: list[WaitBreakdown] = []
+    transport: TransportCost | None = None
+    elapsed_s: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts
+
+
+def flow_equilibrium(ingestion: dict[int, float], consumption_per_s: float) -> int | None:
+    """Smallest worker count whose ingestion rate >= the consumption rate, or None."""
+    ok = [w for w, rate in sorted(ingestion.items()) if rate >= consumption_per_s]
+    return ok[0] if ok else None
+
+
+def usl(n: np.ndarray | float, lam: float, sigma: float, kappa: float) -> np.ndarray | float:
+    n = np.asarray(n, dtype=np.float64)
+    return lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+
+
+def fit_usl(workers: Sequence[int], rates: Sequence[float]) -> tuple[float, float, float, float]:
+    """(lam, sigma, kappa, relative RMSE) minimizing relative squared error over a (sigma, kappa)
+    grid with lam in closed form; with two points kappa is held at 0 (Amdahl)."""
+    n = np.asarray(workers, dtype=np.float64)
+    x = np.asarray(rates, dtype=np.float64)
+    if n.size < 2 or np.any(n < 1) or np.any(x <= 0):
+        raise ValueError("need >= 2 positive rates at worker counts >= 1")
+    sigmas = np.concatenate([np.linspace(0, 0.2, 81), np.linspace(0.2, 1, 81)[1:]])
+    kappas = np.concatenate([[0.0], np.geomspace(1e-5, 0.5, 80)]) if n.size >= 3 else np.array([0.0])
+    s, k = np.meshgrid(sigmas, kappas, indexing="ij")
+    f = n / (1 + s[..., None] * (n - 1) + k[..., None] * n * (n - 1))  # [S, K, points]
+    g = f / x  # relative: minimize sum((lam f - x)/x)^2 -> lam = sum(g)/sum(g^2)
+    lam = g.sum(-1) / (g * g).sum(-1)
+    err = ((lam[..., None] * g - 1) ** 2).mean(-1)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    return float(lam[i, j]), float(s[i, j]), float(k[i, j]), float(np.sqrt(err[i, j]))
+
+
+def scaling_fit(track: str, fmt: str, ingestion: dict[int, float], consumption_per_s: float,
+                max_workers: int = MAX_FIT_WORKERS) -> ScalingFit | None:
+    """USL fit over worker counts >= 1; None with fewer than two such counts."""
+    pts = {w: r for w, r in ingestion.items() if w >= 1 and r > 0}
+    if len(pts) < 2:
+        return None
+    ws = sorted(pts)
+    lam, sigma, kappa, rmse = fit_usl(ws, [pts[w] for w in ws])
+    grid = range(1, max_workers + 1)
+    predicted = [ScalingPoint(num_workers=w, samples_per_s=float(usl(w, lam, sigma, kappa)), extrapolated=w > max(ws))
+                 for w in grid]
+    reach = [p.num_workers for p in predicted if p.samples_per_s >= consumption_per_s]
+    return ScalingFit(
+        track=track, format=fmt, lam_per_s=lam, sigma=sigma, kappa=kappa, measured_workers=ws, rel_rmse=rmse,
+        note="kappa held at 0 (two points)" if len(ws) == 2 else None,
+        predicted=predicted, flow_equilibrium_predicted=reach[0] if reach else None,
+    )
+
+
+def binding_stage(fetch: float | None, prep: float, transport: float, compute: float) -> str:
+    """The slowest stage of the pipeline (lowest rate); fetch None means it never showed."""
+    rates = {"prep": prep, "transport": transport, "compute": compute}
+    if fetch is not None:
+        rates["fetch"] = fetch
+    return min(rates, key=rates.get)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+class _Drain:
+    """A consumer that takes no time: the loader alone."""
+
+    flops_per_sample = None
+
+    def step(self, batch: dict) -> float:
+        return 0.0
+
+
+def _consumer(spec: ConsumerSpec, track: str):
+    from harness.consumer import EmulatedConsumer, ModelConsumer
+
+    if spec.kind == "model":
+        return ModelConsumer(track, device=spec.device)
+    return EmulatedConsumer(spec.step_s or 0.0)
+
+
+def transport_cost(batch: dict[str, np.ndarray], *, step_s: float = 0.01, steps: int = 20) -> TransportCost:
+    """Mean wait per step for a ready batch behind a consumer sleeping step_s, at 0 and 1 workers."""
+    from harness.consumer import EmulatedConsumer
+    from harness.feeding import measure_feeding
+    from harness.loader import LoaderConfig, SyntheticBatches, make_loader
+
+    size = len(next(iter(batch.values())))
+    per = {}
+    for w in (0, 1):
+        loader = make_loader("raw", [], LoaderConfig(batch_size=size, num_workers=w),
+                             dataset=SyntheticBatches(batch, steps + 8))
+        r = measure_feeding(loader, EmulatedConsumer(step_s), warmup_steps=4, steps=steps, keep_timeline=False)
+        per[w] = r.wait_s / r.steps
+    return TransportCost(batch_size=size, batch_bytes=int(sum(v.nbytes for v in batch.values())),
+                         in_process_s_per_batch=per[0], transport_s_per_batch=per[1],
+                         ipc_s_per_batch=per[1] - per[0])
+
+
+def _epoch_rate(loader) -> tuple[float, int, float]:
+    """(seconds for one whole epoch from iter(), samples, seconds to the first batch)."""
+    t0 = time.perf_counter()
+    n, first = 0, None
+    for batch in loader:
+        if first is None:
+            first = time.perf_counter() - t0
+        n += len(next(v for k, v in batch.items() if not k.startswith("_")))
+    return time.perf_counter() - t0, n, first or 0.0
+
+
+def wait_breakdown(track: str, fmt: str, paths: Sequence[Path], *, num_workers: int, batch_size: int,
+                   consumer_per_s: float, transform=None, sample_batch: dict | None = None) -> WaitBreakdown:
+    """One epoch each: synthetic in-memory batches, warm cache, cold cache (evicted first)."""
+    from harness.loader import LoaderConfig, SyntheticBatches, make_loader
+    from probes import pagecache
+
+    cfg = LoaderConfig(batch_size=batch_size, num_workers=num_workers)
+    warm_loader = make_loader(fmt, paths, cfg, transform=transform)
+    for p in paths:  # warm the page cache
+        Path(p).read_bytes()
+    warm_s, n, _ = _epoch_rate(warm_loader)
+    eviction = pagecache.evict(paths)
+    cold_s, _, _ = _epoch_rate(make_loader(fmt, paths, cfg, transform=transform))
+    if sample_batch is None:
+        first = next(iter(make_loader(fmt, paths[:1], cfg.with_(num_workers=0), transform=transform)))
+        sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
+    mem_loader = make_loader(fmt, [], cfg, dataset=SyntheticBatches(sample_batch, math.ceil(n / batch_size)))
+    mem_s, n_mem, startup = _epoch_rate(mem_loader)
+    # process start-up (time to the first ready batch) is the same for all three: take it out
+    startup = min(startup, 0.9 * min(mem_s, warm_s, cold_s))
+    mem_s, warm_s, cold_s = mem_s - startup, warm_s - startup, cold_s - startup
+    # stage seconds from one warm epoch's batches
+    stage = np.zeros(4)
+    for batch in make_loader(fmt, paths, cfg, transform=transform):
+        stage += np.asarray(batch["_stage_s"])
+    batches = max(1, math.ceil(n / batch_size))
+    prep = n / warm_s
+    fetch = n / (cold_s - warm_s) if cold_s > warm_s * 1.02 else None
+    mem = n_mem / mem_s
+    return WaitBreakdown(
+        track=track, format=fmt, num_workers=num_workers, in_memory_samples_per_s=mem,
+        warm_samples_per_s=prep, cold_samples_per_s=n / cold_s, prep_samples_per_s=prep,
+        fetch_samples_per_s=fetch, consumer_samples_per_s=consumer_per_s,
+        binding=binding_stage(fetch, prep, mem, consumer_per_s), cache_evicted=eviction.evicted,
+        decode_s_per_batch=stage[0] / batches, transform_s_per_batch=stage[1] / batches,
+        collate_s_per_batch=stage[2] / batches,
+    )
+
+
+def run_sweep(
+    track: str,
+    formats: Sequence[str],
+    shards: dict[str, Sequence[Path]],
+    worker_counts: Sequence[int],
+    *,
+    batch_size: int,
+    consumer: ConsumerSpec = ConsumerSpec(),
+    steps: int = 20,
+    warmup_steps: int | None = None,
+    transform: bool = True,
+    breakdown: bool = True,
+    breakdown_formats: Sequence[str] | None = None,
+    peak_flop_per_s: float | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> tuple[list[LoaderRow], FeedingSummary]:
+    """Sweep formats x worker counts for one track and one consumer; rows and the summary.
+
+    on_step(label) is called after every measured run (for a progress bar): per format and worker
+    count two runs (loader alone, with consumer), plus one per format for the breakdown and one
+    for the transport cost.
+    """
+    from harness.feeding import measure_feeding
+    from harness.loader import LoaderConfig, make_loader, transform_for
+
+    started = time.perf_counter()
+    tf = transform_for(track) if transform else None
+    rows: list[LoaderRow] = []
+    fits, parts = [], []
+    equilibrium: dict[str, int | None] = {}
+    cons = _consumer(consumer, track)
+    step_s_seen: list[float] = []
+    sample_batch = None
+    for fmt in formats:
+        paths = [Path(p) for p in shards[fmt]]
+        ingestion: dict[int, float] = {}
+        for w in worker_counts:
+            warm = warmup_steps if warmup_steps is not None else 2 + 2 * max(w, 1)
+            n_samples = _count(fmt, paths)
+            epochs = max(1, math.ceil((warm + steps + 2 * max(w, 1) + 2) * batch_size / max(n_samples, 1)) + 1)
+            cfg = LoaderConfig(batch_size=batch_size, num_workers=w, epochs=epochs)
+            alone = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), _Drain(),
+                                    warmup_steps=warm, steps=steps, keep_timeline=False)
+            ingestion[w] = alone.samples_per_s
+            _tick(on_step, f"{track}/{fmt} w={w} loader alone")
+            fed = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), cons, warmup_steps=warm, steps=steps,
+                                  peak_flop_per_s=peak_flop_per_s, keep_timeline=False)
+            step_s = fed.compute_s / fed.steps
+            step_s_seen.append(step_s)
+            _tick(on_step, f"{track}/{fmt} w={w} with consumer")
+            rows.append(LoaderRow(
+                track=track, format=fmt, num_workers=w, batch_size=batch_size, samples_per_s=fed.samples_per_s,
+                feeding_tax=fed.feeding_tax, au=fed.au, step_s=step_s,
+                ingestion_samples_per_s=alone.samples_per_s, ingestion_mb_per_s=alone.mb_per_s,
+                mb_per_s=fed.mb_per_s, wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s,
+                step_wall_s_iqr=fed.step_wall_s.iqr, unstable=fed.step_wall_s.unstable,
+                consumer=consumer.kind, device=getattr(cons, "device", "emulated"), mfu=fed.mfu,
+                decode_s_per_batch=alone.stages.decode_s_per_batch,
+                transform_s_per_batch=alone.stages.transform_s_per_batch,
+                collate_s_per_batch=alone.stages.collate_s_per_batch,
+            ))
+        consumption = batch_size / float(np.median(step_s_seen)) if np.median(step_s_seen) > 0 else math.inf
+        equilibrium[fmt] = flow_equilibrium(ingestion, consumption)
+        if (fit := scaling_fit(track, fmt, ingestion, consumption)) is not None:
+            fits.append(fit)
+        if breakdown and (breakdown_formats is None or fmt in breakdown_formats):
+            parts.append(wait_breakdown(track, fmt, paths, num_workers=max(worker_counts), batch_size=batch_size,
+                                        consumer_per_s=consumption, transform=tf))
+            _tick(on_step, f"{track}/{fmt} breakdown")
+        if sample_batch is None:
+            first = next(iter(make_loader(fmt, paths[:1], LoaderConfig(batch_size=batch_size), transform=tf)))
+            sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
+    transport = transport_cost(sample_batch) if sample_batch is not None else None
+    _tick(on_step, f"{track} transport")
+    step = float(np.median(step_s_seen)) if step_s_seen else math.nan
+    summary = FeedingSummary(
+        track=track, consumer=consumer, batch_size=batch_size,
+        consumption_samples_per_s=batch_size / step if step > 0 else math.inf,
+        flow_equilibrium=equilibrium, fits=fits, breakdown=parts, transport=transport,
+        elapsed_s=time.perf_counter() - started,
+    )
+    return rows, summary
+
+
+_COUNTS: dict[tuple, int] = {}
+
+
+def _count(fmt: str, paths: Sequence[Path]) -> int:
+    from harness.loader import shard_lengths
+
+    key = (fmt, tuple(str(p) for p in paths))
+    if key not in _COUNTS:
+        _COUNTS[key] = sum(shard_lengths(fmt, paths))
+    return _COUNTS[key]
+
+
+def _tick(on_step: Callable[[str], None] | None, label: str) -> None:
+    if on_step is not None:
+        on_step(label)
+
+
+# What the ci profile should sweep: one track, three formats spanning text, columnar and the
+# physical limit, workers 0,1,2, a short emulated step (measured: see the helper's report).
+CI_SWEEP = {"track": "edge", "formats": ("csv", "parquet", "raw"), "batch_size": 16, "steps": 16,
+            "consumer": ConsumerSpec(kind="emulated", step_s=0.005)}
+
+
+class LoaderOverhead(BaseModel):
+    """The harness's own cost: loader throughput at 1 worker vs the format's one-process decode rate."""
+
+    track: str
+    format: str
+    batch_size: int
+    loader_samples_per_s: float = Field(description="1 worker, no consumer, no transform, epochs streamed")
+    decode_samples_per_s: float = Field(description="the format stage's warm decode rate, same shards")
+    ratio: float = Field(description="loader / decode; the check wants >= 0.9")
+    column_batches: bool = Field(description="batches cut from the shard's decoded columns (raw, parquet)")
+
+
+def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_samples_per_s: float,
+                    batch_size: int = 64, epochs: int = 4, repeats: int = 3) -> LoaderOverhead:
+    """Best of `repeats` runs of `epochs` passes streamed through one worker (start-up excluded:
+    timed from the first batch), against the given decode rate."""
+    from harness.loader import COLUMN_READERS, LoaderConfig, make_loader
+
+    loader = make_loader(fmt, paths, LoaderConfig(batch_size=batch_size, num_workers=1, epochs=epochs))
+    best = 0.0
+    for _ in range(repeats):
+        it = iter(loader)
+        first = next(it)
+        t0 = time.perf_counter()
+        n = sum(len(next(v for k, v in b.items() if not k.startswith("_"))) for b in it)
+        dt = time.perf_counter() - t0
+        del first
+        best = max(best, n / dt if dt > 0 else 0.0)
+    return LoaderOverhead(track=track, format=fmt, batch_size=batch_size, loader_samples_per_s=best,
+                          decode_samples_per_s=decode_samples_per_s, ratio=best / decode_samples_per_s,
+                          column_batches=fmt in COLUMN_READERS)

@@ -1,0 +1,121 @@
+"""`feedtax sweep`: the DataLoader worker sweep on freshly generated data, printed as a table or JSON.
+
+Register with `app.command()(sweep)`. Imports stay cheap here: torch loads inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+TRACKS = ("cloud", "edge", "mobile", "tiny")
+FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
+
+
+def _list(values: list[str] | None, known: tuple[str, ...], what: str, default: list[str]) -> list[str]:
+    if not values:
+        return default
+    chosen = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(chosen))
+
+
+def _workers(text: str) -> list[int]:
+    try:
+        counts = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--workers takes comma-separated integers, got {text!r}") from None
+    if not counts or counts[0] < 0:
+        raise typer.BadParameter("--workers needs at least one count >= 0")
+    return counts
+
+
+def sweep(
+    format: Optional[list[str]] = typer.Option(None, "--format", help=f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."),
+    workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
+    track: str = typer.Option("edge", help=f"Track whose samples to load: {', '.join(TRACKS)}."),
+    step_ms: Optional[float] = typer.Option(None, "--step-ms", help="Emulated accelerator: sleep this long per batch (default 5)."),
+    model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
+    device: Optional[str] = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
+    profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
+    batch_size: int = typer.Option(16, help="Samples per batch."),
+    steps: int = typer.Option(20, help="Measured steps per run (warm-up steps come on top)."),
+    seed: int = typer.Option(0, help="Seed of the synthetic data."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
+) -> None:
+    """Sweep formats x DataLoader worker counts: feeding tax, flow equilibrium, where the wait comes from."""
+    if model and step_ms is not None:
+        raise typer.BadParameter("give --step-ms or --model, not both")
+    if device not in (None, "cpu", "cuda"):
+        raise typer.BadParameter("--device is cpu or cuda")
+    if track not in TRACKS:
+        raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
+    fmts = _list(format, FORMATS, "format", ["csv", "parquet", "raw"])
+    counts = _workers(workers)
+
+    import formats as codecs
+    from harness import datasets, profiles
+    from harness.sweep import ConsumerSpec, run_sweep
+
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            typer.echo("feedtax: --device cuda asked for, but torch sees no CUDA device (absent)", err=True)
+            raise typer.Exit(2)
+    prof = profiles.get(profile)
+    spec = ConsumerSpec(kind="model", step_s=None, device=device) if model else \
+        ConsumerSpec(kind="emulated", step_s=(step_ms if step_ms is not None else 5.0) / 1000.0)
+    work = Path(tempfile.mkdtemp(prefix="feedtax-sweep-"))
+    try:
+        samples = list(datasets.generate(track, prof.samples_per_track, seed, prof.sizes))
+        shards = {f: codecs.get(f).write(samples, work / f, samples_per_shard=prof.samples_per_shard) for f in fmts}
+        from rich.console import Console
+        console = Console(stderr=True)
+        with console.status("sweeping...") as status:
+            rows, summary = run_sweep(track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps,
+                                      on_step=lambda label: status.update(f"sweeping: {label}"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if as_json:
+        typer.echo(json.dumps({"loader": [r.model_dump() for r in rows], "feeding": summary.model_dump()}, indent=2))
+        return
+    _print(rows, summary)
+
+
+def _print(rows, summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{summary.track}: feeding tax per format x workers "
+                        f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
+                        f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
+    for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
+        table.add_column(col, justify="left" if col == "format" else "right")
+    for r in rows:
+        eq = summary.flow_equilibrium.get(r.format)
+        mark = " *" if eq == r.num_workers else ""
+        table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
+                      f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
+                      f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
+    console.print(table)
+    for fmt, eq in summary.flow_equilibrium.items():
+        fit = next((f for f in summary.fits if f.format == fmt), None)
+        pred = f"; USL fit predicts {fit.flow_equilibrium_predicted} (extrapolated)" if fit and fit.flow_equilibrium_predicted and (eq is None) else ""
+        console.print(f"flow equilibrium {fmt}: {eq if eq is not None else 'not reached'} workers (*){pred}")
+    for b in summary.breakdown:
+        fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "hidden"
+        console.print(f"wait breakdown {b.format} @ {b.num_workers} workers: in-memory {b.in_memory_samples_per_s:,.0f}/s, "
+                      f"prep {b.prep_samples_per_s:,.0f}/s, fetch {fetch}, consumer {b.consumer_samples_per_s:,.0f}/s "
+                      f"-> binds: [bold]{b.binding}[/bold]" + ("" if b.cache_evicted else " (cache NOT evicted)"))
+    if summary.transport:
+        t = summary.transport
+        console.print(f"transport per batch ({t.batch_bytes:,} B): in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
+                      f"1 worker {t.transport_s_per_batch * 1e3:.2f} ms (IPC {t.ipc_s_per_batch * 1e3:.2f} ms)")

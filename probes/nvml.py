@@ -1,0 +1,193 @@
+"""A background NVML sampler: GPU utilization, memory, power, energy and clocks at a fixed period.
+
+NVML's "utilization.gpu" is a coarse duty cycle: the percent of the last sample period (1/6 s to 1 s
+depending on the GPU) during which at least one kernel ran. It says nothing about how full the SMs
+were, so it is labelled as such and cross-checked against the timing-based feeding tax.
+pynvml is imported lazily; without it (or without a driver) the sampler is absent, never faked.
+The reader is injectable, so the summary logic is tested on recorded readings.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+UTILIZATION_LABEL = "NVML utilization.gpu: coarse duty cycle (share of time any kernel ran), not SM occupancy"
+ENERGY_WRAP = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned long long of mJ
+
+
+class NvmlReading(BaseModel):
+    """One sample. Any field NVML could not give is None."""
+
+    t_s: float
+    util_gpu_pct: float | None = None
+    util_mem_pct: float | None = None
+    mem_used_bytes: int | None = None
+    power_w: float | None = None
+    energy_mj: int | None = None
+    sm_clock_mhz: float | None = None
+    mem_clock_mhz: float | None = None
+
+
+class NvmlSummary(BaseModel):
+    available: bool
+    reason: str | None = None
+    label: str = UTILIZATION_LABEL
+    device_name: str | None = None
+    period_s: float | None = None
+    n: int = 0
+    duration_s: float | None = None
+    util_gpu_pct_mean: float | None = None
+    util_gpu_pct_median: float | None = None
+    idle_fraction: float | None = Field(None, description="1 - mean utilization / 100 (NVML duty cycle)")
+    zero_util_fraction: float | None = Field(None, description="share of readings at 0% utilization")
+    mem_used_bytes_max: int | None = None
+    power_w_mean: float | None = None
+    energy_j: float | None = Field(None, description="energy counter delta (wrap handled), else power integrated")
+    energy_source: str | None = None
+    sm_clock_mhz_median: float | None = None
+    mem_clock_mhz_median: float | None = None
+    readings: list[NvmlReading] = []
+
+
+def energy_delta_mj(first: int, last: int, wrap: int = ENERGY_WRAP) -> int:
+    """last - first of a wrapping counter (one wrap at most between the two readings)."""
+    return last - first if last >= first else last + wrap - first
+
+
+def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = None,
+                       device_name: str | None = None, keep: bool = True) -> NvmlSummary:
+    """Utilization, idle fraction, memory, power and energy over recorded readings."""
+    if not readings:
+        return NvmlSummary(available=True, reason="no readings taken (run shorter than one period?)",
+                           period_s=period_s, device_name=device_name)
+
+    def values(name: str) -> np.ndarray:
+        return np.array([getattr(r, name) for r in readings if getattr(r, name) is not None], dtype=np.float64)
+
+    util, power = values("util_gpu_pct"), values("power_w")
+    mem, sm, mclk = values("mem_used_bytes"), values("sm_clock_mhz"), values("mem_clock_mhz")
+    energy = [r.energy_mj for r in readings if r.energy_mj is not None]
+    energy_j, source = None, None
+    if len(energy) >= 2:
+        total = sum(energy_delta_mj(a, b) for a, b in zip(energy, energy[1:]))  # each step may wrap
+        energy_j, source = total / 1000.0, "NVML total energy counter delta"
+    elif power.size >= 2:
+        pts = [(r.t_s, r.power_w) for r in readings if r.power_w is not None]
+        t, p = np.array(pts).T
+        energy_j, source = float(np.sum((p[1:] + p[:-1]) / 2 * np.diff(t))), "power integrated (trapezoid)"
+    return NvmlSummary(
+        available=True, device_name=device_name, period_s=period_s, n=len(readings),
+        duration_s=readings[-1].t_s - readings[0].t_s,
+        util_gpu_pct_mean=float(util.mean()) if util.size else None,
+        util_gpu_pct_median=float(np.median(util)) if util.size else None,
+        idle_fraction=float(1 - util.mean() / 100) if util.size else None,
+        zero_util_fraction=float(np.mean(util == 0)) if util.size else None,
+        mem_used_bytes_max=int(mem.max()) if mem.size else None,
+        power_w_mean=float(power.mean()) if power.size else None,
+        energy_j=energy_j, energy_source=source,
+        sm_clock_mhz_median=float(np.median(sm)) if sm.size else None,
+        mem_clock_mhz_median=float(np.median(mclk)) if mclk.size else None,
+        readings=readings if keep else [],
+    )
+
+
+def pynvml_reader(index: int = 0) -> tuple[Callable[[], dict], Callable[[], None], str]:
+    """(read, close, device name) over pynvml for one GPU; raises NvmlUnavailable where absent."""
+    from probes.gpu import NvmlUnavailable
+
+    try:
+        import pynvml
+    except ImportError:
+        raise NvmlUnavailable("nvidia-ml-py (pynvml) is not installed") from None
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    except pynvml.NVMLError as exc:
+        raise NvmlUnavailable(f"NVML did not initialise: {exc}") from None
+
+    def get(fn, *args):
+        try:
+            return fn(handle, *args)
+        except pynvml.NVMLError:
+            return None
+
+    name = get(pynvml.nvmlDeviceGetName)
+    name = name.decode() if isinstance(name, bytes) else name
+
+    def read() -> dict:
+        util, mem = get(pynvml.nvmlDeviceGetUtilizationRates), get(pynvml.nvmlDeviceGetMemoryInfo)
+        power = get(pynvml.nvmlDeviceGetPowerUsage)
+        return {
+            "util_gpu_pct": util.gpu if util is not None else None,
+            "util_mem_pct": util.memory if util is not None else None,
+            "mem_used_bytes": mem.used if mem is not None else None,
+            "power_w": power / 1000.0 if power is not None else None,
+            "energy_mj": get(pynvml.nvmlDeviceGetTotalEnergyConsumption),
+            "sm_clock_mhz": get(pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": get(pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_MEM),
+        }
+
+    return read, pynvml.nvmlShutdown, name or "unknown"
+
+
+class NvmlSampler:
+    """Reads the GPU every period_s on a daemon thread between start() and stop().
+
+    reader: a function returning a reading's fields as a dict (tests inject recorded ones); by
+    default pynvml. Where NVML is absent, start() does nothing and stop() says why.
+    """
+
+    def __init__(self, period_s: float = 0.05, index: int = 0, reader: Callable[[], dict] | None = None,
+                 device_name: str | None = None, keep_readings: bool = True):
+        self.period_s, self.index, self.keep = period_s, index, keep_readings
+        self._reader, self._close, self.device_name = reader, None, device_name
+        self.reason: str | None = None
+        self.readings: list[NvmlReading] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if reader is None:
+            from probes.gpu import NvmlUnavailable
+
+            try:
+                self._reader, self._close, self.device_name = pynvml_reader(index)
+            except NvmlUnavailable as exc:
+                self.reason = str(exc)
+
+    @property
+    def available(self) -> bool:
+        return self._reader is not None
+
+    def _loop(self) -> None:
+        t0 = self._t0
+        next_t = t0
+        while not self._stop.is_set():
+            self.readings.append(NvmlReading(t_s=time.perf_counter() - t0, **self._reader()))
+            next_t += self.period_s
+            self._stop.wait(max(0.0, next_t - time.perf_counter()))
+
+    def start(self) -> None:
+        if not self.available or self._thread is not None:
+            return
+        self.readings, self._stop, self._t0 = [], threading.Event(), time.perf_counter()
+        self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> NvmlSummary:
+        if not self.available:
+            return NvmlSummary(available=False, reason=self.reason)
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.readings.append(NvmlReading(t_s=time.perf_counter() - self._t0, **self._reader()))
+        return summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None

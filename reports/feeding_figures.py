@@ -1,0 +1,120 @@
+"""Feeding-tax instruments: FeedingTaxGauge, MFU_vs_Ingestion_Plot and the wait breakdown.
+
+Inputs are harness.sweep rows (LoaderRow) and FeedingSummary objects (or their dicts from
+results.json); each function returns a matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FORMAT_COLORS = {"csv": "#d62728", "json": "#ff7f0e", "parquet": "#2ca02c", "protobuf": "#1f77b4", "raw": "#7f7f7f"}
+
+
+def _get(obj, name):
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+def feeding_tax_gauge(rows) -> plt.Figure:
+    """Feeding tax (% of wall time the consumer waits) per format x worker count, one panel per track."""
+    tracks = list(dict.fromkeys(_get(r, "track") for r in rows))
+    fig, axes = plt.subplots(1, max(1, len(tracks)), figsize=(5.5 * max(1, len(tracks)), 3.6), squeeze=False)
+    for ax, track in zip(axes[0], tracks):
+        mine = [r for r in rows if _get(r, "track") == track]
+        fmts = list(dict.fromkeys(_get(r, "format") for r in mine))
+        workers = sorted({_get(r, "num_workers") for r in mine})
+        width = 0.8 / max(1, len(fmts))
+        x = np.arange(len(workers))
+        for i, fmt in enumerate(fmts):
+            by_w = {_get(r, "num_workers"): r for r in mine if _get(r, "format") == fmt}
+            tax = [100 * _get(by_w[w], "feeding_tax") if w in by_w else np.nan for w in workers]
+            bars = ax.bar(x + (i - (len(fmts) - 1) / 2) * width, tax, width, label=fmt,
+                          color=FORMAT_COLORS.get(fmt, "#333333"))
+            for b, w in zip(bars, workers):
+                if w in by_w and _get(by_w[w], "unstable"):
+                    ax.annotate("!", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
+                                color="red", fontsize=8, weight="bold")
+        ax.set_xticks(x, [str(w) for w in workers])
+        ax.set_xlabel("DataLoader workers")
+        ax.set_ylabel("feeding tax (% of wall time waiting)")
+        ax.set_ylim(0, 100)
+        step = _get(mine[0], "step_s")
+        ax.set_title(f"{track}: feeding tax, step {step * 1e3:.1f} ms ({_get(mine[0], 'consumer')})", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle("FeedingTaxGauge (measured; ! = unstable step times)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def mfu_vs_ingestion(rows, summary) -> plt.Figure:
+    """MFU (or AU where there is no GPU / no peak) vs the loader's ingestion rate; the consumer's
+    consumption rate and each format's flow equilibrium marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    track = _get(summary, "track")
+    mine = [r for r in rows if _get(r, "track") == track]
+    use_mfu = bool(mine) and all(_get(r, "mfu") is not None for r in mine)
+    label = "MFU" if use_mfu else "AU (no GPU peak: accelerator utilization)"
+    eq = _get(summary, "flow_equilibrium")
+    for fmt in dict.fromkeys(_get(r, "format") for r in mine):
+        pts = sorted((r for r in mine if _get(r, "format") == fmt), key=lambda r: _get(r, "num_workers"))
+        xs = [_get(r, "ingestion_samples_per_s") for r in pts]
+        ys = [_get(r, "mfu") if use_mfu else _get(r, "au") for r in pts]
+        color = FORMAT_COLORS.get(fmt, "#333333")
+        ax.plot(xs, ys, "o-", color=color, label=fmt)
+        for r, x, y in zip(pts, xs, ys):
+            w = _get(r, "num_workers")
+            ax.annotate(f"{w}w", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            if eq.get(fmt) == w:
+                ax.plot([x], [y], marker="*", ms=14, color=color, mec="black")
+    need = _get(summary, "consumption_samples_per_s")
+    if np.isfinite(need):
+        ax.axvline(need, color="black", ls="--", lw=1, label=f"consumer needs {need:,.0f}/s")
+    ax.set_xscale("log")
+    ax.set_xlabel("ingestion rate, loader alone (samples/s, log)")
+    ax.set_ylabel(label)
+    ax.set_ylim(0, 1.05 if not use_mfu else None)
+    ax.set_title(f"{track}: {label.split(' ')[0]} vs ingestion (* = flow equilibrium)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def wait_breakdown(summary) -> plt.Figure:
+    """Where the wait comes from: DS-Analyzer's rates per format (fetch, prep, in-memory ceiling,
+    consumer), the binding one hatched; and the per-batch transport cost as its own bar."""
+    parts = _get(summary, "breakdown")
+    transport = _get(summary, "transport")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 1.2]})
+    stages = [("fetch", "fetch_samples_per_s", "#8c564b"), ("prep", "prep_samples_per_s", "#e377c2"),
+              ("transport", "in_memory_samples_per_s", "#17becf"), ("compute", "consumer_samples_per_s", "#bcbd22")]
+    width = 0.2
+    x = np.arange(len(parts))
+    for i, (name, key, color) in enumerate(stages):
+        vals = [_get(p, key) or np.nan for p in parts]
+        bars = ax.bar(x + (i - 1.5) * width, vals, width, color=color, label=name)
+        for b, p in zip(bars, parts):
+            if _get(p, "binding") == name:
+                b.set_hatch("//")
+                b.set_edgecolor("black")
+            if name == "fetch" and _get(p, key) is None:
+                ax.annotate("hidden", (b.get_x() + width / 2, 1), ha="center", fontsize=7, rotation=90)
+    ax.set_xticks(x, [f"{_get(p, 'format')}\n@{_get(p, 'num_workers')}w" for p in parts])
+    ax.set_yscale("log")
+    ax.set_ylabel("samples/s (log)")
+    ax.set_title(f"{_get(summary, 'track')}: stage rates (hatched = binds)", fontsize=10)
+    ax.legend(fontsize=8, ncols=4, loc="upper left")
+    if transport is not None:
+        vals = [_get(transport, "in_process_s_per_batch") * 1e3, _get(transport, "ipc_s_per_batch") * 1e3,
+                _get(transport, "transport_s_per_batch") * 1e3]
+        ax2.bar(["in-process", "IPC", "1 worker\ntotal"], vals, color=["#aaaaaa", "#17becf", "#1f77b4"])
+        ax2.set_ylabel("ms per batch")
+        ax2.set_title(f"DataLoader transport, ready data\n({_get(transport, 'batch_bytes'):,} B/batch)", fontsize=10)
+    else:
+        ax2.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,148 @@
+"""The loader delivers every sample exactly once per epoch, whatever the format, workers and shuffling."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+import formats
+from harness import datasets
+from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, ShardStream, SyntheticBatches, make_loader,
+                            normalize_frames, spectrogram, to_tensors, token_shift, transform_for)
+
+
+def _digest(sample: dict) -> str:
+    h = hashlib.sha1()
+    for k in sorted(sample):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(sample[k]).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def shard_sets(tmp_path_factory, track_samples):
+    samples = track_samples["mobile"][:23]  # 23 samples in shards of 5: last shard short
+    out = {}
+    for fmt in formats.NAMES:
+        paths = formats.get(fmt).write(samples, tmp_path_factory.mktemp(fmt), samples_per_shard=5)
+        out[fmt] = paths
+    return samples, out
+
+
+def _delivered(loader) -> tuple[Counter, Counter, int]:
+    digests, ids, batches = Counter(), Counter(), 0
+    for batch in loader:
+        assert STAGE_KEY in batch and INDEX_KEY in batch
+        fields = {k: v.numpy() for k, v in batch.items() if not k.startswith("_")}
+        n = len(next(iter(fields.values())))
+        for i in range(n):
+            digests[_digest({k: v[i] for k, v in fields.items()})] += 1
+        ids.update(map(tuple, batch[INDEX_KEY].numpy().tolist()))
+        batches += 1
+    return digests, ids, batches
+
+
+CASES = [
+    ("plain, in process", dict(num_workers=0)),
+    ("2 workers, shard + sample shuffle", dict(num_workers=2, shuffle_shards=True, shuffle_samples=True, shuffle_buffer=7)),
+    ("3 workers, streamed, 2 epochs", dict(num_workers=3, epochs=2)),
+]
+
+
+@pytest.mark.parametrize("fmt", formats.NAMES)
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_every_sample_exactly_once_per_epoch(shard_sets, fmt, case):
+    samples, paths = shard_sets
+    cfg = LoaderConfig(batch_size=4, seed=3, **case[1])
+    digests, ids, _ = _delivered(make_loader(fmt, paths[fmt], cfg, with_index=True))
+    want = Counter(_digest(s) for s in samples)
+    want = Counter({k: v * cfg.epochs for k, v in want.items()})
+    assert digests == want
+    assert ids == Counter({(i // 5, i % 5): cfg.epochs for i in range(len(samples))})
+
+
+def test_sample_shuffle_uses_index_reads_where_the_format_allows(shard_sets):
+    _, paths = shard_sets
+    cfg = LoaderConfig(batch_size=4, shuffle_samples=True, seed=1)
+    assert make_loader("raw", paths["raw"], cfg).mode == "index"
+    assert make_loader("parquet", paths["parquet"], cfg).mode == "index"
+    assert make_loader("csv", paths["csv"], cfg).mode == "stream"
+
+
+def test_shuffle_is_seeded_and_changes_order(shard_sets):
+    _, paths = shard_sets
+
+    def order(seed):
+        cfg = LoaderConfig(batch_size=4, shuffle_shards=True, shuffle_samples=True, seed=seed)
+        return [tuple(r) for b in make_loader("raw", paths["raw"], cfg, with_index=True) for r in b[INDEX_KEY].tolist()]
+
+    assert order(5) == order(5)
+    assert order(5) != order(6)
+    assert sorted(order(5)) == sorted(order(6))
+
+
+def test_shards_are_dealt_round_robin_and_cover_all():
+    ds = ShardStream("raw", [f"s{i}" for i in range(7)], batch_size=2, shuffle_shards=True, seed=0)
+    dealt = [ds.shards_of(w, 3, epoch=0) for w in range(3)]
+    assert sorted(sum(dealt, [])) == list(range(7))
+    assert [len(d) for d in dealt] == [3, 2, 2]
+
+
+def test_batches_hold_batch_size_except_the_last(shard_sets):
+    _, paths = shard_sets
+    sizes = [len(b["crop"]) for b in make_loader("protobuf", paths["protobuf"], LoaderConfig(batch_size=4))]
+    assert sizes == [4, 4, 4, 4, 4, 3]
+    sizes = [len(b["crop"]) for b in make_loader("raw", paths["raw"], LoaderConfig(batch_size=4, drop_last=True))]
+    assert sizes == [4] * 5
+
+
+def test_collate_makes_tensors_sharing_memory():
+    arr = np.arange(6, dtype=np.int16).reshape(2, 3)
+    out = to_tensors({"a": arr, STAGE_KEY: np.zeros(4)})
+    assert isinstance(out["a"], torch.Tensor) and out["a"].dtype == torch.int16
+    arr[0, 0] = 99
+    assert out["a"][0, 0] == 99  # no copy
+    assert isinstance(out[STAGE_KEY], np.ndarray)
+
+
+def test_transforms_known_answers(track_samples):
+    rng = np.random.default_rng(0)
+    shifted = token_shift({"tokens": np.array([5, 6, 7], dtype=np.int32)}, rng)
+    assert shifted["input"].tolist() == [5, 6] and shifted["target"].tolist() == [6, 7]
+    frame = np.full((4, 5, 3), 255, dtype=np.uint8)
+    out = normalize_frames({"frame": frame}, rng)["frame"]
+    assert out.shape == (3, 4, 5) and out.dtype == np.float32 and np.allclose(out, 2.0)
+    tone = (10000 * np.sin(2 * np.pi * 1000 * np.arange(160) / 16000)).astype(np.int16)  # 1 kHz
+    spec = spectrogram({"audio": tone}, rng)["spec"]
+    assert spec.shape == (4, 33)
+    assert int(np.argmax(spec.mean(0))) == 4  # bin 4 of a 64-point FFT at 16 kHz = 1 kHz
+    for track in datasets.TRACKS:
+        transform_for(track)(track_samples[track][0], rng)
+
+
+def test_transform_is_timed_as_its_own_stage(shard_sets):
+    _, paths = shard_sets
+    loader = make_loader("json", paths["json"], LoaderConfig(batch_size=4), transform=transform_for("mobile"))
+    batch = next(iter(loader))
+    decode_s, transform_s, collate_s, n = batch[STAGE_KEY]
+    assert n == 4 and decode_s > 0 and transform_s > 0 and collate_s > 0
+    assert batch["crop"].dtype == torch.float32 and batch["input"].dtype == torch.int64
+
+
+def test_synthetic_batches_split_across_workers():
+    batch = {"x": np.arange(8, dtype=np.float32).reshape(4, 2)}
+    loader = make_loader("raw", [], LoaderConfig(num_workers=2), dataset=SyntheticBatches(batch, 5))
+    got = list(loader)
+    assert len(got) == 5 and all(torch.equal(b["x"], torch.from_numpy(batch["x"])) for b in got)
+
+
+def test_large_batches_cross_as_tensors_small_as_numpy():
+    from harness.loader import SHM_THRESHOLD_BYTES, _auto_transport
+
+    small = _auto_transport({"x": np.zeros(10, np.uint8)})
+    big = _auto_transport({"x": np.zeros(SHM_THRESHOLD_BYTES + 1, np.uint8)})
+    assert isinstance(small["x"], np.ndarray) and isinstance(big["x"], torch.Tensor)

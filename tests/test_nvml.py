@@ -1,0 +1,111 @@
+"""The NVML sampler's logic on recorded readings (an injected reader and a fake pynvml module)."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+
+from probes import nvml
+from probes.nvml import ENERGY_WRAP, NvmlReading, NvmlSampler, energy_delta_mj, summarize_readings
+
+RECORDED = [  # t, util %, power W, energy mJ (wraps between the 3rd and 4th reading)
+    (0.0, 0, 60.0, ENERGY_WRAP - 3000),
+    (0.1, 50, 200.0, ENERGY_WRAP - 1000),
+    (0.2, 100, 300.0, ENERGY_WRAP - 500),
+    (0.3, 100, 300.0, 29500),
+    (0.4, 0, 80.0, 37500),
+]
+
+
+def _readings(with_energy=True):
+    return [NvmlReading(t_s=t, util_gpu_pct=u, power_w=p, energy_mj=e if with_energy else None,
+                        mem_used_bytes=1000 * i, sm_clock_mhz=1500, mem_clock_mhz=2600)
+            for i, (t, u, p, e) in enumerate(RECORDED)]
+
+
+def test_energy_delta_handles_wrap():
+    assert energy_delta_mj(100, 250) == 150
+    assert energy_delta_mj(ENERGY_WRAP - 10, 5) == 15
+
+
+def test_summary_of_recorded_readings():
+    s = summarize_readings(_readings(), period_s=0.1, device_name="Fake GPU")
+    assert s.available and s.n == 5 and s.duration_s == pytest.approx(0.4)
+    assert s.util_gpu_pct_mean == pytest.approx(50.0) and s.util_gpu_pct_median == 50
+    assert s.idle_fraction == pytest.approx(0.5) and s.zero_util_fraction == pytest.approx(0.4)
+    assert s.energy_j == pytest.approx((3000 + 37500) / 1000) and "counter" in s.energy_source
+    assert s.mem_used_bytes_max == 4000 and s.power_w_mean == pytest.approx(188.0)
+    assert "coarse duty cycle" in s.label
+
+
+def test_energy_from_power_when_the_counter_is_absent():
+    s = summarize_readings(_readings(with_energy=False))
+    # trapezoid over (60,200,300,300,80) W at 0.1 s steps
+    assert s.energy_j == pytest.approx(0.1 * (130 + 250 + 300 + 190)) and "trapezoid" in s.energy_source
+
+
+def test_empty_readings_say_so():
+    s = summarize_readings([])
+    assert s.n == 0 and s.util_gpu_pct_mean is None and s.reason
+
+
+def test_sampler_thread_with_injected_reader():
+    fields = iter([{"util_gpu_pct": u, "energy_mj": e} for _, u, _, e in RECORDED * 200])
+    sampler = NvmlSampler(period_s=0.005, reader=lambda: next(fields), device_name="Fake GPU")
+    sampler.start()
+    time.sleep(0.05)
+    s = sampler.stop()
+    assert s.available and s.n >= 3 and s.device_name == "Fake GPU"
+    ts = [r.t_s for r in s.readings]
+    assert ts == sorted(ts)
+
+
+def _fake_pynvml(fail_init: bool):
+    m = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    m.NVMLError = NVMLError
+    m.NVML_CLOCK_SM, m.NVML_CLOCK_MEM = 1, 2
+
+    def init():
+        if fail_init:
+            raise NVMLError("NVML Shared Library Not Found")
+
+    m.nvmlInit, m.nvmlShutdown = init, lambda: None
+    m.nvmlDeviceGetHandleByIndex = lambda i: "h"
+    m.nvmlDeviceGetName = lambda h: b"Fake H100"
+    m.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=70, memory=20)
+    m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=123, total=1000)
+    m.nvmlDeviceGetPowerUsage = lambda h: 250000  # mW
+    m.nvmlDeviceGetTotalEnergyConsumption = lambda h: 5000
+
+    def unsupported(h, clock):
+        raise NVMLError("Not Supported")
+
+    m.nvmlDeviceGetClockInfo = unsupported
+    return m
+
+
+def test_pynvml_reader_over_a_fake_module(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(fail_init=False))
+    sampler = NvmlSampler(period_s=0.01)
+    assert sampler.available and sampler.device_name == "Fake H100"
+    sampler.start()
+    time.sleep(0.03)
+    s = sampler.stop()
+    r = s.readings[0]
+    assert r.util_gpu_pct == 70 and r.power_w == 250.0 and r.mem_used_bytes == 123 and r.sm_clock_mhz is None
+    assert s.energy_j == 0.0
+
+
+def test_absent_nvml_is_reported_not_faked(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(fail_init=True))
+    sampler = NvmlSampler()
+    sampler.start()
+    s = sampler.stop()
+    assert not s.available and "did not initialise" in s.reason and s.n == 0

@@ -1,0 +1,85 @@
+"""The sweep's pure parts on known answers, and one small real sweep end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import formats
+from harness.sweep import (ConsumerSpec, FeedingSummary, LoaderRow, binding_stage, fit_usl, flow_equilibrium,
+                           run_sweep, scaling_fit, usl)
+
+
+def test_flow_equilibrium_is_the_smallest_count_keeping_up():
+    assert flow_equilibrium({0: 50, 1: 90, 2: 180, 4: 300}, 150) == 2
+    assert flow_equilibrium({0: 50, 1: 90}, 150) is None
+    assert flow_equilibrium({4: 300, 2: 150}, 150) == 2  # equal counts as keeping up
+
+
+def test_usl_fit_recovers_known_parameters():
+    n = np.array([1, 2, 4, 8, 16])
+    x = usl(n, 1000.0, 0.05, 0.002)
+    lam, sigma, kappa, rmse = fit_usl(n, x)
+    assert lam == pytest.approx(1000, rel=0.02) and sigma == pytest.approx(0.05, abs=0.01)
+    assert kappa == pytest.approx(0.002, rel=0.3) and rmse < 0.01
+
+
+def test_scaling_fit_marks_extrapolation_and_predicts_equilibrium():
+    ingestion = {0: 400.0, 1: 500.0, 2: 950.0, 4: 1800.0}
+    fit = scaling_fit("edge", "csv", ingestion, consumption_per_s=3000.0)
+    assert fit.measured_workers == [1, 2, 4]
+    assert [p.extrapolated for p in fit.predicted[:5]] == [False, False, False, False, True]
+    assert len(fit.predicted) == 32 and fit.flow_equilibrium_predicted is not None
+    assert fit.flow_equilibrium_predicted > 4
+    assert scaling_fit("edge", "csv", {0: 1.0, 1: 2.0}, 10.0) is None
+
+
+def test_binding_stage_is_the_slowest():
+    assert binding_stage(fetch=100, prep=500, transport=1000, compute=800) == "fetch"
+    assert binding_stage(fetch=None, prep=500, transport=1000, compute=800) == "prep"
+    assert binding_stage(fetch=None, prep=5000, transport=1000, compute=800) == "compute"
+
+
+def test_small_real_sweep(tmp_path, track_samples):
+    samples = track_samples["tiny"]
+    shards = {f: formats.get(f).write(samples, tmp_path / f, samples_per_shard=8) for f in ("json", "raw")}
+    labels = []
+    rows, summary = run_sweep("tiny", ["json", "raw"], shards, [0, 1], batch_size=4,
+                              consumer=ConsumerSpec(kind="emulated", step_s=0.002), steps=6,
+                              breakdown_formats=["raw"], on_step=labels.append)
+    assert [(r.format, r.num_workers) for r in rows] == [("json", 0), ("json", 1), ("raw", 0), ("raw", 1)]
+    for r in rows:
+        assert isinstance(r, LoaderRow) and 0 <= r.feeding_tax <= 1 and r.au == pytest.approx(1 - r.feeding_tax)
+        assert r.samples_per_s > 0 and r.ingestion_samples_per_s > 0 and r.step_s >= 0.002
+        assert set(LoaderRow.model_fields) >= {"track", "format", "num_workers", "batch_size", "samples_per_s",
+                                               "feeding_tax", "au", "step_s"}
+    assert isinstance(summary, FeedingSummary) and set(summary.flow_equilibrium) == {"json", "raw"}
+    assert summary.consumption_samples_per_s == pytest.approx(4 / 0.002, rel=0.2)
+    assert [b.format for b in summary.breakdown] == ["raw"]
+    assert summary.transport is not None and summary.transport.transport_s_per_batch > 0
+    assert len(labels) == 4 * 2 + 1 + 1
+    FeedingSummary.model_validate_json(summary.model_dump_json())  # round-trips for results.json
+
+
+def test_figures_render(tmp_path):
+    from reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, wait_breakdown
+    from harness.sweep import TransportCost, WaitBreakdown
+
+    rows = [LoaderRow(track="edge", format=f, num_workers=w, batch_size=16, samples_per_s=1000 * (w + 1),
+                      feeding_tax=0.5 / (w + 1), au=1 - 0.5 / (w + 1), step_s=0.005, ingestion_samples_per_s=1500 * (w + 1),
+                      ingestion_mb_per_s=1.0, mb_per_s=1.0, wait_s=0.1, compute_s=0.1, wall_s=0.2, step_wall_s_iqr=0.0,
+                      unstable=w == 2, consumer="emulated", device="emulated")
+            for f in ("csv", "raw") for w in (0, 1, 2)]
+    summary = FeedingSummary(
+        track="edge", consumer=ConsumerSpec(), batch_size=16, consumption_samples_per_s=3200,
+        flow_equilibrium={"csv": 2, "raw": None},
+        breakdown=[WaitBreakdown(track="edge", format="raw", num_workers=2, in_memory_samples_per_s=9000,
+                                 warm_samples_per_s=5000, cold_samples_per_s=4000, prep_samples_per_s=5000,
+                                 fetch_samples_per_s=None, consumer_samples_per_s=3200, binding="compute",
+                                 cache_evicted=True)],
+        transport=TransportCost(batch_size=16, batch_bytes=1000, in_process_s_per_batch=2e-4,
+                                transport_s_per_batch=1.2e-3, ipc_s_per_batch=1e-3),
+    )
+    for fig in (feeding_tax_gauge(rows), mfu_vs_ingestion(rows, summary), wait_breakdown(summary),
+                feeding_tax_gauge([r.model_dump() for r in rows])):
+        fig.savefig(tmp_path / "f.png")
