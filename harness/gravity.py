@@ -126,20 +126,3 @@ def gravity(sizes_bytes: Iterable[float] = DATASET_TIERS_BYTES, links_gbps: Iter
                 write_s=w, ship_s=ship, read_s=r, egress_usd=size / BYTES_PER_GB * v["egress_usd_per_gb"],
                 drives_usd=drives * v["drive_price_usd"]))
     return GravityResult(tiers=tiers, inputs=inputs)
-
-
-def parse_size(text: str) -> int:
-    """'10GB', '1 PB', '5e12' -> bytes (SI: 1 GB = 10**9 bytes)."""
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18}
-    s = text.strip().upper().replace(" ", "")
-    number = s.rstrip("KMGTPEB")
-    unit = s[len(number):]
-    if unit not in units:
-        raise ValueError(f"size {text!r}: unknown unit {unit!r}; use B, KB, MB, GB, TB, PB or EB")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"size {text!r}: not a number followed by a unit, e.g. 10GB or 1PB") from None
-    if not value > 0:
-        raise ValueError(f"size {text!r}: must be positive")
-    return int(round(value * units[unit]))

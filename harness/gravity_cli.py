@@ -18,10 +18,11 @@ def gravity_cmd(
 ) -> None:
     """Network transfer vs shipping drives: time per dataset size and link, and the crossover distance."""
     from harness import gravity as g
+    from harness.units import parse_size
     from harness.assumptions import AssumptionError, load
 
     try:
-        sizes = [g.parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(g.DATASET_TIERS_BYTES)
+        sizes = [parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(g.DATASET_TIERS_BYTES)
         a = load(overrides=assume or [])
         result = g.gravity(sizes, link_gbps or g.LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
                            disk_read_mb_per_s=disk_mb_per_s, tier=tier, assumptions=a)

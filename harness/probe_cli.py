@@ -6,7 +6,6 @@ stderr naming the path, and exit with code 2.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,28 +13,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 import typer
 
+from harness.units import parse_size
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 probe_app = typer.Typer(help="Measure this machine: disk, memory bandwidth, host metadata, energy counters.",
                         no_args_is_help=True)
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40,
-          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from '4096', '256M' / '256MiB' (binary: K, M, G, T) or '300MB' (decimal: KB, MB, GB, TB)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(I?B)?\s*", text.upper())
-    if not m:
-        raise ValueError(f"not a size: {text!r} (use bytes, or a suffix: 256M, 1G, 300MB)")
-    number, prefix, tail = m.groups()
-    unit = _UNITS[prefix + "B"] if tail == "B" and prefix else _UNITS[prefix]
-    value = float(number) * unit
-    if value < 1 or value != int(value):
-        raise ValueError(f"not a whole, positive number of bytes: {text!r}")
-    return int(value)
-
 
 def _fail(message: str) -> NoReturn:
     typer.echo(f"feedtax probe: {message}", err=True)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from harness.probe_cli import parse_size  # noqa: E402
+from harness.units import parse_size  # noqa: E402
 from probes import disk  # noqa: E402
 from probes.disk import ProbeError  # noqa: E402
 from probes.pagecache import evict  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.probe_cli import parse_size, probe_app
+from harness.probe_cli import probe_app
 
 app = typer.Typer()
 app.add_typer(probe_app, name="probe")
@@ -26,18 +26,6 @@ def run(*args: str):
     return runner.invoke(app, ["probe", *args])
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("4096", 4096), ("256M", 256 << 20), ("1G", 1 << 30), ("256MiB", 256 << 20), ("300MB", 300_000_000),
-    ("1.5K", 1536), ("8m", 8 << 20),
-])
-def test_parse_size(text, expected):
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["12Q", "", "M", "-5", "0", "0.5"])
-def test_parse_size_refuses(text):
-    with pytest.raises(ValueError):
-        parse_size(text)
 
 
 def test_disk_json_contract_and_no_leftovers(tmp_path):
