@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from harness.class_cli import class_report_cmd, collect_cmd, compare_cmd
 from harness.gravity_cli import gravity_cmd
 from harness.probe_cli import probe_app
 from harness.sweep_cli import sweep
@@ -22,6 +23,9 @@ app = typer.Typer(
 app.add_typer(probe_app, name="probe")
 app.command("gravity")(gravity_cmd)
 app.command("sweep")(sweep)
+app.command("collect")(collect_cmd)
+app.command("class-report")(class_report_cmd)
+app.command("compare")(compare_cmd)
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
@@ -52,6 +56,7 @@ def run(
     seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
     keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
     assume: Optional[list[str]] = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
+    submit: Optional[Path] = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
     from rich.console import Console
@@ -96,6 +101,13 @@ def run(
     report = html.write(res, out / "report.html")
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
+    if submit is not None:
+        from harness.submit import SubmitError, write_submission
+
+        try:
+            console.print(f"submission: {write_submission(res, submit)}")
+        except SubmitError as exc:
+            raise _fail(str(exc))
 
 
 def _report_partial(out: Path) -> None:

@@ -83,9 +83,11 @@ def test_report_of_a_malformed_file_fails_naming_it(tmp_path):
 
 def test_subset_of_tracks_and_formats_and_keep_data(tmp_path):
     out = tmp_path / "o"
-    proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json", "--keep-data")
+    proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json", "--keep-data",
+                   "--submit", str(tmp_path / "class"))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
+    assert json.loads((tmp_path / "class" / f"{doc['run_id']}.json").read_text()) == doc
     assert [(r["track"], r["format"]) for r in doc["formats"]] == [("tiny", "raw"), ("tiny", "json")]
     assert sorted(p.name for p in (out / "data").iterdir()) == ["tiny-json", "tiny-raw"]
 

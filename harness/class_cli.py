@@ -1,0 +1,117 @@
+"""`feedtax collect`, `feedtax class-report` and `feedtax compare`: the instructor's and the student's side.
+
+Plain functions with typer parameters, registered in harness.cli with app.command(NAME)(FUNCTION).
+Only typer is imported here; everything heavy is imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"feedtax: {message}", err=True)
+    return typer.Exit(code)
+
+
+def collect_cmd(
+    submissions: list[Path] = typer.Argument(..., help="Submission files, or folders searched for *.json."),
+    db: Path = typer.Option(Path("class.duckdb"), "--db", help="The class database (created if missing)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the collect report as JSON on stdout."),
+) -> None:
+    """Validate submissions and add the good ones to the class database; name every rejected file and why.
+
+    Exit status: 0 when every file was collected (or was already), 1 when any was rejected or
+    conflicted with a run already collected, 2 when the database cannot be used.
+    """
+    from harness.collect import CollectError, collect
+
+    try:
+        report = collect(submissions, db)
+    except CollectError as exc:
+        raise _fail(str(exc))
+    total = len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
+    if json_out:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        for r in report.rejected + report.conflicts:
+            typer.echo(f"rejected  {r.path}: {r.kind}: {r.reason}", err=True)
+        for a in report.accepted:
+            for w in a.warnings:
+                typer.echo(f"warning   {a.path}: {w}", err=True)
+        typer.echo(f"{db}: {len(report.accepted)} collected, {len(report.duplicates)} already there (unchanged), "
+                   f"{len(report.conflicts)} conflicting, {len(report.rejected)} rejected, "
+                   f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)")
+    if total == 0:
+        raise _fail("no submissions found (folders are searched for *.json)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def class_report_cmd(
+    db: Path = typer.Option(Path("class.duckdb"), "--db", help="A database built by `feedtax collect`."),
+    out: Path = typer.Option(Path("class-report"), "--out", help="Folder for class_report.html."),
+) -> None:
+    """Render the class report (self-contained HTML) from the class database."""
+    from harness.collect import CollectError
+    from reports import class_report
+
+    try:
+        path = class_report.write(db, out)
+    except CollectError as exc:
+        raise _fail(str(exc))
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write the report: {exc.strerror or exc}")
+    typer.echo(str(path))
+
+
+def compare_cmd(
+    a: Path = typer.Argument(..., help="The baseline results.json (A)."),
+    b: Path = typer.Argument(..., help="The results.json to compare with it (B)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    all_rows: bool = typer.Option(False, "--all", help="Show every metric, not only the significant and one-sided ones."),
+) -> None:
+    """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test)."""
+    import json
+
+    from harness import compare, results
+
+    try:
+        ra, rb = results.load(a), results.load(b)
+    except results.ResultsFileError as exc:
+        raise _fail(str(exc))
+    rows = compare.compare(ra, rb)
+    notes = compare.context(ra, rb)
+    if json_out:
+        typer.echo(json.dumps({"context": notes, "rows": [r.model_dump() for r in rows]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    for n in notes:
+        console.print(f"[yellow]note: {escape(n)}[/yellow]")
+    shown = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]
+    table = Table(title=f"{ra.run_id} (A) -> {rb.run_id} (B): medians; p from Welch's t-test on the repeats")
+    table.add_column("metric", overflow="fold", ratio=3)
+    for col in ("A", "B", "change", "p"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("verdict", ratio=1)
+    style = {"better": "green", "worse": "red"}
+
+    def num(x):
+        return "" if x is None else f"{x:,.4g}"
+
+    for r in shown:
+        verdict = r.verdict + (f" ({r.direction})" if r.direction and r.verdict == "significant" else "")
+        color = style.get(r.direction or "", "") if r.verdict == "significant" else "dim"
+        table.add_row(escape(r.metric), num(r.a), num(r.b), "" if r.change_pct is None else f"{r.change_pct:+.1f}%",
+                      "" if r.p_value is None else f"{r.p_value:.3g}", f"[{color}]{verdict}[/{color}]" if color else verdict)
+    console.print(table)
+    count = {v: sum(r.verdict == v for r in rows) for v in ("significant", "noise", "no_spread", "only_a", "only_b")}
+    console.print(f"{count['significant']} significant, {count['noise']} noise, {count['no_spread']} without spread"
+                  f" (not tested), {count['only_a']} only in A, {count['only_b']} only in B"
+                  + ("" if all_rows else "; --all shows every metric"))

@@ -1,0 +1,209 @@
+"""Compare two runs metric by metric, and say which changes are real given both runs' spreads.
+
+pyperf's approach (`pyperf compare_to`): a two-sample t-test on the repeats, and a change is only
+reported as significant when the test says so. We keep each distribution's summary rather than
+its values, so the test is Welch's t-test (unequal variances) from mean, stdev and n, with the
+Student t distribution computed here (no scipy). The rule, applied per metric:
+
+  significant  both runs have n >= 2 repeats, two-sided p < ALPHA (0.05) and the means differ by
+               at least MIN_CHANGE (1%): with many repeats a sub-1% shift (clock, thermals,
+               background load) can pass the test and still mean nothing (pyperf's --min-speed).
+  noise        tested and not significant by that rule.
+  no_spread    no distribution to test (a single value such as bytes per sample, or n < 2):
+               the change is shown, no verdict on it.
+  only_a/only_b  the metric exists in one run only (another format, track or section).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from harness.results import Results
+
+ALPHA = 0.05
+MIN_CHANGE = 0.01
+# Sections that are settings, provenance or model outputs computed from the measured ones.
+SKIP_SECTIONS = {"host", "config", "stages", "energy", "energy_ledger", "projections", "gravity", "assumptions",
+                 "schema_version", "run_id", "profile", "created_utc", "status"}
+KEY_FIELDS = ("track", "format", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio", "model", "name")
+METRIC = re.compile(r"(_per_s(_|$)|(^|_)bytes_per_sample$|compression_ratio$|(^|_)feeding_tax$|^au$|^mfu$|iops|"
+                    r"latency_p\d+_s$|^step_s$|error_pp$)")
+LOWER_IS_BETTER = re.compile(r"(_s$|feeding_tax$|latency|bytes_per_sample$)")
+_DIST = frozenset(("median", "mean", "stdev", "n"))
+
+
+class CompareRow(BaseModel):
+    """One metric in run A and run B: medians, the change, and the verdict."""
+
+    metric: str
+    section: str
+    key: str
+    field: str
+    unit: str | None = None
+    a: float | None = None
+    b: float | None = None
+    change_pct: float | None = None
+    t: float | None = None
+    df: float | None = None
+    p_value: float | None = None
+    verdict: Literal["significant", "noise", "no_spread", "only_a", "only_b"]
+    direction: Literal["better", "worse", "changed"] | None = None
+    note: str | None = None
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes 6.4)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with df degrees of freedom."""
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> tuple[float, float, float] | None:
+    """Welch's t statistic (B - A), Welch-Satterthwaite degrees of freedom and two-sided p; None when untestable."""
+    if n_a < 2 or n_b < 2:
+        return None
+    va, vb = sd_a * sd_a / n_a, sd_b * sd_b / n_b
+    se2 = va + vb
+    if se2 <= 0.0:
+        return None
+    t = (mean_b - mean_a) / math.sqrt(se2)
+    df = se2 * se2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
+    return t, df, t_two_sided_p(t, df)
+
+
+def _key(row: dict, fallback: str) -> str:
+    parts = [f"{row[k]}" if k in ("track", "format") else f"{k}={row[k]}"
+             for k in KEY_FIELDS if isinstance(row.get(k), (str, int, float)) and not isinstance(row.get(k), bool)]
+    return ", ".join(parts) or fallback
+
+
+def _leaves(row: dict) -> dict[str, Any]:
+    """Metric name -> Distribution dict or number, from one row (nested models by dotted name; lists skipped)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [("", row)]
+    while stack:
+        prefix, obj = stack.pop()
+        for k, v in obj.items():
+            name = k if prefix in ("", "distributions") else f"{prefix}.{k}"
+            if isinstance(v, dict) and _DIST <= v.keys():
+                out[name] = v  # a distribution beats a bare median of the same name
+            elif isinstance(v, dict):
+                stack.append((name, v))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and METRIC.search(k):
+                out.setdefault(name, v)
+    return out
+
+
+def metrics(results: Results) -> dict[str, tuple[str, str, str, Any]]:
+    """Every comparable metric of a run: id -> (section, row key, field, Distribution dict or number)."""
+    out: dict[str, tuple[str, str, str, Any]] = {}
+    for section in type(results).model_fields:
+        if section in SKIP_SECTIONS:
+            continue
+        value = getattr(results, section)
+        if isinstance(value, BaseModel):
+            rows = [("", value.model_dump())]
+        elif isinstance(value, list):
+            rows = [(None, v.model_dump()) for v in value if isinstance(v, BaseModel)]
+        elif isinstance(value, dict):
+            rows = [(str(k), v.model_dump()) for k, v in value.items() if isinstance(v, BaseModel)]
+        else:
+            continue
+        seen: set[str] = set()
+        for i, (key, row) in enumerate(rows):
+            key = _key(row, str(i)) if key is None else key
+            if key in seen:
+                key = f"{key} #{i}"
+            seen.add(key)
+            for name, v in _leaves(row).items():
+                out[f"{section}[{key}].{name}" if key else f"{section}.{name}"] = (section, key, name, v)
+    return out
+
+
+def _center(v: Any) -> float:
+    return float(v["median"]) if isinstance(v, dict) else float(v)
+
+
+def _row(metric: str, section: str, key: str, name: str, va: Any, vb: Any) -> CompareRow:
+    row = CompareRow(metric=metric, section=section, key=key, field=name, verdict="no_spread")
+    row.unit = next((v.get("unit") for v in (va, vb) if isinstance(v, dict)), None)
+    if va is None or vb is None:
+        row.verdict = "only_b" if va is None else "only_a"
+        row.a, row.b = (None if va is None else _center(va)), (None if vb is None else _center(vb))
+        return row
+    row.a, row.b = _center(va), _center(vb)
+    if row.a:
+        row.change_pct = (row.b - row.a) / abs(row.a) * 100.0
+    notes = [f"{w}: unstable ({v.get('note')})" for w, v in (("A", va), ("B", vb)) if isinstance(v, dict) and v.get("unstable")]
+    row.note = "; ".join(notes) or None
+    if isinstance(va, dict) and isinstance(vb, dict):
+        test = welch(va["mean"], va["stdev"], va["n"], vb["mean"], vb["stdev"], vb["n"])
+        if test is not None:
+            row.t, row.df, row.p_value = test
+            rel = abs(vb["mean"] - va["mean"]) / abs(va["mean"]) if va["mean"] else math.inf
+            row.verdict = "significant" if row.p_value < ALPHA and rel >= MIN_CHANGE else "noise"
+    if row.verdict == "significant" or (row.verdict == "no_spread" and row.b != row.a):
+        if name.endswith("error_pp"):
+            row.direction = "changed"
+        else:
+            up = row.b > row.a
+            row.direction = "better" if up != bool(LOWER_IS_BETTER.search(name)) else "worse"
+    return row
+
+
+def compare(a: Results, b: Results) -> list[CompareRow]:
+    """Per metric of either run: A's and B's median, the change, Welch's t-test and the verdict (see module doc)."""
+    ma, mb = metrics(a), metrics(b)
+    order = list(ma) + [m for m in mb if m not in ma]
+    rows = []
+    for m in order:
+        section, key, name, _ = ma.get(m) or mb[m]
+        rows.append(_row(m, section, key, name, ma.get(m, (None,) * 4)[3], mb.get(m, (None,) * 4)[3]))
+    return rows
+
+
+def context(a: Results, b: Results) -> list[str]:
+    """What differs between the runs besides the measurements (profile, sizes, machine): read changes with care."""
+    notes = []
+    pairs = [("profile", a.profile, b.profile), ("sample sizes", a.config.sizes, b.config.sizes),
+             ("samples per track", a.config.samples_per_track, b.config.samples_per_track),
+             ("CPU", a.host.cpu_model, b.host.cpu_model), ("logical cores", a.host.cpu_logical_cores, b.host.cpu_logical_cores),
+             ("data filesystem", a.host.data_dir and a.host.data_dir.fs_type, b.host.data_dir and b.host.data_dir.fs_type),
+             ("feedtax git sha", a.host.git_sha, b.host.git_sha)]
+    for what, x, y in pairs:
+        if x != y:
+            notes.append(f"{what} differs: {x} vs {y}")
+    return notes

@@ -1,0 +1,51 @@
+"""`feedtax run --submit DIR`: drop a copy of the run's results into a class submission folder.
+
+The file is named <run_id>.json, so submissions from a whole class never collide and the
+instructor's `feedtax collect DIR` keys each by its run. Written atomically (temp file in the same
+folder, fsync, rename): a crash or a full disk never leaves a half-written submission behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from harness.results import Results
+
+_SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the same rule collect applies
+
+
+class SubmitError(RuntimeError):
+    """The submission cannot be written: names the folder and why."""
+
+
+def write_submission(results: Results, submit_dir: Path) -> Path:
+    """Write submit_dir/<run_id>.json atomically and return its path (the run's latest state replaces an older copy)."""
+    submit_dir = Path(submit_dir)
+    if not _SAFE_RUN_ID.match(results.run_id):
+        raise SubmitError(f"run_id {results.run_id!r} cannot name a file (letters, digits, '.', '_', '-' only)")
+    target = submit_dir / f"{results.run_id}.json"
+    tmp = None
+    try:
+        submit_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{results.run_id}.", suffix=".tmp", dir=submit_dir)
+        with os.fdopen(fd, "wb") as f:
+            f.write(results.model_dump_json(indent=2).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        tmp = None
+        dir_fd = os.open(submit_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a crash
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise SubmitError(f"{submit_dir}: cannot write the submission: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return target
