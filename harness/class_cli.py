@@ -10,10 +10,7 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"feedtax: {message}", err=True)
-    return typer.Exit(code)
+from harness.clierrors import fail
 
 
 def collect_cmd(
@@ -31,7 +28,7 @@ def collect_cmd(
     try:
         report = collect(submissions, db)
     except CollectError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     total = len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
@@ -45,7 +42,7 @@ def collect_cmd(
                    f"{len(report.conflicts)} conflicting, {len(report.rejected)} rejected, "
                    f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)")
     if total == 0:
-        raise _fail("no submissions found (folders are searched for *.json)")
+        raise fail("no submissions found (folders are searched for *.json)")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -61,9 +58,9 @@ def class_report_cmd(
     try:
         path = class_report.write(db, out)
     except CollectError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     except OSError as exc:
-        raise _fail(f"{out}: cannot write the report: {exc.strerror or exc}")
+        raise fail(f"{out}: cannot write the report: {exc.strerror or exc}")
     typer.echo(str(path))
 
 
@@ -81,7 +78,7 @@ def compare_cmd(
     try:
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     rows = compare.compare(ra, rb)
     notes = compare.context(ra, rb)
     if json_out:

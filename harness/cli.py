@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from harness.clierrors import fail
+
 from harness.class_cli import class_report_cmd, collect_cmd, compare_cmd
 from harness.gravity_cli import gravity_cmd
 from harness.probe_cli import probe_app
@@ -42,11 +44,6 @@ def _choices(values: list[str] | None, known: tuple[str, ...], what: str) -> lis
     return list(dict.fromkeys(chosen))
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"feedtax: {message}", err=True)
-    return typer.Exit(code)
-
-
 @app.command()
 def run(
     profile: str = typer.Option("laptop", help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
@@ -69,7 +66,7 @@ def run(
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     track_list = _choices(tracks, TRACKS, "track")
     format_list = _choices(formats, FORMATS, "format")
     console = Console(stderr=True)
@@ -91,13 +88,13 @@ def run(
             res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
                              keep_data=keep_data, assume=assume or (), progress=Bars(progress))
     except (runner.RunError, AssumptionError) as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     except KeyboardInterrupt:
         _report_partial(out)
-        raise _fail(f"interrupted: what was measured is in {out / 'results.json'}", 130)
+        raise fail(f"interrupted: what was measured is in {out / 'results.json'}", 130)
     except Exception as exc:
         _report_partial(out)
-        raise _fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1)
+        raise fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1)
     report = html.write(res, out / "report.html")
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
@@ -107,7 +104,7 @@ def run(
         try:
             console.print(f"submission: {write_submission(res, submit)}")
         except SubmitError as exc:
-            raise _fail(str(exc))
+            raise fail(str(exc))
 
 
 def _report_partial(out: Path) -> None:
@@ -151,12 +148,12 @@ def report(
     try:
         res = results.load(results_file)
     except results.ResultsFileError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     target = out or results_file.with_name("report.html")
     try:
         html.write(res, target)
     except OSError as exc:
-        raise _fail(f"{target}: cannot write report: {exc.strerror or exc}")
+        raise fail(f"{target}: cannot write report: {exc.strerror or exc}")
     typer.echo(str(target))
 
 
@@ -176,7 +173,7 @@ def project(
         res = results.load(results_file)
         project_results(res, assume)
     except (results.ResultsFileError, AssumptionError, ValueError) as exc:
-        raise _fail(f"{results_file}: {exc}" if not str(exc).startswith(str(results_file)) else str(exc))
+        raise fail(f"{results_file}: {exc}" if not str(exc).startswith(str(results_file)) else str(exc))
     if out is not None:
         results.save(res, out)
     if json_out:

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from harness.clierrors import fail
+
 
 def gravity_cmd(
     size: Optional[list[str]] = typer.Option(None, help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the lab's five tiers."),
@@ -27,8 +29,7 @@ def gravity_cmd(
         result = g.gravity(sizes, link_gbps or g.LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
                            disk_read_mb_per_s=disk_mb_per_s, tier=tier, assumptions=a)
     except (ValueError, AssumptionError) as exc:
-        typer.echo(f"feedtax: {exc}", err=True)
-        raise typer.Exit(2)
+        raise fail(str(exc))
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
         return

@@ -9,9 +9,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+
+from harness.clierrors import fail
 
 from harness.units import parse_size
 
@@ -21,16 +23,11 @@ if TYPE_CHECKING:
 probe_app = typer.Typer(help="Measure this machine: disk, memory bandwidth, host metadata, energy counters.",
                         no_args_is_help=True)
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"feedtax probe: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _size(text: str, what: str) -> int:
     try:
         return parse_size(text)
     except ValueError as exc:
-        _fail(f"{what}: {exc}")
+        raise fail(f"{what}: {exc}")
 
 
 def _cell(value: Any) -> str:
@@ -88,7 +85,7 @@ def disk(
         try:
             made = path = Path(tempfile.mkdtemp(prefix=".feedtax-probe-", dir=Path.cwd()))
         except OSError as exc:
-            _fail(f"{Path.cwd()}: cannot make a temp directory: {exc.strerror or exc}")
+            raise fail(f"{Path.cwd()}: cannot make a temp directory: {exc.strerror or exc}")
     progress = None
     if not as_json:
         from rich.console import Console
@@ -98,7 +95,7 @@ def disk(
     try:
         result = measure_disk(path, size_bytes, block_size_bytes=block_bytes, time_budget_s=time_budget_s, progress=progress)
     except ProbeError as exc:
-        _fail(str(exc))
+        raise fail(str(exc))
     finally:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
@@ -117,7 +114,7 @@ def memory(
     try:
         result = measure_memory(_size(size, "--size"), threads=threads)
     except ValueError as exc:
-        _fail(f"memory: {exc}")
+        raise fail(f"memory: {exc}")
     _emit(result, as_json, "memory copy bandwidth")
 
 
@@ -138,5 +135,5 @@ def energy(
     from probes.energy import measure_energy
 
     if window_s <= 0:
-        _fail(f"--window-s must be positive, got {window_s}")
+        raise fail(f"--window-s must be positive, got {window_s}")
     _emit(measure_energy(window_s), as_json, f"energy over {window_s:g} s")

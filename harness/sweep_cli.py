@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from harness.clierrors import fail
+
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
 
@@ -67,8 +69,7 @@ def sweep(
     if device == "cuda":
         import torch
         if not torch.cuda.is_available():
-            typer.echo("feedtax: --device cuda asked for, but torch sees no CUDA device (absent)", err=True)
-            raise typer.Exit(2)
+            raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
     prof = profiles.get(profile)
     spec = ConsumerSpec(kind="model", step_s=None, device=device) if model else \
         ConsumerSpec(kind="emulated", step_s=(step_ms if step_ms is not None else 5.0) / 1000.0)
