@@ -107,6 +107,22 @@ def _feeding(results: Results) -> list[str]:
     return parts
 
 
+def _waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[float, str]]]:
+    """This machine's measured disk read (MB/s) and each mission's network link (MB/s), from the assumptions:
+    cloud data arrives over the lab's fastest datacenter link, mobile frames over Bluetooth LE."""
+    from harness.gravity import LINK_GBPS
+
+    disk = results.disk.seq_read_mb_per_s_cold if results.disk else None
+    a = results.assumptions
+    if a is None:
+        return disk, {}
+    e = a.entries
+    links = {"cloud": (max(LINK_GBPS) * 1e9 / 8 * e["link_efficiency"].value / 1e6, f"network\n{max(LINK_GBPS):g} Gbit/s")}
+    if "ble_phy_mbit_per_s" in e and "ble_link_efficiency" in e:
+        links["mobile"] = (e["ble_phy_mbit_per_s"].value * e["ble_link_efficiency"].value / 8, "network\nBluetooth LE")
+    return disk, links
+
+
 def _missions(results: Results) -> list[str]:
     """Part 1/3 projections: each mission through mlsysim, its verdict, checks and sourced inputs."""
     from reports import mission_figures
@@ -120,7 +136,7 @@ def _missions(results: Results) -> list[str]:
         " mission. Every input names its source: <i>measured</i> here, <i>mlsysim:</i> a registry value, or"
         " <i>assumption:</i> an entry of the assumptions file (listed at the end; change one with"
         " <code>--assume key=value</code> and <code>feedtax project</code>).</p>",
-        f"<figure>{_svg(mission_figures.ingestion_waterfall(results.projections))}</figure>",
+        f"<figure>{_svg(mission_figures.ingestion_waterfall(results.projections, *_waterfall_links(results)))}</figure>",
     ]
     for track, p in results.projections.items():
         verdict = "<span style='color:#080'>meets</span>" if p.verdict == "meets" else "<span class='warn'>misses</span>"

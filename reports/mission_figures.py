@@ -102,32 +102,40 @@ def energy_radar(ledger: Ledger) -> plt.Figure:
     return fig
 
 
-def ingestion_waterfall(projections: Mapping[str, Projection]) -> plt.Figure:
-    """Per track, samples/s of each stage of the headline format's pipeline against the rate the target demands;
-    the binding (slowest) stage is outlined and labelled."""
+def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: float | None = None,
+                        network_mb_per_s: Mapping[str, tuple[float, str]] | None = None) -> plt.Figure:
+    """Per track, in samples/s of the headline format: this machine's disk, the mission's network link (where
+    its data crosses one), the target's read, decode and transform stages (the binding one outlined), and
+    the rate the target's compute consumes."""
     tracks = list(projections)
-    fig, axes = plt.subplots(1, len(tracks), figsize=(3.4 * len(tracks) + 0.5, 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tracks), figsize=(3.9 * len(tracks) + 0.5, 4.4), squeeze=False)
     for ax, track in zip(axes[0], tracks):
         p = projections[track]
-        stages = {"read\n(storage/link)": (p.pipeline.read_rate_per_second, "read"),
-                  "decode": (p.pipeline.decode_rate_per_second, "decode"),
-                  "transform": (p.pipeline.transform_rate_per_second, "transform")}
-        x = np.arange(len(stages))
-        bars = ax.bar(x, [v for v, _ in stages.values()], color=TRACK_COLORS.get(track), alpha=0.6)
+        per_sample_bytes = p.inputs["sample_size"].value
+        stages: dict[str, tuple[float, str | None]] = {}
+        if disk_mb_per_s:
+            stages["this\nmachine's\ndisk"] = (disk_mb_per_s * 1e6 / per_sample_bytes, None)
+        if network_mb_per_s and track in network_mb_per_s:
+            rate, label = network_mb_per_s[track]
+            stages[label] = (rate * 1e6 / per_sample_bytes, None)
+        stages.update({"target\nread": (p.pipeline.read_rate_per_second, "read"),
+                       "decode": (p.pipeline.decode_rate_per_second, "decode"),
+                       "transform": (p.pipeline.transform_rate_per_second, "transform")})
+        x = np.arange(len(stages) + 1)
+        bars = ax.bar(x[:-1], [v for v, _ in stages.values()], color=TRACK_COLORS.get(track), alpha=0.6)
+        ax.bar(x[-1], p.pipeline.required_rate_per_second, color="white", edgecolor="black", hatch="//")
         for bar, (_, key) in zip(bars, stages.values()):
             if key == p.pipeline.bottleneck_stage:
                 bar.set_edgecolor("black")
                 bar.set_linewidth(2.5)
                 ax.annotate("binding", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                             va="bottom", fontsize=8, weight="bold")
-        ax.axhline(p.pipeline.required_rate_per_second, color="black", ls="--", lw=1.2, label="compute demand")
-        ax.set_yscale("log")
         values = [v for v, _ in stages.values()] + [p.pipeline.required_rate_per_second]
+        ax.set_yscale("log")
         ax.set_ylim(min(values) / 10, max(values) * 10)
-        ax.set_xticks(x, list(stages), fontsize=8)
-        ax.set_ylabel("samples/s (measured-sample units, log)", fontsize=8)
+        ax.set_xticks(x, [*stages, "compute\nconsumes"], fontsize=7)
+        ax.set_ylabel(f"samples/s ({per_sample_bytes:,.0f}-byte samples, log)", fontsize=8)
         ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinds: {p.binding_constraint}", fontsize=8)
-        ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle("IngestionWaterfall: pipeline stage rates vs the rate the target consumes", fontsize=11)
+    fig.suptitle("IngestionWaterfall: storage, network, decode and transform vs the rate compute consumes", fontsize=11)
     fig.tight_layout()
     return fig
