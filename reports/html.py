@@ -119,7 +119,7 @@ def _waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[fl
     e = a.entries
     links = {"cloud": (max(LINK_GBPS) * 1e9 / 8 * e["link_efficiency"].value / 1e6, f"network\n{max(LINK_GBPS):g} Gbit/s")}
     if "ble_phy_mbit_per_s" in e and "ble_link_efficiency" in e:
-        links["mobile"] = (e["ble_phy_mbit_per_s"].value * e["ble_link_efficiency"].value / 8, "network\nBluetooth LE")
+        links["mobile"] = (e["ble_phy_mbit_per_s"].value * e["ble_link_efficiency"].value / 8, "network\nBLE")
     return disk, links
 
 
