@@ -1,8 +1,9 @@
 """Harness overhead: the DataLoader at 1 worker vs the format's one-process decode rate, same shards.
 
-Each benchmark round streams the shards 4 times through one worker (start-up excluded); the ratio
-loader / decode is recorded in extra_info ("ratio") and printed. The issue's check wants >= 0.9.
-Run: python -m pytest benchmarks/test_loader_overhead.py -s"""
+Runs harness.sweep.loader_overhead (what results.json reports): at the sweep's batch (64 here) and at
+an amortized batch whose decode takes AMORTIZED_BATCH_DECODE_S, so torch's fixed per-batch cost is
+a few percent; the fixed cost itself comes from the two. The issue's check wants amortized >= 0.9.
+Ratios go to extra_info and are printed. Run: python -m pytest benchmarks/test_loader_overhead.py -s"""
 
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ import time
 import pytest
 
 import formats
-from benchmarks.conftest import N
-from harness.loader import LoaderConfig, make_loader
-
-EPOCHS = 4
+from harness.sweep import loader_overhead
 
 
 def _decode_rate(codec, paths) -> float:
@@ -32,15 +30,11 @@ def test_loader_one_worker_vs_decode(benchmark, bench_samples, tmp_path, fmt, ki
     codec = formats.get(fmt)
     paths = codec.write(bench_samples[kind], tmp_path, samples_per_shard=250)
     decode = _decode_rate(codec, paths)
-    loader = make_loader(fmt, paths, LoaderConfig(batch_size=64, num_workers=1, epochs=EPOCHS, persistent_workers=True))
-    next(iter(loader))  # start the worker outside the timing
-
-    def stream() -> int:
-        return sum(len(b[next(k for k in b if not k.startswith("_"))]) for b in loader)
-
     benchmark.group = f"loader 1 worker {kind}"
-    count = benchmark.pedantic(stream, rounds=3, iterations=1)
-    assert count == N * EPOCHS
-    rate = N * EPOCHS / benchmark.stats.stats.min
-    benchmark.extra_info.update(decode_samples_per_s=decode, loader_samples_per_s=rate, ratio=rate / decode)
-    print(f"\n{kind} {fmt}: decode {decode:,.0f}/s, loader@1 {rate:,.0f}/s, ratio {rate / decode:.2f}")
+    o = benchmark.pedantic(lambda: loader_overhead(kind, fmt, paths, decode_samples_per_s=decode, batch_size=64),
+                           rounds=1, iterations=1)
+    benchmark.extra_info.update(o.model_dump())
+    per_batch = f"{o.per_batch_s * 1e3:.2f} ms" if o.per_batch_s is not None else "n/a"
+    print(f"\n{kind} {fmt}: decode {decode:,.0f}/s | batch {o.batch_size}: {o.loader_samples_per_s:,.0f}/s "
+          f"ratio {o.ratio:.2f} | batch {o.amortized_batch_size}: {o.amortized_loader_samples_per_s:,.0f}/s "
+          f"ratio {o.amortized_ratio:.2f} | fixed per batch {per_batch}")

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 Sample = dict[str, np.ndarray]
+Columns = dict[str, np.ndarray]  # field -> array [rows, *field shape]: a run of consecutive samples
 
 SHARD_VERSION = 1
 
@@ -128,6 +129,9 @@ class Codec:
     encode_shard(samples, schema) -> bytes of one shard file.
     iter_shard(path) -> the samples of one shard, in order; ShardError on any damage.
     read_shard_sample(path, index) -> one sample by index, for formats with random access.
+    iter_shard_columns(path) -> the shard as column chunks, in order, for formats that decode whole
+    columns anyway (raw: the mapped records; parquet: a row group), so a loader can slice batches
+    from them instead of restacking samples.
     """
 
     name: str
@@ -136,10 +140,16 @@ class Codec:
     iter_shard: Callable[[Path], Iterator[Sample]]
     read_shard_sample: Callable[[Path, int], Sample] | None = None
     random_access_note: str = ""
+    iter_shard_columns: Callable[[Path], Iterator[Columns]] | None = None
 
     @property
     def random_access(self) -> bool:
         return self.read_shard_sample is not None
+
+    @property
+    def columnar(self) -> bool:
+        """Whether the format decodes whole columns (iter_columns works)."""
+        return self.iter_shard_columns is not None
 
     def write(
         self, samples: Iterable[Sample], directory: os.PathLike | str, *, samples_per_shard: int = 1024
@@ -155,11 +165,28 @@ class Codec:
                 raise ShardError(path, "open", "no such shard file")
             yield from self.iter_shard(path)
 
+    def iter_columns(self, path: os.PathLike | str) -> Iterator[Columns]:
+        """One shard's samples as column chunks (field -> array [rows, *shape]), in order; only for
+        columnar formats. Arrays may be read-only views of the decoded shard (raw's memory map):
+        slice or copy them, never write to them."""
+        if self.iter_shard_columns is None:
+            raise NotImplementedError(f"{self.name} does not decode whole columns; use iter_shard")
+        return self.iter_shard_columns(Path(path))
+
     def read_sample(self, path: os.PathLike | str, index: int) -> Sample:
         """One sample of one shard by its index in that shard (only where the format allows it)."""
         if self.read_shard_sample is None:
             raise NotImplementedError(f"{self.name} has no random access: {self.random_access_note}")
         return self.read_shard_sample(Path(path), index)
+
+
+def rows_of(chunks: Iterable[Columns]) -> Iterator[Sample]:
+    """The samples of column chunks, in order: row i of every column (views, no copy). Columnar
+    formats define iter_shard with it, so samples and columns come from one reader."""
+    for cols in chunks:
+        items = list(cols.items())
+        for i in range(len(items[0][1]) if items else 0):
+            yield {name: col[i, ...] for name, col in items}
 
 
 def write_shards(codec: Codec, samples: Iterable[Sample], directory: Path, samples_per_shard: int) -> list[Path]:

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, schema_from_json, schema_to_json
+from formats.base import SHARD_VERSION, Codec, Columns, Sample, Schema, ShardError, rows_of, schema_from_json, schema_to_json
 
 RG_ROWS = 256
 _META_KEY = b"feedtax"
@@ -74,12 +74,15 @@ def _columns(path: Path, pf: pq.ParquetFile, schema: Schema, rg: int) -> dict[st
     return out
 
 
-def iter_shard(path: Path) -> Iterator[Sample]:
+def iter_columns(path: Path) -> Iterator[Columns]:
+    """One chunk per row group (RG_ROWS rows), decoded when reached."""
     pf, schema = _open(path)
     for rg in range(pf.num_row_groups):
-        cols = _columns(path, pf, schema, rg)
-        for i in range(pf.metadata.row_group(rg).num_rows):
-            yield {name: arr[i, ...] for name, arr in cols.items()}
+        yield _columns(path, pf, schema, rg)
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    return rows_of(iter_columns(path))
 
 
 def read_shard_sample(path: Path, index: int) -> Sample:
@@ -96,4 +99,5 @@ CODEC = Codec(
     encode_shard=encode_shard,
     iter_shard=iter_shard,
     read_shard_sample=read_shard_sample,
+    iter_shard_columns=iter_columns,
 )

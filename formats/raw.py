@@ -18,7 +18,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import orjson
 
-from formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, crc32, schema_from_json, schema_to_json
+from formats.base import (SHARD_VERSION, Codec, Columns, Sample, Schema, ShardError, crc32, rows_of, schema_from_json,
+                          schema_to_json)
 
 MAGIC = b"FTXRAW01"
 ALIGN = 4096
@@ -82,11 +83,14 @@ def _open(path: Path, verify_data: bool) -> tuple[np.ndarray, np.ndarray, int]:
     return data.view(dtype), mm[data_end:].view("<u4"), offset
 
 
-def iter_shard(path: Path) -> Iterator[Sample]:
+def iter_columns(path: Path) -> Iterator[Columns]:
+    """The whole shard as one chunk: each field a read-only strided view of the mapped records."""
     records, _, _ = _open(path, verify_data=True)
-    columns = [(name, records[name]) for name in records.dtype.names]
-    for i in range(len(records)):
-        yield {name: col[i, ...] for name, col in columns}
+    yield {name: records[name] for name in records.dtype.names}
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    return rows_of(iter_columns(path))
 
 
 def read_shard_sample(path: Path, index: int) -> Sample:
@@ -108,4 +112,5 @@ CODEC = Codec(
     encode_shard=encode_shard,
     iter_shard=iter_shard,
     read_shard_sample=read_shard_sample,
+    iter_shard_columns=iter_columns,
 )

@@ -99,11 +99,17 @@ def _feeding(results: Results) -> list[str]:
     if results.feeding and results.feeding.loader_overhead:
         parts += ["<h3>The harness's own overhead</h3>",
                   "<p class='note'>Loader throughput at one worker (no consumer, no transform) against the format stage's"
-                  " one-process decode rate of the same shards. Below 90%, the process boundary (worker to main) costs"
-                  " more than decoding: fast formats move bytes faster than inter-process transport does.</p>",
-                  _table(["track", "format", "batch", "loader samples/s", "decode samples/s", "ratio"],
+                  " one-process decode rate of the same shards, at the sweep's batch size and at a batch large enough"
+                  " (about 10 ms of decoding) to amortize the DataLoader's fixed cost per batch, which is fitted from"
+                  " the two. Below 90% at the sweep's batch, that fixed per-batch cost (torch's worker loop and"
+                  " inter-process transport) exceeds the decoding it carries: fast formats decode a small batch in less"
+                  " time than the DataLoader takes to hand it over.</p>",
+                  _table(["track", "format", "batch", "loader samples/s", "decode samples/s", "ratio",
+                          "amortized batch", "ratio at it", "fixed cost per batch (ms)"],
                          [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}", f"{o.decode_samples_per_s:,.0f}",
-                           f"{o.ratio:.2f}"] for o in results.feeding.loader_overhead], left=2)]
+                           f"{o.ratio:.2f}", o.amortized_batch_size, f"{o.amortized_ratio:.2f}",
+                           "—" if o.per_batch_s is None else f"{o.per_batch_s * 1e3:.2f}"]
+                          for o in results.feeding.loader_overhead], left=2)]
     return parts
 
 

@@ -83,3 +83,16 @@ def test_figures_render(tmp_path):
     for fig in (feeding_tax_gauge(rows), mfu_vs_ingestion(rows, summary), wait_breakdown(summary),
                 feeding_tax_gauge([r.model_dump() for r in rows])):
         fig.savefig(tmp_path / "f.png")
+
+
+def test_loader_overhead_reports_both_batches(tmp_path, track_samples):
+    from harness.sweep import AMORTIZED_BATCH_DECODE_S, LoaderOverhead, loader_overhead
+
+    paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
+    o = loader_overhead("tiny", "raw", paths, decode_samples_per_s=20000.0, batch_size=4, repeats=1)
+    assert isinstance(o, LoaderOverhead) and o.column_batches and o.batch_size == 4
+    assert o.amortized_batch_size == round(20000 * AMORTIZED_BATCH_DECODE_S)
+    assert o.ratio == pytest.approx(o.loader_samples_per_s / 20000.0)
+    assert o.amortized_ratio == pytest.approx(o.amortized_loader_samples_per_s / 20000.0)
+    assert o.per_batch_s is not None
+    LoaderOverhead.model_validate_json(o.model_dump_json())
