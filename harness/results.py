@@ -75,6 +75,8 @@ class Feeding(BaseModel):
     flow_equilibrium: dict[str, dict[str, int | None]] = Field(
         description="track -> format -> smallest measured worker count whose ingestion keeps up with the consumer; null: never")
     summaries: list[FeedingSummary] = []
+    shards: dict[str, int] = Field(default_factory=dict, description="track -> shards per format the sweep streamed "
+                                   "(at least 2 per worker, so stream-only formats can keep every worker busy)")
     loader_overhead: list[LoaderOverhead] = Field(
         default_factory=list, description="1-worker loader throughput vs the format stage's decode rate of the same shards")
 

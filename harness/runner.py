@@ -93,6 +93,21 @@ def measure_transform(track: str, samples: list, profile: Profile, on_repeat) ->
                                    samples_per_s=summarize(rates(seconds, len(samples)), "samples/s"))
 
 
+def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: SweepPlan, max_workers: int,
+                       seed: int, sizes: datasets.Sizes) -> dict[str, list[Path]]:
+    """The sweep's own shards: enough samples for the measured steps, in at least 2 shards per worker.
+
+    Stream-only formats deal whole shards to workers, so the format stage's few large shards (fewer
+    still for a slow format measured on a budget) would leave workers idle and cap scaling."""
+    import formats as codecs
+
+    n = max(2 * max_workers, (plan.steps + 2 * max_workers + 4) * plan.batch_size)
+    samples = list(datasets.generate(track, n, seed, sizes))
+    per_shard = max(1, n // (2 * max(max_workers, 1)))
+    return {fmt: codecs.get(fmt).write(samples, data_dir / f"sweep-{track}-{fmt}", samples_per_shard=per_shard)
+            for fmt in formats}
+
+
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
@@ -103,9 +118,12 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     progress.start("DataLoader sweep", len(tracks) * runs)
     res.feeding = results.Feeding(flow_equilibrium={})
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
+    sizes = datasets.Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in res.config.sizes.items()})
     for track in tracks:
+        sweep_shards = write_sweep_shards(track, formats, Path(res.config.data_dir), plan, max(workers), res.config.seed, sizes)
+        res.feeding.shards[track] = len(next(iter(sweep_shards.values())))
         rows, summary = run_sweep(
-            track, formats, {f: shards[track, f] for f in formats}, workers, batch_size=plan.batch_size,
+            track, formats, sweep_shards, workers, batch_size=plan.batch_size,
             consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps,
             on_step=lambda label: progress.advance(),
         )

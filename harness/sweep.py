@@ -406,7 +406,8 @@ class LoaderOverhead(BaseModel):
                                                 "per-sample overhead; the check wants >= 0.9")
     per_batch_s: float | None = Field(description="fixed seconds per batch at 1 worker (fit of the two batch "
                                                   "sizes: time = per_batch_s + rows x per_sample); None when "
-                                                  "the amortized batch is under twice the sweep's")
+                                                  "the amortized batch is under twice the sweep's, or the fit "
+                                                  "is lost in noise (intercept <= 0)")
     column_batches: bool = Field(description="batches sliced from the shard's decoded columns (raw, parquet)")
 
 
@@ -448,6 +449,7 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     if big >= 2 * batch_size and rate[batch_size] > 0 and rate[big] > 0:  # closer points: too noisy a fit
         per_sample = (big / rate[big] - batch_size / rate[batch_size]) / (big - batch_size)
         per_batch = batch_size / rate[batch_size] - batch_size * per_sample
+        per_batch = per_batch if per_batch > 0 else None  # a negative intercept is noise, not a cost
     return LoaderOverhead(
         track=track, format=fmt, batch_size=batch_size, loader_samples_per_s=rate[batch_size],
         decode_samples_per_s=decode_samples_per_s, ratio=rate[batch_size] / decode_samples_per_s,

@@ -43,6 +43,7 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     assert all(s["status"] == "complete" for s in doc["stages"])
     assert {(r["format"], r["num_workers"]) for r in doc["loader"]} == {(f, w) for f in ("csv", "parquet", "raw") for w in (0, 1, 2)}
     assert set(doc["feeding"]["flow_equilibrium"]["edge"]) == {"csv", "parquet", "raw"}
+    assert doc["feeding"]["shards"]["edge"] >= 2 * 2, "at least 2 shards per worker, or stream-only formats cannot scale"
     assert set(doc["projections"]) == {"cloud", "edge", "mobile", "tiny"}
     assert len(doc["model_validation"]) == len(doc["loader"])
     assert any(t["dataset_bytes"] == 10**15 and t["link_gbps"] == 100 for t in doc["gravity"]["tiers"])
