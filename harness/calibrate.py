@@ -60,15 +60,11 @@ class Measured(BaseModel):
 
 
 def sample_fields(samples_by_track: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, dict[str, FieldMeasure]]:
-    """Field sizes of the first sample of each track (numpy arrays or scalars)."""
-    import numpy as np
+    """Field sizes of the first sample of each track, from its schema."""
+    from formats.base import schema_of
 
-    out = {}
-    for track, samples in samples_by_track.items():
-        first = next(iter(samples))
-        out[track] = {k: FieldMeasure(bytes=int(np.asarray(v).nbytes), items=int(np.asarray(v).size))
-                      for k, v in first.items()}
-    return out
+    return {track: {f.name: FieldMeasure(bytes=f.nbytes, items=f.size) for f in schema_of(next(iter(samples)))}
+            for track, samples in samples_by_track.items()}
 
 
 def measured_from(format_results: Iterable[Any], **fields: Any) -> Measured:

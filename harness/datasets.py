@@ -15,7 +15,7 @@ and any worker can generate any index. Sizes come from the profile (Sizes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Iterator
 
@@ -40,6 +40,14 @@ class Sizes:
     crop_hw: tuple[int, int] = (32, 32)
     text_len: int = 32
     audio_len: int = 160  # 10 ms at 16 kHz
+
+    def to_json(self) -> dict[str, int | list[int]]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Sizes":
+        """The Sizes a run recorded in results.json (config.sizes)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()})
 
 
 @lru_cache(maxsize=4)

@@ -52,7 +52,7 @@ def project_results(res: Results, assume: list[str] | None = None) -> None:
     a = assumptions_mod.load(overrides=assume)
     res.assumptions = a
     tracks = list(dict.fromkeys(f.track for f in res.formats))
-    sizes = datasets.Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in res.config.sizes.items()})
+    sizes = datasets.Sizes.from_json(res.config.sizes)
     fields = calibrate.sample_fields({t: [datasets.sample(t, 0, res.config.seed, sizes)] for t in tracks})
     mfu = [r.mfu for r in res.loader if r.mfu is not None]
     m = calibrate.measured_from(

@@ -144,18 +144,32 @@ def json_schema() -> dict:
     return Results.model_json_schema()
 
 
-def save(results: Results, path: Path) -> None:
-    """Write results.json atomically: a temp file, fsync, then rename over the old one."""
+def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
+    """Replace path with data via a temp file and rename, so a reader sees the old file or the new one,
+    never half of one; durable also fsyncs the file and its directory (the rename survives a crash)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(results.model_dump_json(indent=2))
-            f.flush()
-            os.fsync(f.fileno())
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+        if durable:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def save(results: Results, path: Path) -> None:
+    """Write results.json atomically and durably (it is what a stopped run leaves)."""
+    write_atomic(path, results.model_dump_json(indent=2).encode(), durable=True)
 
 
 class ResultsFileError(ValueError):

@@ -118,7 +118,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     progress.start("DataLoader sweep", len(tracks) * runs)
     res.feeding = results.Feeding(flow_equilibrium={})
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
-    sizes = datasets.Sizes(**{k: tuple(v) if isinstance(v, list) else v for k, v in res.config.sizes.items()})
+    sizes = datasets.Sizes.from_json(res.config.sizes)
     for track in tracks:
         sweep_shards = write_sweep_shards(track, formats, Path(res.config.data_dir), plan, max(workers), res.config.seed, sizes)
         res.feeding.shards[track] = len(next(iter(sweep_shards.values())))
@@ -162,7 +162,7 @@ def run(
         warmups=profile.warmups, repeats=profile.repeats, min_time_s=profile.min_time_s,
         disk_probe_bytes=profile.disk_probe_bytes, memory_probe_bytes=profile.memory_probe_bytes,
         format_budget_s=profile.format_budget_s,
-        sizes={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(profile.sizes).items()},
+        sizes=profile.sizes.to_json(),
         sweep=asdict(profile.sweep), data_dir=str(data_dir),
     )
     res = results.Results(

@@ -7,12 +7,10 @@ folder, fsync, rename): a crash or a full disk never leaves a half-written submi
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
-from harness.results import Results
+from harness.results import Results, save
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the same rule collect applies
 
@@ -27,25 +25,9 @@ def write_submission(results: Results, submit_dir: Path) -> Path:
     if not _SAFE_RUN_ID.match(results.run_id):
         raise SubmitError(f"run_id {results.run_id!r} cannot name a file (letters, digits, '.', '_', '-' only)")
     target = submit_dir / f"{results.run_id}.json"
-    tmp = None
     try:
         submit_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{results.run_id}.", suffix=".tmp", dir=submit_dir)
-        with os.fdopen(fd, "wb") as f:
-            f.write(results.model_dump_json(indent=2).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        tmp = None
-        dir_fd = os.open(submit_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+        save(results, target)
     except OSError as exc:
         raise SubmitError(f"{submit_dir}: cannot write the submission: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return target

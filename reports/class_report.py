@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 from reports.figures import FORMAT_COLORS  # noqa: E402
+from harness.results import write_atomic  # noqa: E402
 from reports.html import CSS, _kv, _svg  # noqa: E402
 
 Z_OUTLIER = 3.5
@@ -348,11 +349,5 @@ def write(db_path: Path, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "class_report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, html.encode("utf-8"), durable=False)
     return path

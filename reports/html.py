@@ -6,7 +6,7 @@ import io
 from html import escape
 from pathlib import Path
 
-from harness.results import Results
+from harness.results import Results, write_atomic
 from harness.stats import Distribution
 
 CSS = """
@@ -343,11 +343,5 @@ def render(results: Results) -> str:
 def write(results: Results, path: Path) -> Path:
     """Render and write the report atomically."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(render(results), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, render(results).encode("utf-8"), durable=False)
     return path
