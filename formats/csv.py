@@ -4,7 +4,8 @@ Column names are `field[i]` over the flattened array (scalars keep the bare fiel
 written in their shortest round-tripping decimal form; NaN and +-inf as `nan`, `inf`, `-inf`.
 Line 1 is a comment `#{header}` with the schema, row count and a CRC32 of the rest, so dtypes and
 shapes survive and damage is detected before any sample is yielded.
-No random access: rows have variable length, so finding row i means parsing every row before it.
+Columnar in decoding (pyarrow parses whole columns) but no random access: rows have variable length,
+so finding row i means parsing every row before it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from formats.base import Codec, Sample, Schema, ShardError, read_bytes, split_text_shard, text_header
+from formats.base import Codec, Columns, Sample, Schema, ShardError, read_bytes, rows_of, split_text_shard, text_header
 
 
 def column_names(schema: Schema) -> list[str]:
@@ -40,7 +41,9 @@ def encode_shard(samples: Sequence[Sample], schema: Schema) -> bytes:
     return b"#" + orjson.dumps(text_header("csv", schema, len(samples), body)) + b"\n" + body
 
 
-def iter_shard(path: Path) -> Iterator[Sample]:
+def iter_columns(path: Path) -> Iterator[Columns]:
+    """The whole shard as one chunk: pyarrow parses every column at once, then each field's columns
+    are joined into one array [rows, *shape]."""
     data = read_bytes(path)
     schema, count, body = split_text_shard(path, data, "csv", lambda line: orjson.loads(line[1:]))
     names = column_names(schema)
@@ -67,8 +70,11 @@ def iter_shard(path: Path) -> Iterator[Sample]:
         col += f.size
         flat = np.column_stack(cols) if cols else np.empty((count, 0), f.dtype)
         arrays[f.name] = flat.astype(f.dtype, copy=False).reshape((count, *f.shape))
-    for i in range(count):
-        yield {name: arr[i, ...] for name, arr in arrays.items()}
+    yield arrays
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    return rows_of(iter_columns(path))
 
 
 CODEC = Codec(
@@ -76,5 +82,6 @@ CODEC = Codec(
     suffix=".csv",
     encode_shard=encode_shard,
     iter_shard=iter_shard,
+    iter_shard_columns=iter_columns,
     random_access_note="rows have variable length: reaching row i parses every row before it",
 )

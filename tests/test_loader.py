@@ -11,8 +11,8 @@ import torch
 
 import formats
 from harness import datasets
-from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, ShardStream, ShmRing, SyntheticBatches, make_loader,
-                            normalize_frames, spectrogram, to_tensors, token_shift, transform_for)
+from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, Parts, ShardStream, ShmRing, SyntheticBatches, assemble,
+                            make_loader, normalize_frames, spectrogram, to_tensors, token_shift, transform_for)
 
 
 def _digest(sample: dict) -> str:
@@ -147,7 +147,8 @@ def _ring_batch(n: int = 4) -> dict:
             STAGE_KEY: np.array([0.1, 0.0, 0.0, n])}
 
 
-def test_ring_message_round_trip_owns_its_memory_and_frees_the_slot():
+def test_ring_message_lends_the_slot_until_the_batch_is_garbage():
+    import gc
     import pickle
     from multiprocessing.reduction import ForkingPickler  # as the DataLoader's queues pickle
 
@@ -155,15 +156,36 @@ def test_ring_message_round_trip_owns_its_memory_and_frees_the_slot():
     batch = _ring_batch()
     msg = ring(batch)
     assert not isinstance(msg, dict) and ring.mine[2].tolist() == [0, 1]  # slot 0 taken
-    blob = ForkingPickler.dumps(msg)
-    out = pickle.loads(blob)  # in the main process: copy out, free the slot
-    assert ring.mine[2].tolist() == [1, 1]
-    assert np.array_equal(out["x"], batch["x"]) and np.array_equal(out["t"], batch["t"])
+    out = to_tensors(pickle.loads(ForkingPickler.dumps(msg)))  # in the main process: no copy
+    assert torch.equal(out["x"], torch.from_numpy(batch["x"])) and torch.equal(out["t"], torch.from_numpy(batch["t"]))
     assert out[STAGE_KEY][2] > 0 and out[STAGE_KEY][0] == 0.1  # the slot copy counts as collate
-    ring.mine[1]["x"][0] = 0  # the slot is reused: the delivered batch must not change
-    assert np.array_equal(out["x"], batch["x"])
+    view = out["x"][1:]  # a view of a field keeps the slot lent, as the tensor itself does
+    del out
+    gc.collect()
+    assert ring.mine[2].tolist() == [0, 1]
+    assert ring(_ring_batch()).args[2] == 1  # the worker takes the other slot, never the lent one
+    del view
+    gc.collect()
+    assert ring.mine[2].tolist() == [1, 0]  # slot 0 free again once nothing refers to it
     second = ForkingPickler.dumps(ring(_ring_batch(3)))  # a short batch fits; only (slot, rows) crosses now
     assert len(second) < 1000 and len(pickle.loads(second)["t"]) == 3
+
+
+def test_ring_assembles_parts_in_the_slot():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    samples = [{"x": np.full((2, 3), i, np.int16), "t": np.float64(i)} for i in range(3)]
+    parts = Parts({"x": [s["x"] for s in samples], "t": [np.asarray(s["t"]) for s in samples]}, True, 3,
+                  {STAGE_KEY: np.array([0.1, 0.0, 0.0, 3])})
+    ring = ShmRing(batch_size=4, slots=2)
+    out = pickle.loads(ForkingPickler.dumps(ring(parts)))
+    assert np.array_equal(out["x"], np.stack([s["x"] for s in samples])) and out["t"].tolist() == [0, 1, 2]
+    assert out[STAGE_KEY][2] > 0 and parts.extra[STAGE_KEY][2] == 0  # timed, on a copy
+    blocks = Parts({"x": [np.zeros((1, 2, 3), np.int16), np.ones((2, 2, 3), np.int16)], "t": [np.zeros(1), np.ones(2)]},
+                   False, 3, {})
+    got = assemble(blocks)
+    assert got["x"].shape == (3, 2, 3) and got["x"][1:].min() == 1 and got["t"].tolist() == [0, 1, 1]
 
 
 def test_ring_falls_back_to_the_plain_batch_when_full_or_mismatched():
@@ -183,7 +205,7 @@ def test_ring_is_used_by_workers_and_forgotten_between_passes(shard_sets):
     assert sum(len(b["crop"]) for b in loader) == 23 and len(loader.ring.received) == 1  # new worker, old ring gone
 
 
-@pytest.mark.parametrize("fmt", ["raw", "parquet"])
+@pytest.mark.parametrize("fmt", ["raw", "parquet", "csv"])
 def test_column_api_matches_samples(shard_sets, fmt):
     samples, paths = shard_sets
     codec = formats.get(fmt)
@@ -199,7 +221,7 @@ def test_column_api_matches_samples(shard_sets, fmt):
 
 def test_non_columnar_formats_say_so(shard_sets):
     _, paths = shard_sets
-    codec = formats.get("csv")
+    codec = formats.get("json")
     assert not codec.columnar
     with pytest.raises(NotImplementedError):
-        codec.iter_columns(paths["csv"][0])
+        codec.iter_columns(paths["json"][0])

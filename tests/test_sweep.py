@@ -85,14 +85,28 @@ def test_figures_render(tmp_path):
         fig.savefig(tmp_path / "f.png")
 
 
-def test_loader_overhead_reports_both_batches(tmp_path, track_samples):
+def test_loader_overhead_reports_both_batches_paired(tmp_path, track_samples):
     from harness.sweep import AMORTIZED_BATCH_DECODE_S, LoaderOverhead, loader_overhead
 
     paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
-    o = loader_overhead("tiny", "raw", paths, decode_samples_per_s=20000.0, batch_size=4, repeats=1)
-    assert isinstance(o, LoaderOverhead) and o.column_batches and o.batch_size == 4
+    o = loader_overhead("tiny", "raw", paths, decode_samples_per_s=20000.0, batch_size=4, rounds=3)
+    assert isinstance(o, LoaderOverhead) and o.column_batches and o.batch_size == 4 and o.rounds == 3
     assert o.amortized_batch_size == round(20000 * AMORTIZED_BATCH_DECODE_S)
     assert o.ratio == pytest.approx(o.loader_samples_per_s / 20000.0)
     assert o.amortized_ratio == pytest.approx(o.amortized_loader_samples_per_s / 20000.0)
     assert o.per_batch_s is not None
+    lo, hi = o.amortized_paired_ratio_iqr
+    assert 0 < lo <= o.amortized_paired_ratio <= hi
+    assert o.paired_decode_samples_per_s > 0 and o.in_process_ratio > 0 and o.amortized_in_process_ratio > 0
+    assert o.meets_target == (o.amortized_paired_ratio >= 0.9)
     LoaderOverhead.model_validate_json(o.model_dump_json())
+
+
+def test_loader_overhead_of_an_older_results_file_still_loads():
+    from harness.sweep import LoaderOverhead
+
+    old = {"track": "edge", "format": "raw", "batch_size": 16, "loader_samples_per_s": 1.0, "decode_samples_per_s": 2.0,
+           "ratio": 0.5, "amortized_batch_size": 64, "amortized_loader_samples_per_s": 1.5, "amortized_ratio": 0.75,
+           "per_batch_s": None, "column_batches": True}
+    o = LoaderOverhead.model_validate(old)
+    assert o.amortized_paired_ratio is None and o.meets_target is None
