@@ -175,17 +175,35 @@ def test_ring_assembles_parts_in_the_slot():
     import pickle
     from multiprocessing.reduction import ForkingPickler
 
-    samples = [{"x": np.full((2, 3), i, np.int16), "t": np.float64(i)} for i in range(3)]
-    parts = Parts({"x": [s["x"] for s in samples], "t": [np.asarray(s["t"]) for s in samples]}, True, 3,
-                  {STAGE_KEY: np.array([0.1, 0.0, 0.0, 3])})
-    ring = ShmRing(batch_size=4, slots=2)
-    out = pickle.loads(ForkingPickler.dumps(ring(parts)))
-    assert np.array_equal(out["x"], np.stack([s["x"] for s in samples])) and out["t"].tolist() == [0, 1, 2]
-    assert out[STAGE_KEY][2] > 0 and parts.extra[STAGE_KEY][2] == 0  # timed, on a copy
     blocks = Parts({"x": [np.zeros((1, 2, 3), np.int16), np.ones((2, 2, 3), np.int16)], "t": [np.zeros(1), np.ones(2)]},
-                   False, 3, {})
-    got = assemble(blocks)
-    assert got["x"].shape == (3, 2, 3) and got["x"][1:].min() == 1 and got["t"].tolist() == [0, 1, 1]
+                   3, {STAGE_KEY: np.array([0.1, 0.0, 0.0, 3])})
+    ring = ShmRing(batch_size=4, slots=2)
+    out = pickle.loads(ForkingPickler.dumps(ring(blocks)))
+    assert out["x"].shape == (3, 2, 3) and out["x"][1:].min() == 1 and out["t"].tolist() == [0, 1, 1]
+    assert out[STAGE_KEY][2] > 0 and blocks.extra[STAGE_KEY][2] == 0  # timed, on a copy
+    assert assemble(blocks)["x"].shape == (3, 2, 3)
+
+
+def test_batches_of_samples_are_written_into_a_reserved_slot(shard_sets):
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    samples, paths = shard_sets
+    ring = ShmRing(batch_size=4, slots=3)
+    ds = ShardStream("protobuf", paths["protobuf"], batch_size=4)
+    ds.sink = ring
+    items = iter(ds)
+    first = next(items)
+    assert first.ring is ring and ring.mine[2].tolist() == [0, 1, 1]  # written in place, slot 0 taken
+    out = pickle.loads(ForkingPickler.dumps(ring(first)))
+    assert [_digest({k: out[k][i] for k in samples[0]}) for i in range(4)] == [_digest(s) for s in samples[:4]]
+    decode_s, _, collate_s, n = out[STAGE_KEY]
+    assert n == 4 and decode_s > 0 and collate_s > 0
+    second = next(items)
+    other = ShmRing(batch_size=4, slots=1)
+    got = other(second)  # a slot of another ring: copied out, the slot given back
+    assert isinstance(got, dict) and ring.mine[2][second.slot] == 1
+    assert _digest({k: got[k][0] for k in samples[0]}) == _digest(samples[4])
 
 
 def test_ring_falls_back_to_the_plain_batch_when_full_or_mismatched():
