@@ -206,6 +206,17 @@ def test_batches_of_samples_are_written_into_a_reserved_slot(shard_sets):
     assert _digest({k: got[k][0] for k in samples[0]}) == _digest(samples[4])
 
 
+@pytest.mark.parametrize("fmt", ["protobuf", "raw"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kept_batches_never_change_when_slots_run_out(shard_sets, fmt, workers):
+    """A consumer that keeps every batch holds every slot it was lent: later batches must cross
+    another way, and no kept batch may be overwritten."""
+    samples, paths = shard_sets
+    kept = list(make_loader(fmt, paths[fmt], LoaderConfig(batch_size=2, num_workers=workers, epochs=2)))
+    rows = Counter(_digest({k: b[k][i].numpy() for k in samples[0]}) for b in kept for i in range(len(b["crop"])))
+    assert rows == Counter({_digest(s): 2 for s in samples})
+
+
 def test_ring_falls_back_to_the_plain_batch_when_full_or_mismatched():
     ring = ShmRing(batch_size=4, slots=1)
     first = ring(_ring_batch())
