@@ -11,7 +11,7 @@ files and who goes first every round, so drift and cache history (a hypervisor's
 OS, which no guest can evict) fall on both alike; the medians over rounds are compared. Prints a table on stderr and one JSON object on stdout; exits 1 when a ratio
 (feedtax / fio) is off by more than the tolerance, 2 when it cannot run.
 
-    python scripts/fio_compare.py --path DIR [--size 256M] [--block-size 1M] [--rounds 3]
+    python scripts/fio_compare.py --path DIR [--size 256M] [--block-size 1M] [--rounds 16]
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", type=Path, help="directory on the disk to test [default: a temp dir here]")
     ap.add_argument("--size", default="256M", help="file size, e.g. 256M, 1G")
     ap.add_argument("--block-size", default="1M", help="sequential block size")
-    ap.add_argument("--rounds", type=int, default=8, help="measured rounds, after one warm-up round")
+    ap.add_argument("--rounds", type=int, default=16, help="measured rounds, after one warm-up round (random 4 KiB"
+                    " reads on a VM swung 0.70-1.24x fio over 6 rounds, within 15% over 16)")
     ap.add_argument("--rand-ops", type=int, default=8192, help="random 4 KiB reads per round")
     ap.add_argument("--tolerance", type=float, default=0.15)
     args = ap.parse_args(argv)
