@@ -31,6 +31,7 @@ def stage_rates(res: Results) -> list:
             # the sweep reads shards the format stage just wrote: from the page cache
             read_mb_per_s=disk.seq_read_mb_per_s_warm,
             transport_s_per_batch=transport.get(track),
+            collate_s_per_batch=row.collate_s_per_batch,
         ))
     return out
 

@@ -179,8 +179,10 @@ def _missions(results: Results) -> list[str]:
     if results.model_validation:
         parts += [
             "<h3>Does the model match this machine?</h3>",
-            "<p class='note'>For every sweep point: the pipeline model's feeding tax, predicted from the measured stage rates,"
-            " against the feeding tax measured end to end. Errors over 10 percentage points are flagged with the likely reason.</p>",
+            "<p class='note'>For every sweep point: the pipeline model's feeding tax, predicted from the measured stage rates"
+            " (a worker's decode, transform and collate in series, times the workers, against the consumer's demand; plus"
+            " the measured per-batch transport each step waits for), against the feeding tax measured end to end. Errors"
+            " over 10 percentage points are flagged with the likely reason.</p>",
             _table(["track", "format", "workers", "predicted", "measured", "error (pp)", "likely reason"],
                    [[v.track, v.format, v.num_workers, _pct(v.predicted_feeding_tax), _pct(v.measured_feeding_tax),
                      _Markup(f"<span class='warn'>{v.error_pp:+.1f}</span>") if abs(v.error_pp) > 10 else f"{v.error_pp:+.1f}",
