@@ -111,7 +111,7 @@ def transform_for(track: str) -> Transform:
 
 def stack(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
     """A list of samples -> field -> array [B, *shape] (one copy, per field)."""
-    return {name: np.stack([s[name] for s in samples]) for name in samples[0]}
+    return {name: _stack_rows([s[name] for s in samples], None) for name in samples[0]}
 
 
 @dataclass
@@ -133,6 +133,8 @@ def _stack_rows(rows: list[np.ndarray], out: np.ndarray | None) -> np.ndarray:
     """np.stack(rows, out=out), 3-25x faster for many small rows: np.stack makes a view per row;
     concatenating along the first axis of a contiguous destination (or fromiter, for scalars) does not."""
     first = rows[0]
+    if any(r.shape != first.shape for r in rows):
+        return np.stack(rows, out=out)  # which raises, naming the mismatch
     if first.ndim == 0:
         joined = np.fromiter(rows, first.dtype, len(rows))
         if out is None:

@@ -440,13 +440,9 @@ def _timed_rate(run: Callable[[], int]) -> float:
     return n / dt if dt > 0 else 0.0
 
 
-def _timed_pass_after_first(loader) -> float:
-    it = iter(loader)
-    next(it)
-    t0 = time.perf_counter()
-    n = sum(len(next(v for k, v in b.items() if not k.startswith("_"))) for b in it)
-    dt = time.perf_counter() - t0
-    return n / dt if dt > 0 else 0.0
+def _pass_samples(loader) -> int:
+    """One whole pass of a loader; the samples it delivered."""
+    return sum(len(next(v for k, v in b.items() if not k.startswith("_"))) for b in loader)
 
 
 def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_samples_per_s: float,
@@ -464,7 +460,7 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     big = max(batch_size, min(math.ceil(decode_samples_per_s * AMORTIZED_BATCH_DECODE_S),
                               AMORTIZED_BATCH_MAX_BYTES // max(sample_bytes, 1)))
     sizes = sorted({batch_size, big})
-    epochs = {b: max(1, math.ceil((MIN_TIMED_BATCHES + 1) * b / max(n_samples, 1))) for b in sizes}
+    epochs = {b: max(1, math.ceil(MIN_TIMED_BATCHES * b / max(n_samples, 1))) for b in sizes}
     passes = max(epochs.values())
     loaders = {(b, w): make_loader(fmt, paths, LoaderConfig(batch_size=b, num_workers=w, epochs=epochs[b],
                                                             persistent_workers=True, transport=transport))
@@ -475,12 +471,14 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     def decode_pass() -> int:  # the format stage's way: every sample decoded and let go, as many as a loader pass
         return sum(sum(1 for _ in codec.iter_samples(paths)) for _ in range(passes))
 
-    for _ in range(max(1, rounds)):
+    for loader in loaders.values():  # warm-up: workers started (persistent), files opened once
+        _pass_samples(loader)
+    for _ in range(max(1, rounds)):  # whole passes: a shard's decode is never left out of the window
         d = _timed_rate(decode_pass)
         decode.append(d)
         for b in sizes:
-            in_process[b].append(_timed_pass_after_first(loaders[b, 0]) / d)
-            r = _timed_pass_after_first(loaders[b, 1])
+            in_process[b].append(_timed_rate(lambda: _pass_samples(loaders[b, 0])) / d)
+            r = _timed_rate(lambda: _pass_samples(loaders[b, 1]))
             rate[b].append(r)
             ratios[b].append(r / d)
     loader_rate = {b: float(np.median(rate[b])) for b in sizes}

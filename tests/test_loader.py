@@ -12,7 +12,7 @@ import torch
 import formats
 from harness import datasets
 from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, Parts, ShardStream, ShmRing, SyntheticBatches, assemble,
-                            make_loader, normalize_frames, spectrogram, to_tensors, token_shift, transform_for)
+                            make_loader, normalize_frames, spectrogram, stack, to_tensors, token_shift, transform_for)
 
 
 def _digest(sample: dict) -> str:
@@ -109,6 +109,16 @@ def test_collate_makes_tensors_sharing_memory():
     arr[0, 0] = 99
     assert out["a"][0, 0] == 99  # no copy
     assert isinstance(out[STAGE_KEY], np.ndarray)
+
+
+def test_stack_matches_numpy_and_refuses_ragged_rows():
+    rows = [np.arange(6, dtype=np.int16).reshape(2, 3) + i for i in range(5)]
+    scalars = [np.asarray(np.float32(v)) for v in (-0.0, np.nan, np.inf, 1e-45)]
+    got = stack([{"x": r, "s": s} for r, s in zip(rows, scalars)])
+    assert np.array_equal(got["x"], np.stack(rows[:4])) and got["x"].dtype == np.int16
+    assert got["s"].tobytes() == np.stack(scalars).tobytes()  # -0.0, NaN, inf and a subnormal bit for bit
+    with pytest.raises(ValueError):  # 4 + 2 + 6 values would fill 3 rows of 4: never silently
+        stack([{"x": np.zeros(n)} for n in (4, 2, 6)])
 
 
 def test_transforms_known_answers(track_samples):
