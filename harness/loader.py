@@ -1,8 +1,9 @@
 """torch DataLoader over any format's shards: every sample exactly once per epoch, whatever the workers.
 
-Two datasets, both yielding whole batches (Parts: samples or column blocks, assembled by the
-collate_fn in one copy) so batching happens in the worker, once per batch, not per sample in the
-main process:
+Two datasets, both yielding whole batches so batching happens in the worker, once per batch, not per
+sample in the main process; each batch is made by one copy, straight into where it is delivered
+from (a ring slot, see below): samples are written in as they decode (_fill), column blocks are
+concatenated in by the collate_fn (Parts).
 
 - ShardStream (IterableDataset): any format. Whole shards are dealt to workers (shard i goes to
   worker i mod W, after an optional seeded shard shuffle); sample-level shuffle is a seeded buffer
@@ -12,11 +13,12 @@ main process:
 
 Transport ("ring", the default): each worker assembles its batches straight into a ring of
 shared-memory slots it sent to the main process once; only a slot number crosses the queue and the
-main process lends the slot's rows to the batch, without a copy, until it is garbage (ShmRing). "numpy" (pickled through the pipe) and "tensor"
-(torch's shared-memory tensor per batch) are the two stock paths, kept so the difference can be
-measured. In the main process `to_tensors` wraps numpy with torch.from_numpy (no copy).
-Every batch carries STAGE_KEY: seconds spent in the worker decoding (fetch + parse), transforming
-and stacking that batch, so the per-sample transform is measured as its own stage.
+main process lends the slot's rows to the batch, without a copy, until it is garbage (ShmRing).
+"numpy" (pickled through the pipe) and "tensor" (torch's shared-memory tensor per batch) are the two
+stock paths, kept so the difference can be measured. In the main process `to_tensors` wraps numpy
+with torch.from_numpy (no copy). Every batch carries STAGE_KEY: seconds spent in the worker decoding
+(fetch + parse), transforming and assembling that batch, so the per-sample transform is measured as
+its own stage.
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ class _RowWriter:
 
     def abandon(self) -> None:
         if self.filled is not None:
-            self.filled.release()
+            self.filled.free()
 
 
 def _fill(stream: Iterator, batch_size: int, *, sink: "ShmRing | None", transform: Transform | None,
@@ -290,7 +292,7 @@ class ShardStream(IterableDataset):
         for epoch in range(self.epochs):
             yield from self.shards_of(worker, workers, epoch)
 
-    def __iter__(self) -> Iterator[Parts]:
+    def __iter__(self) -> Iterator["Parts | _Filled | dict"]:
         worker, workers = _worker()
         codec = formats.get(self.fmt)
         if self.columns and codec.columnar and self.transform is None and not self.shuffle_samples:
@@ -598,9 +600,12 @@ class _Filled:
         """The rows as a batch of private arrays, the slot given back (a batch that won't be sent)."""
         batch = {k: v[:self.n].copy() for k, v in self.out.items()}
         batch.update(self.extra or {})
+        self.free()
+        return batch
+
+    def free(self) -> None:
         with self.ring.lock:
             self.ring.mine[2][self.slot] = 1
-        return batch
 
 
 class _SlotMessage:
@@ -639,7 +644,7 @@ def _take_slot(token: str, key: str, slot: int, n: int, rest: dict, tensors) -> 
     out = {}
     for k, v in views.items():
         out[k] = v[slot, :n]
-        weakref.finalize(out[k], lease.release)
+        weakref.finalize(out[k], lease.release).atexit = False
     out.update(rest)
     return out
 
@@ -670,7 +675,7 @@ def make_loader(fmt: str, paths: Sequence[Path], config: LoaderConfig = LoaderCo
     # the consumer holds and the one replacing it (more are requested only once other workers have
     # finished, or when the consumer keeps batches: those cross as pickled numpy)
     ring = ShmRing(config.batch_size, config.prefetch_factor + 2) if w > 0 and config.transport == "ring" else None
-    if ring is not None and isinstance(dataset, (ShardStream, ShardSamples)):
+    if isinstance(dataset, (ShardStream, ShardSamples)):  # None: no slots to write into (no ring, or a reused dataset)
         dataset.sink = ring  # the same object as the workers' collate_fn (fork copies, spawn pickles, both together)
     collate = ring or (_assembled_tensors if w > 0 and config.transport == "tensor" else assemble)
     dl = DataLoader(

@@ -227,6 +227,16 @@ def test_kept_batches_never_change_when_slots_run_out(shard_sets, fmt, workers):
     assert rows == Counter({_digest(s): 2 for s in samples})
 
 
+def test_a_dataset_reused_by_another_transport_writes_no_slots(shard_sets):
+    samples, paths = shard_sets
+    ds = ShardStream("protobuf", paths["protobuf"], batch_size=4)
+    for transport in ("ring", "numpy", "ring"):
+        loader = make_loader("protobuf", paths["protobuf"], LoaderConfig(batch_size=4, num_workers=1, transport=transport),
+                             dataset=ds)
+        assert (ds.sink is None) == (transport != "ring")
+        assert sum(len(b["crop"]) for b in loader) == len(samples)
+
+
 def test_ring_falls_back_to_the_plain_batch_when_full_or_mismatched():
     ring = ShmRing(batch_size=4, slots=1)
     first = ring(_ring_batch())
