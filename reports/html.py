@@ -109,7 +109,9 @@ def _feeding(results: Results) -> list[str]:
                   "“No worker” forms the batches in this process: what batching itself costs (keeping a batch of"
                   " samples alive and the one copy that makes it contiguous) apart from the transport. The check"
                   " asks for at least 0.90 at the amortized batch; at the sweep's batch, fast formats decode a"
-                  " batch in less time than torch's DataLoader takes to hand it over.</p>",
+                  " batch in less time than torch's DataLoader takes to hand it over. Where the no-worker ratio is as"
+                  " low as the loader's, forming the batch is the limit, not the transport: its one copy of every"
+                  " byte weighs most against formats whose decode barely touches the bytes (raw: a checksum).</p>",
                   _table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
                           "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
                           "no worker", "fixed cost per batch (ms)"],
