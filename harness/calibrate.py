@@ -368,7 +368,6 @@ def project_cloud(m: Measured, a: Assumptions) -> Projection:
     """Llama-3-70B on one H100: weights in HBM (fp16 vs fp8), cold-start load times, the training feed and
     the request-payload decode against the serving rate."""
     from mlsysim import Hardware, Models
-    from mlsysim.core.units import Q_
     from mlsysim.physics.transformer import calc_transformer_training_flops
     from mlsysim.solvers import ServingModel
 
