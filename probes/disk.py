@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import re
 import tempfile
 import time
 from pathlib import Path

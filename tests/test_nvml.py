@@ -8,7 +8,6 @@ import types
 
 import pytest
 
-from probes import nvml
 from probes.nvml import ENERGY_WRAP, NvmlReading, NvmlSampler, energy_delta_mj, summarize_readings
 
 RECORDED = [  # t, util %, power W, energy mJ (wraps between the 3rd and 4th reading)
