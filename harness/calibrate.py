@@ -594,11 +594,15 @@ def _field(row: Any, name: str, default: Any = None) -> Any:
     return row.get(name, default) if isinstance(row, Mapping) else getattr(row, name, default)
 
 
-def _reason(error_pp: float, workers: int, rates: StageRates, batch: int, step_s: float, cpus: int | None) -> str:
+def _reason(error_pp: float, workers: int, rates: StageRates, batch: int, step_s: float, cpus: int | None,
+            noisy: bool = False) -> str:
     if workers == 0:
         return "num_workers=0: loading runs in the consumer's process; per-batch Python overheads add to every step"
     if cpus is not None and workers >= cpus:
         return f"{workers} workers on {cpus} CPUs: workers and the consumer share cores, the model assumes they don't"
+    if noisy:
+        return ("the measured point is noisy (its step times' stdev or IQR is over 10% of their centre): rerun on a "
+                "quieter machine")
     if error_pp < 0:
         if rates.transport_s_per_batch and rates.transport_s_per_batch > 0.1 * step_s:
             return (f"transport cost: {rates.transport_s_per_batch * 1e3:.2f} ms per batch moving batches from "
@@ -653,7 +657,8 @@ def model_validation(rows: Iterable[Any], stage_rates: Iterable[StageRates], *, 
             model = "mlsysim evaluate_pipeline + measured per-batch transport"
         error = (predicted - measured_tax) * 100
         cpus = _field(row, "cpu_count", cpu_count)
-        reason = _reason(error, workers, rates, batch, step_s, cpus) if abs(error) > VALIDATION_LIMIT_PP else None
+        reason = (_reason(error, workers, rates, batch, step_s, cpus, bool(_field(row, "unstable", False)))
+                  if abs(error) > VALIDATION_LIMIT_PP else None)
         out.append(ValidationRow(track=track, format=fmt, num_workers=workers, predicted_feeding_tax=predicted,
                                  measured_feeding_tax=measured_tax, error_pp=error, model=model, likely_reason=reason))
     return out

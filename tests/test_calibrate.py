@@ -187,6 +187,8 @@ def test_model_validation_adds_the_transport_and_collate_per_batch():
     # workers keep up (2 x 500/s > 200/s); each step still waits 20 ms to receive its batch
     assert v.predicted_feeding_tax == pytest.approx(0.02 / 0.07)
     assert v.error_pp < -10 and "transport" in v.likely_reason
+    (noisy,) = calibrate.model_validation([{**row, "unstable": True}], [rates])
+    assert noisy.error_pp == v.error_pp and "noisy" in noisy.likely_reason
     slow_collate = rates.model_copy(update={"collate_s_per_batch": 0.1})  # 10 ms per sample: 2 x 83/s < 200/s
     (c,) = calibrate.model_validation([row], [slow_collate])
     per_worker = 1 / (1 / 1000 + 1 / 1000 + 0.1 / 10)
