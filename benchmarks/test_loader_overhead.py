@@ -43,4 +43,5 @@ def test_loader_one_worker_vs_decode(benchmark, bench_samples, tmp_path, fmt, ki
           f"{o.loader_samples_per_s:,.0f}/s paired {o.paired_ratio:.2f} (no worker {o.in_process_ratio:.2f}) | "
           f"batch {o.amortized_batch_size}: {o.amortized_loader_samples_per_s:,.0f}/s paired "
           f"{o.amortized_paired_ratio:.2f} [{lo:.2f}-{hi:.2f}] (no worker {o.amortized_in_process_ratio:.2f}) | "
-          f"fixed per batch {per_batch}")
+          f"fixed per batch {per_batch} | 1 worker per batch: decode {o.amortized_worker_decode_s_per_batch * 1e3:.2f} "
+          f"copy {o.amortized_worker_collate_s_per_batch * 1e3:.2f} of {o.amortized_wall_s_per_batch * 1e3:.2f} ms")

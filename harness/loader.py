@@ -649,6 +649,13 @@ def _take_slot(token: str, key: str, slot: int, n: int, rest: dict, tensors) -> 
     return out
 
 
+def ring_slots(config: LoaderConfig) -> int:
+    """Slots per worker's ring: a worker normally has at most prefetch_factor batches requested, plus
+    the batch the consumer holds and the one replacing it (more are requested only once other
+    workers have finished, or when the consumer keeps batches: those cross as pickled numpy)."""
+    return config.prefetch_factor + 2
+
+
 def make_loader(fmt: str, paths: Sequence[Path], config: LoaderConfig = LoaderConfig(), *,
                 transform: Transform | None = None, with_index: bool = False,
                 dataset: Dataset | IterableDataset | None = None) -> FeedLoader:
@@ -671,10 +678,7 @@ def make_loader(fmt: str, paths: Sequence[Path], config: LoaderConfig = LoaderCo
             )
     mode = "index" if sampler is not None else "stream"
     pin = config.pin_memory and torch.cuda.is_available()
-    # a worker normally has at most prefetch_factor batches requested: that many slots, plus the batch
-    # the consumer holds and the one replacing it (more are requested only once other workers have
-    # finished, or when the consumer keeps batches: those cross as pickled numpy)
-    ring = ShmRing(config.batch_size, config.prefetch_factor + 2) if w > 0 and config.transport == "ring" else None
+    ring = ShmRing(config.batch_size, ring_slots(config)) if w > 0 and config.transport == "ring" else None
     if isinstance(dataset, (ShardStream, ShardSamples)):  # None: no slots to write into (no ring, or a reused dataset)
         dataset.sink = ring  # the same object as the workers' collate_fn (fork copies, spawn pickles, both together)
     collate = ring or (_assembled_tensors if w > 0 and config.transport == "tensor" else assemble)

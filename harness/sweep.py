@@ -384,10 +384,24 @@ CI_SWEEP = {"track": "edge", "formats": ("csv", "parquet", "raw"), "batch_size":
 # The check's batch: big enough that torch's fixed per-batch cost at 1 worker (worker->main message
 # plus index round trip, ~0.3 ms of worker CPU and ~0.2 ms of main CPU per batch on a 2-core VM) is
 # a few percent of the batch's decode time, so the ratio shows the harness's per-sample overhead;
-# capped in bytes so the ring's shared memory stays small.
+# capped in bytes so the ring's slots fit in shared memory (max_batch_bytes). A 4 MiB cap held raw
+# and protobuf frames to 2.5-8 ms of decode per batch: 0.71-0.75 there, 0.85-0.94 at 10-20 ms.
 AMORTIZED_BATCH_DECODE_S = 0.01
-AMORTIZED_BATCH_MAX_BYTES = 4 << 20
+AMORTIZED_BATCH_MAX_BYTES = 32 << 20
 MIN_TIMED_BATCHES = 12
+
+
+def max_batch_bytes(slots: int, shm: str = "/dev/shm") -> int:
+    """The largest batch one worker's ring may hold: its slots within a quarter of shared memory's free
+    space (a tmpfs slot past the space left faults on write, it does not fail to allocate), at most
+    AMORTIZED_BATCH_MAX_BYTES, at least 1 MiB; 4 MiB where shared memory cannot be inspected."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(shm).free
+    except OSError:
+        return 4 << 20
+    return max(1 << 20, min(AMORTIZED_BATCH_MAX_BYTES, free // (4 * slots)))
 
 
 OVERHEAD_TARGET = 0.9  # the issue's check: loader at 1 worker >= 90% of the decode rate
@@ -426,6 +440,12 @@ class LoaderOverhead(BaseModel):
     in_process_ratio: float | None = Field(None, description="no worker (batches formed in this process) / "
                                            "decode, median of rounds, sweep's batch: the batching cost alone")
     amortized_in_process_ratio: float | None = None
+    amortized_worker_decode_s_per_batch: float | None = Field(None, description="1 worker, amortized batch: "
+                                                              "decoding, by the worker's own clock")
+    amortized_worker_collate_s_per_batch: float | None = Field(None, description="... writing the batch into its "
+                                                               "slot (the batch's one copy)")
+    amortized_wall_s_per_batch: float | None = Field(None, description="... delivered rows / loader rate; minus the "
+                                                     "two above: the DataLoader's own per-batch cost")
 
     @property
     def meets_target(self) -> bool | None:
@@ -440,9 +460,16 @@ def _timed_rate(run: Callable[[], int]) -> float:
     return n / dt if dt > 0 else 0.0
 
 
-def _pass_samples(loader) -> int:
-    """One whole pass of a loader; the samples it delivered."""
-    return sum(len(next(v for k, v in b.items() if not k.startswith("_"))) for b in loader)
+def _pass_samples(loader, stages: list | None = None) -> int:
+    """One whole pass of a loader; the samples it delivered (each batch's STAGE_KEY appended to stages)."""
+    from harness.loader import STAGE_KEY
+
+    n = 0
+    for b in loader:
+        n += len(next(v for k, v in b.items() if not k.startswith("_")))
+        if stages is not None:
+            stages.append(b[STAGE_KEY])
+    return n
 
 
 def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_samples_per_s: float,
@@ -451,14 +478,14 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     decode takes AMORTIZED_BATCH_DECODE_S at decode_samples_per_s), in `rounds` paired rounds; the
     fixed per-batch cost from the two batch sizes."""
     import formats as codecs
-    from harness.loader import LoaderConfig, make_loader
+    from harness.loader import LoaderConfig, make_loader, ring_slots
 
     codec = codecs.get(fmt)
     n_samples = _count(fmt, paths)
     first = next(iter(make_loader(fmt, paths[:1], LoaderConfig(batch_size=1))))
     sample_bytes = sum(v.nbytes for k, v in first.items() if not k.startswith("_"))
     big = max(batch_size, min(math.ceil(decode_samples_per_s * AMORTIZED_BATCH_DECODE_S),
-                              AMORTIZED_BATCH_MAX_BYTES // max(sample_bytes, 1)))
+                              max_batch_bytes(ring_slots(LoaderConfig())) // max(sample_bytes, 1)))
     sizes = sorted({batch_size, big})
     epochs = {b: max(1, math.ceil(MIN_TIMED_BATCHES * b / max(n_samples, 1))) for b in sizes}
     passes = max(epochs.values())
@@ -467,6 +494,7 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
                for b in sizes for w in (0, 1)}
     decode, ratios, in_process = [], {b: [] for b in sizes}, {b: [] for b in sizes}
     rate = {b: [] for b in sizes}
+    stages: dict[int, list[np.ndarray]] = {b: [] for b in sizes}  # the worker's own clock, per batch
 
     def decode_pass() -> int:  # the format stage's way: every sample decoded and let go, as many as a loader pass
         return sum(sum(1 for _ in codec.iter_samples(paths)) for _ in range(passes))
@@ -478,7 +506,7 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
         decode.append(d)
         for b in sizes:
             in_process[b].append(_timed_rate(lambda: _pass_samples(loaders[b, 0])) / d)
-            r = _timed_rate(lambda: _pass_samples(loaders[b, 1]))
+            r = _timed_rate(lambda: _pass_samples(loaders[b, 1], stages[b]))
             rate[b].append(r)
             ratios[b].append(r / d)
     loader_rate = {b: float(np.median(rate[b])) for b in sizes}
@@ -488,6 +516,8 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
         per_batch = batch_size / loader_rate[batch_size] - batch_size * per_sample
         per_batch = per_batch if per_batch > 0 else None  # a negative intercept is noise, not a cost
     q1, q3 = np.percentile(ratios[big], [25, 75])
+    decode_s, _, collate_s, rows = np.sum(stages[big], axis=0)
+    per_batch_rows = rows / len(stages[big])
     return LoaderOverhead(
         track=track, format=fmt, batch_size=batch_size, loader_samples_per_s=loader_rate[batch_size],
         decode_samples_per_s=decode_samples_per_s, ratio=loader_rate[batch_size] / decode_samples_per_s,
@@ -498,4 +528,7 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
         amortized_paired_ratio_iqr=(float(q1), float(q3)),
         in_process_ratio=float(np.median(in_process[batch_size])),
         amortized_in_process_ratio=float(np.median(in_process[big])),
+        amortized_worker_decode_s_per_batch=float(decode_s / len(stages[big])),
+        amortized_worker_collate_s_per_batch=float(collate_s / len(stages[big])),
+        amortized_wall_s_per_batch=float(per_batch_rows / loader_rate[big]),
     )

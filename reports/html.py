@@ -100,6 +100,12 @@ def _feeding(results: Results) -> list[str]:
         def ratio(r: float | None) -> str:
             return "—" if r is None else f"{r:.2f}"
 
+        def _split(o) -> str:
+            d, c, w = o.amortized_worker_decode_s_per_batch, o.amortized_worker_collate_s_per_batch, o.amortized_wall_s_per_batch
+            if d is None or c is None or w is None:
+                return "—"
+            return f"{d * 1e3:.2f} / {c * 1e3:.2f} / {max(0.0, w - d - c) * 1e3:.2f}"
+
         parts += ["<h3>The harness's own overhead</h3>",
                   "<p class='note'>Loader throughput at one worker (no consumer, no transform) against the"
                   " one-process decode rate of the same shards: the format stage's figure, and the same decode"
@@ -111,10 +117,13 @@ def _feeding(results: Results) -> list[str]:
                   " asks for at least 0.90 at the amortized batch; at the sweep's batch, fast formats decode a"
                   " batch in less time than torch's DataLoader takes to hand it over. Where the no-worker ratio is as"
                   " low as the loader's, forming the batch is the limit, not the transport: its one copy of every"
-                  " byte weighs most against formats whose decode barely touches the bytes (raw: a checksum).</p>",
+                  " byte weighs most against formats whose decode barely touches the bytes (raw: a checksum). The"
+                  " split of one worker's batch time (the worker's own clock) shows the same: decode, the copy into"
+                  " the slot, and what remains, the DataLoader's per-batch cost.</p>",
                   _table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
                           "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
-                          "no worker", "fixed cost per batch (ms)"],
+                          "no worker", "1 worker at it, ms per batch: decode / copy / DataLoader",
+                          "fixed cost per batch (ms)"],
                          [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}",
                            f"{o.decode_samples_per_s:,.0f} / "
                            + ("—" if o.paired_decode_samples_per_s is None else f"{o.paired_decode_samples_per_s:,.0f}"),
@@ -123,7 +132,7 @@ def _feeding(results: Results) -> list[str]:
                             f"{o.amortized_paired_ratio_iqr[1]:.2f}]" if o.amortized_paired_ratio_iqr else
                             f"{o.amortized_ratio:.2f} (stage)")
                            + ("" if o.meets_target is None else (" ✓" if o.meets_target else " ✗")),
-                           ratio(o.amortized_in_process_ratio),
+                           ratio(o.amortized_in_process_ratio), _split(o),
                            "—" if o.per_batch_s is None else f"{o.per_batch_s * 1e3:.2f}"]
                           for o in results.feeding.loader_overhead], left=2)]
     return parts
