@@ -64,7 +64,7 @@ class FeedingResult(BaseModel):
     timeline: list[StepRecord] = []
 
 
-def _size(batch: dict) -> tuple[int, int]:
+def samples_and_bytes(batch: dict) -> tuple[int, int]:
     """(samples, bytes) of a batch of tensors/arrays."""
     n, nbytes = 0, 0
     for k, v in batch.items():
@@ -117,7 +117,7 @@ def measure_feeding(
         stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
         busy = float(consumer.step(batch))
         t2 = time.perf_counter()
-        n, nbytes = _size(batch)
+        n, nbytes = samples_and_bytes(batch)
         records.append(StepRecord(t_s=t0 - (t_origin or t0), wait_s=t1 - t0, compute_s=busy,
                                   wall_s=(t1 - t0) + (t2 - t1), samples=n, bytes=nbytes, warmup=warm))
         if stage is not None and not warm:

@@ -224,14 +224,20 @@ def transport_cost(batch: dict[str, np.ndarray], *, step_s: float = 0.01, steps:
                          ipc_s_per_batch=per[1] - per[0])
 
 
-def _epoch_rate(loader) -> tuple[float, int, float]:
-    """(seconds for one whole epoch from iter(), samples, seconds to the first batch)."""
+def _epoch_rate(loader, stages: list | None = None) -> tuple[float, int, float]:
+    """(seconds for one whole pass from iter(), samples, seconds to the first batch); each batch's
+    STAGE_KEY is appended to stages when given."""
+    from harness.feeding import samples_and_bytes
+    from harness.loader import STAGE_KEY
+
     t0 = time.perf_counter()
     n, first = 0, None
     for batch in loader:
         if first is None:
             first = time.perf_counter() - t0
-        n += len(next(v for k, v in batch.items() if not k.startswith("_")))
+        n += samples_and_bytes(batch)[0]
+        if stages is not None:
+            stages.append(batch[STAGE_KEY])
     return time.perf_counter() - t0, n, first or 0.0
 
 
@@ -453,23 +459,8 @@ class LoaderOverhead(BaseModel):
         return None if r is None else r >= OVERHEAD_TARGET
 
 
-def _timed_rate(run: Callable[[], int]) -> float:
-    t0 = time.perf_counter()
-    n = run()
-    dt = time.perf_counter() - t0
-    return n / dt if dt > 0 else 0.0
-
-
-def _pass_samples(loader, stages: list | None = None) -> int:
-    """One whole pass of a loader; the samples it delivered (each batch's STAGE_KEY appended to stages)."""
-    from harness.loader import STAGE_KEY
-
-    n = 0
-    for b in loader:
-        n += len(next(v for k, v in b.items() if not k.startswith("_")))
-        if stages is not None:
-            stages.append(b[STAGE_KEY])
-    return n
+def _rate(seconds: float, n: int) -> float:
+    return n / seconds if seconds > 0 else 0.0
 
 
 def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_samples_per_s: float,
@@ -478,12 +469,13 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     decode takes AMORTIZED_BATCH_DECODE_S at decode_samples_per_s), in `rounds` paired rounds; the
     fixed per-batch cost from the two batch sizes."""
     import formats as codecs
+    from harness.feeding import samples_and_bytes
     from harness.loader import LoaderConfig, make_loader, ring_slots
 
     codec = codecs.get(fmt)
     n_samples = _count(fmt, paths)
     first = next(iter(make_loader(fmt, paths[:1], LoaderConfig(batch_size=1))))
-    sample_bytes = sum(v.nbytes for k, v in first.items() if not k.startswith("_"))
+    sample_bytes = samples_and_bytes(first)[1]
     big = max(batch_size, min(math.ceil(decode_samples_per_s * AMORTIZED_BATCH_DECODE_S),
                               max_batch_bytes(ring_slots(LoaderConfig())) // max(sample_bytes, 1)))
     sizes = sorted({batch_size, big})
@@ -496,19 +488,19 @@ def loader_overhead(track: str, fmt: str, paths: Sequence[Path], *, decode_sampl
     rate = {b: [] for b in sizes}
     stages: dict[int, list[np.ndarray]] = {b: [] for b in sizes}  # the worker's own clock, per batch
 
-    def decode_pass() -> int:  # the format stage's way: every sample decoded and let go, as many as a loader pass
-        return sum(sum(1 for _ in codec.iter_samples(paths)) for _ in range(passes))
-
     for loader in loaders.values():  # warm-up: workers started (persistent), files opened once
-        _pass_samples(loader)
+        _epoch_rate(loader)
     for _ in range(max(1, rounds)):  # whole passes: a shard's decode is never left out of the window
-        d = _timed_rate(decode_pass)
+        t0 = time.perf_counter()  # the format stage's way: every sample decoded and let go, as many as a loader pass
+        n = sum(sum(1 for _ in codec.iter_samples(paths)) for _ in range(passes))
+        d = _rate(time.perf_counter() - t0, n)
         decode.append(d)
         for b in sizes:
-            in_process[b].append(_timed_rate(lambda: _pass_samples(loaders[b, 0])) / d)
-            r = _timed_rate(lambda: _pass_samples(loaders[b, 1], stages[b]))
-            rate[b].append(r)
-            ratios[b].append(r / d)
+            secs, n, _ = _epoch_rate(loaders[b, 0])
+            in_process[b].append(_rate(secs, n) / d)
+            secs, n, _ = _epoch_rate(loaders[b, 1], stages[b])
+            rate[b].append(_rate(secs, n))
+            ratios[b].append(rate[b][-1] / d)
     loader_rate = {b: float(np.median(rate[b])) for b in sizes}
     per_batch = None
     if big >= 2 * batch_size and loader_rate[batch_size] > 0 and loader_rate[big] > 0:  # closer: too noisy a fit
