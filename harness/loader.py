@@ -19,6 +19,7 @@ stock paths, kept so the difference can be measured. In the main process `to_ten
 with torch.from_numpy (no copy). Every batch carries STAGE_KEY: seconds spent in the worker decoding
 (fetch + parse), transforming and assembling that batch, so the per-sample transform is measured as
 its own stage.
+A damaged shard raises the codec's ShardError in the main process whatever the workers (_ShardFailure).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, get_worker_info
 
 import formats
-from formats.base import Sample
+from formats.base import Sample, ShardError
 
 # Sweeps oversubscribe cores on purpose (workers up to 2x cores): torch's warning is expected there.
 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
@@ -226,25 +227,29 @@ def _fill(stream: Iterator, batch_size: int, *, sink: "ShmRing | None", transfor
     decode_s = transform_s = collate_s = 0.0
     ids: list[tuple[int, int]] = []
     group = 1  # until the first sample's size is known
-    while writer.n < batch_size:
-        t0 = time.perf_counter()
-        got = list(islice(stream, min(group, batch_size - writer.n)))
-        t1 = time.perf_counter()
-        decode_s += t1 - t0
-        if not got:
-            break
-        if keyed:
-            if with_index:
-                ids += [i for _, i in got]
-            got = [sample for sample, _ in got]
-        if transform is not None:
-            got = [transform(sample, rng) for sample in got]
-            t0, t1 = t1, time.perf_counter()
-            transform_s += t1 - t0
-        if writer.n == 0:
-            group = max(1, min(GROUP_ROWS, GROUP_BYTES // max(1, sum(np.asarray(v).nbytes for v in got[0].values()))))
-        writer.add(got)
-        collate_s += time.perf_counter() - t1
+    try:
+        while writer.n < batch_size:
+            t0 = time.perf_counter()
+            got = list(islice(stream, min(group, batch_size - writer.n)))
+            t1 = time.perf_counter()
+            decode_s += t1 - t0
+            if not got:
+                break
+            if keyed:
+                if with_index:
+                    ids += [i for _, i in got]
+                got = [sample for sample, _ in got]
+            if transform is not None:
+                got = [transform(sample, rng) for sample in got]
+                t0, t1 = t1, time.perf_counter()
+                transform_s += t1 - t0
+            if writer.n == 0:
+                group = max(1, min(GROUP_ROWS, GROUP_BYTES // max(1, sum(np.asarray(v).nbytes for v in got[0].values()))))
+            writer.add(got)
+            collate_s += time.perf_counter() - t1
+    except BaseException:  # a bad shard or sample: its reserved slot goes back to the ring
+        writer.abandon()
+        raise
     if writer.n == 0 or (writer.n < batch_size and drop_last):
         writer.abandon()
         return None
@@ -292,13 +297,16 @@ class ShardStream(IterableDataset):
         for epoch in range(self.epochs):
             yield from self.shards_of(worker, workers, epoch)
 
-    def __iter__(self) -> Iterator["Parts | _Filled | dict"]:
+    def __iter__(self) -> Iterator["Parts | _Filled | dict | _ShardFailure"]:
         worker, workers = _worker()
         codec = formats.get(self.fmt)
-        if self.columns and codec.columnar and self.transform is None and not self.shuffle_samples:
-            yield from self._column_batches(self._my_shards(worker, workers), codec.iter_columns)
-        else:
-            yield from self._sample_batches(worker, workers)
+        try:
+            if self.columns and codec.columnar and self.transform is None and not self.shuffle_samples:
+                yield from self._column_batches(self._my_shards(worker, workers), codec.iter_columns)
+            else:
+                yield from self._sample_batches(worker, workers)
+        except ShardError as exc:
+            yield _ShardFailure.of(exc)
 
     def _sample_batches(self, worker: int, workers: int) -> Iterator["_Filled | dict"]:
         """Batches of samples, written into their destination a group at a time (_fill)."""
@@ -402,13 +410,34 @@ class ShardSamples(Dataset):
         shard = int(np.searchsorted(self.starts, index, side="right") - 1)
         return shard, int(index - self.starts[shard])
 
-    def __getitem__(self, indices: Sequence[int]) -> "_Filled | dict":
+    def __getitem__(self, indices: Sequence[int]) -> "_Filled | dict | _ShardFailure":
         codec = formats.get(self.fmt)
         rng = np.random.default_rng([self.seed, int(indices[0]), 3])
         ids = [self.locate(int(index)) for index in indices]
         stream = ((codec.read_sample(self.paths[shard], row), (shard, row)) for shard, row in ids)
-        return _fill(stream, len(ids), sink=self.sink, transform=self.transform, rng=rng, keyed=True,
-                     with_index=self.with_index, drop_last=False)
+        try:
+            return _fill(stream, len(ids), sink=self.sink, transform=self.transform, rng=rng, keyed=True,
+                         with_index=self.with_index, drop_last=False)
+        except ShardError as exc:
+            return _ShardFailure.of(exc)
+
+
+@dataclass(frozen=True)
+class _ShardFailure:
+    """A ShardError met in a DataLoader worker, sent to the main process as data and raised there as
+    itself: torch's own re-raise would turn it into a RuntimeError holding the worker's traceback
+    text, so `except ShardError` and its path would work with 0 workers only. In the main process
+    (no worker) the error is raised where it happens."""
+
+    path: str
+    position: str
+    problem: str
+
+    @staticmethod
+    def of(exc: ShardError) -> "_ShardFailure":
+        if get_worker_info() is None:
+            raise exc
+        return _ShardFailure(str(exc.path), exc.position, exc.problem)
 
 
 class _EpochPermutations(torch.utils.data.Sampler):
@@ -463,14 +492,16 @@ class FeedLoader:
         if self.ring is not None and not self.dataloader.persistent_workers:
             self.ring.forget()  # the previous pass's workers are gone: unmap their rings
         for batch in self.dataloader:
+            if isinstance(batch, _ShardFailure):
+                raise ShardError(batch.path, batch.position, batch.problem)
             batch = to_tensors(batch)
             if self.pin:
                 batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             yield batch
 
 
-def _assembled_tensors(item: "Parts | dict") -> dict:
-    return to_tensors(assemble(item))
+def _assembled_tensors(item: "Parts | dict | _ShardFailure") -> "dict | _ShardFailure":
+    return item if isinstance(item, _ShardFailure) else to_tensors(assemble(item))
 
 
 _RINGS: "weakref.WeakValueDictionary[str, ShmRing]" = weakref.WeakValueDictionary()  # main: token -> ring
@@ -549,6 +580,8 @@ class ShmRing:
         """In a worker (collate_fn): a batch written into a slot by the dataset (_Filled), assembled
         (Parts) or copied (dict) into a free slot, sent as a _SlotMessage; or, when it cannot use a
         slot, the assembled batch itself."""
+        if isinstance(item, _ShardFailure):
+            return item
         if isinstance(item, _Filled):
             if item.ring is not self:  # written into another ring (never with fork or spawn): copy it out
                 return item.release()

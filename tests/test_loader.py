@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import formats
+from formats.base import ShardError
 from harness import datasets
 from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, Parts, ShardStream, ShmRing, SyntheticBatches, assemble,
                             make_loader, normalize_frames, spectrogram, stack, to_tensors, token_shift, transform_for)
@@ -53,6 +54,31 @@ CASES = [
     ("1 worker, pickled numpy", dict(num_workers=1, transport="numpy")),
     ("2 workers, torch shared tensors", dict(num_workers=2, transport="tensor", epochs=2)),
 ]
+
+
+DAMAGE_CASES = [
+    ("in process", dict(num_workers=0)),
+    ("1 worker, ring", dict(num_workers=1)),
+    ("2 workers, pickled numpy", dict(num_workers=2, transport="numpy")),
+    ("2 workers, torch shared tensors", dict(num_workers=2, transport="tensor")),
+    ("2 workers, ring, index reads where the format allows", dict(num_workers=2, shuffle_samples=True)),
+]
+
+
+@pytest.mark.parametrize("fmt", formats.NAMES)
+@pytest.mark.parametrize("case", DAMAGE_CASES, ids=[c[0] for c in DAMAGE_CASES])
+def test_a_shard_damaged_mid_run_raises_shard_error_naming_it(tmp_path, track_samples, fmt, case):
+    """Whatever the workers and transport, the error is the codec's own ShardError (path, position,
+    problem), not torch's RuntimeError around a worker's traceback text."""
+    paths = formats.get(fmt).write(track_samples["mobile"][:23], tmp_path, samples_per_shard=5)
+    loader = make_loader(fmt, paths, LoaderConfig(batch_size=4, **case[1]))  # lengths read while intact
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) // 2])
+    with pytest.raises(ShardError) as info:
+        for _ in loader:
+            pass
+    assert info.value.path == paths[2] and info.value.position and info.value.problem
+    assert str(paths[2]) in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", formats.NAMES)
