@@ -73,7 +73,7 @@ class Feeding(BaseModel):
     """The sweep's conclusions: the flow equilibrium per track and format, and where the wait comes from."""
 
     flow_equilibrium: dict[str, dict[str, int | None]] = Field(
-        description="track -> format -> smallest measured worker count whose ingestion keeps up with the consumer; null: never")
+        description="track -> format -> smallest measured worker count (>= 1) whose ingestion keeps up with the consumer; null: never")
     summaries: list[FeedingSummary] = []
     shards: dict[str, int] = Field(default_factory=dict, description="track -> shards per format the sweep streamed "
                                    "(at least 2 per worker, so stream-only formats can keep every worker busy)")

@@ -118,7 +118,7 @@ class FeedingSummary(BaseModel):
     consumer: ConsumerSpec
     batch_size: int
     consumption_samples_per_s: float = Field(description="batch_size / the consumer's step time")
-    flow_equilibrium: dict[str, int | None] = Field(description="format -> smallest measured worker count keeping up")
+    flow_equilibrium: dict[str, int | None] = Field(description="format -> smallest measured worker count (>= 1) keeping up")
     fits: list[ScalingFit] = []
     breakdown: list[WaitBreakdown] = []
     transport: TransportCost | None = None
@@ -130,8 +130,9 @@ class FeedingSummary(BaseModel):
 
 
 def flow_equilibrium(ingestion: dict[int, float], consumption_per_s: float) -> int | None:
-    """Smallest worker count whose ingestion rate >= the consumption rate, or None."""
-    ok = [w for w, rate in sorted(ingestion.items()) if rate >= consumption_per_s]
+    """Smallest worker count >= 1 whose ingestion rate >= the consumption rate, or None. With 0 workers
+    the main process loads in series with the consumer, so it pays load / (load + step) whatever its rate."""
+    ok = [w for w, rate in sorted(ingestion.items()) if w >= 1 and rate >= consumption_per_s]
     return ok[0] if ok else None
 
 

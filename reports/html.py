@@ -76,7 +76,8 @@ def _feeding(results: Results) -> list[str]:
         f" {plan.get('batch_size', '?')} (as MLPerf Storage/DLIO emulate one), or a real model on the GPU/CPU."
         " <b>AU</b> = compute time / wall time with the warm-up steps excluded (MLPerf Storage's definition);"
         " <b>feeding tax</b> = 1 &minus; AU, the share of time the accelerator waits for data. The <b>flow equilibrium</b>"
-        " is the smallest worker count whose ingestion rate (the loader alone) meets the consumer's rate.</p>",
+        " is the smallest worker count (one or more: with none, loading runs in series with the consumer and"
+        " always costs load / (load + step)) whose ingestion rate (the loader alone) meets the consumer's rate.</p>",
         f"<figure>{_svg(feeding_figures.feeding_tax_gauge(results.loader))}</figure>",
     ]
     for summary in results.feeding.summaries if results.feeding else []:

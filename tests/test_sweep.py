@@ -14,6 +14,9 @@ def test_flow_equilibrium_is_the_smallest_count_keeping_up():
     assert flow_equilibrium({0: 50, 1: 90, 2: 180, 4: 300}, 150) == 2
     assert flow_equilibrium({0: 50, 1: 90}, 150) is None
     assert flow_equilibrium({4: 300, 2: 150}, 150) == 2  # equal counts as keeping up
+    # 0 workers load in series with the consumer: never an equilibrium, however fast
+    assert flow_equilibrium({0: 10_000, 1: 90, 2: 180}, 150) == 2
+    assert flow_equilibrium({0: 10_000}, 150) is None
 
 
 def test_usl_fit_recovers_known_parameters():
