@@ -43,12 +43,12 @@ def sweep(
     format: Optional[list[str]] = typer.Option(None, "--format", help=f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."),
     workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
     track: str = typer.Option("edge", help=f"Track whose samples to load: {', '.join(TRACKS)}."),
-    step_ms: Optional[float] = typer.Option(None, "--step-ms", help="Emulated accelerator: sleep this long per batch (default 5)."),
+    step_ms: Optional[float] = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
     device: Optional[str] = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
-    batch_size: int = typer.Option(16, help="Samples per batch."),
-    steps: int = typer.Option(20, help="Measured steps per run (warm-up steps come on top)."),
+    batch_size: int = typer.Option(16, min=1, help="Samples per batch."),
+    steps: int = typer.Option(20, min=1, help="Measured steps per run (warm-up steps come on top)."),
     seed: int = typer.Option(0, help="Seed of the synthetic data."),
     as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
 ) -> None:
@@ -61,16 +61,20 @@ def sweep(
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
     fmts = _list(format, FORMATS, "format", ["csv", "parquet", "raw"])
     counts = _workers(workers)
+    from harness import profiles
+    try:
+        prof = profiles.get(profile)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
     import formats as codecs
-    from harness import datasets, profiles
+    from harness import datasets
     from harness.sweep import ConsumerSpec, run_sweep
 
     if device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
-    prof = profiles.get(profile)
     spec = ConsumerSpec(kind="model", step_s=None, device=device) if model else \
         ConsumerSpec(kind="emulated", step_s=(step_ms if step_ms is not None else 5.0) / 1000.0)
     work = Path(tempfile.mkdtemp(prefix="feedtax-sweep-"))
