@@ -3,14 +3,16 @@
 
 A consumer's step(batch) returns the seconds the device was busy with that batch: the sleep's
 measured length, the host-measured step on cpu, or CUDA-event time on gpu (the host then waits for
-the step to finish, so the loader's wait is never hidden behind asynchronous launches).
+the step to finish, so the loader's wait is never hidden behind asynchronous launches). Only the
+training step is timed: host-side input preparation and the host-to-device copy come before it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -120,6 +122,7 @@ def _frames(batch: dict, name: str) -> torch.Tensor:
 
 
 def _spec(batch: dict) -> torch.Tensor:
+    """The spectrogram [B,T,F]: as the transform left it, or computed here (on the host) from audio."""
     if "spec" in batch:
         return batch["spec"]
     from harness.loader import spectrogram
@@ -129,14 +132,24 @@ def _spec(batch: dict) -> torch.Tensor:
 
 
 def _tokens(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, target ids): as the transform left them, or the sequence shifted by one here."""
     if "input" in batch:
         return batch["input"], batch["target"]
     t = batch["tokens"].long()
     return t[:, :-1], t[:, 1:]
 
 
+def _uses_sdpa(model: nn.Module) -> bool:
+    """Whether the model calls scaled-dot-product attention (every nn.MultiheadAttention does)."""
+    return any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
+
+
 class ModelConsumer:
-    """A real model for a track, trained one SGD step per batch (forward, loss, backward, update)."""
+    """A real model for a track, trained one SGD step per batch (forward, loss, backward, update).
+
+    Only the step is timed: the inputs are prepared on the host (spectrogram, uint8 -> float) and
+    copied to the device before the timed window opens, so host work never counts as device busy.
+    """
 
     def __init__(self, track: str, device: str | None = None, seed: int = 0):
         torch.manual_seed(seed)
@@ -147,49 +160,92 @@ class ModelConsumer:
         self.flops_per_sample: float | None = None
         self.flops_batch_size: int | None = None
 
-    def _loss(self, batch: dict) -> torch.Tensor:
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """The step's input tensors, prepared on the host and moved to the device (untimed)."""
         batch = {k: v for k, v in batch.items() if k not in (STAGE_KEY, INDEX_KEY)}
-        dev = self.device
         if self.track == "cloud":
             inp, target = _tokens(batch)
-            logits = self.model(inp.to(dev, non_blocking=True))
-            tgt = (target[:, : self.model.context].long() % self.model.hashed_vocab).to(dev, non_blocking=True)
-            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-        if self.track in ("edge", "mobile"):
-            x = _frames(batch, "frame" if self.track == "edge" else "crop").to(dev, non_blocking=True)
-            return self.model(x).logsumexp(dim=1).mean()
-        return self.model(_spec(batch).to(dev, non_blocking=True)).logsumexp(dim=1).mean()
+            host = (inp, target[:, : self.model.context].long() % self.model.hashed_vocab)
+        elif self.track in ("edge", "mobile"):
+            host = (_frames(batch, "frame" if self.track == "edge" else "crop"),)
+        else:
+            host = (_spec(batch),)
+        return tuple(t.to(self.device, non_blocking=True) for t in host)
 
-    def _train_step(self, batch: dict) -> None:
+    def _loss(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The training loss on device-resident inputs (from _inputs)."""
+        if self.track == "cloud":
+            inp, tgt = inputs
+            logits = self.model(inp)
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        return self.model(inputs[0]).logsumexp(dim=1).mean()
+
+    def _train_step(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        """Forward, loss, backward and SGD update: the work that is timed (and counted)."""
         self.opt.zero_grad(set_to_none=True)
-        self._loss(batch).backward()
+        self._loss(inputs).backward()
         self.opt.step()
 
-    def count_flops(self, batch: dict) -> float:
-        """FLOPs of one training step on this batch, per sample (torch.utils.flop_counter)."""
+    def _counted_step(self, inputs: tuple[torch.Tensor, ...], n: int) -> float:
+        """One training step under the FLOP counter; FLOPs per sample.
+
+        Attention runs on the math SDPA backend while counting: the fused cpu kernel is not
+        registered with torch.utils.flop_counter, so its matmuls would count as zero.
+        """
         from torch.utils.flop_counter import FlopCounterMode
 
-        n = _batch_len(batch)
-        with FlopCounterMode(display=False) as counter:
-            self._train_step(batch)
+        math_sdpa = _math_sdpa() if _uses_sdpa(self.model) else contextlib.nullcontext()
+        with FlopCounterMode(display=False) as counter, math_sdpa:
+            self._train_step(inputs)
         self.flops_per_sample = counter.get_total_flops() / max(n, 1)
         self.flops_batch_size = n
         return self.flops_per_sample
 
-    def step(self, batch: dict) -> float:
-        """One training step; seconds the device was busy (CUDA events on gpu, host clock on cpu)."""
-        if self.flops_per_sample is None:
-            self.count_flops(batch)  # the counting step also trains; it is the first, a warm-up
+    def count_flops(self, batch: dict) -> float:
+        """FLOPs of one training step on this batch, per sample (torch.utils.flop_counter); it trains."""
+        return self._counted_step(self._inputs(batch), _batch_len(batch))
+
+    def _sync(self) -> None:
+        """Wait for the device's queued work (cuda), so the host clock covers it."""
         if self.device.startswith("cuda"):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            self._train_step(batch)
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1000.0
+            torch.cuda.synchronize(self.device)
+
+    def _host_timed_s(self, fn: Callable[[], object]) -> float:
+        """Seconds fn took by the host clock, the device drained before and after."""
+        self._sync()
         t0 = time.perf_counter()
-        self._train_step(batch)
+        fn()
+        self._sync()
         return time.perf_counter() - t0
+
+    def _event_timed_s(self, fn: Callable[[], object]) -> float:
+        """Seconds between CUDA events around fn's work; the host waits for the end event."""
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+
+    def step(self, batch: dict) -> float:
+        """One training step; seconds the device was busy (CUDA events on gpu, host clock on cpu).
+
+        The first call's step is the FLOP-counting one (it trains too): its busy time is that step's,
+        by the host clock, so the caller never books it as waiting.
+        """
+        inputs = self._inputs(batch)
+        if self.flops_per_sample is None:
+            return self._host_timed_s(lambda: self._counted_step(inputs, _batch_len(batch)))
+        if self.device.startswith("cuda"):
+            return self._event_timed_s(lambda: self._train_step(inputs))
+        return self._host_timed_s(lambda: self._train_step(inputs))
+
+
+def _math_sdpa():
+    """A context in which scaled-dot-product attention decomposes into counted matmuls."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def _batch_len(batch: dict) -> int:

@@ -96,8 +96,9 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
     )
 
 
-def pynvml_reader(index: int = 0) -> tuple[Callable[[], dict], Callable[[], None], str]:
-    """(read, close, device name) over pynvml for one GPU; raises NvmlUnavailable where absent."""
+def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callable[[], dict], Callable[[], None], str]:
+    """(read, close, device name) over pynvml for one GPU, by index or by device_id (a PCI bus id
+    "0000:3b:00.0" or a UUID "GPU-..."); raises NvmlUnavailable where absent."""
     from probes.gpu import NvmlUnavailable
 
     try:
@@ -106,9 +107,18 @@ def pynvml_reader(index: int = 0) -> tuple[Callable[[], dict], Callable[[], None
         raise NvmlUnavailable("nvidia-ml-py (pynvml) is not installed") from None
     try:
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
     except pynvml.NVMLError as exc:
         raise NvmlUnavailable(f"NVML did not initialise: {exc}") from None
+    try:
+        if device_id is None:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        elif device_id.startswith("GPU-"):
+            handle = pynvml.nvmlDeviceGetHandleByUUID(device_id)
+        else:
+            handle = pynvml.nvmlDeviceGetHandleByPciBusId(device_id)
+    except pynvml.NVMLError as exc:
+        _shutdown_quietly(pynvml)  # initialised: release it, or NVML stays held for the process
+        raise NvmlUnavailable(f"NVML has no usable GPU {device_id or index}: {exc}") from None
 
     def get(fn, *args):
         try:
@@ -135,59 +145,97 @@ def pynvml_reader(index: int = 0) -> tuple[Callable[[], dict], Callable[[], None
     return read, pynvml.nvmlShutdown, name or "unknown"
 
 
+def _shutdown_quietly(pynvml) -> None:
+    """nvmlShutdown on an error path, where a second NVML error would hide the first."""
+    try:
+        pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        pass
+
+
 class NvmlSampler:
     """Reads the GPU every period_s on a daemon thread between start() and stop().
 
     reader: a function returning a reading's fields as a dict (tests inject recorded ones); by
-    default pynvml. Where NVML is absent, start() does nothing and stop() says why.
+    default pynvml. Where NVML is absent, start() does nothing and stop() says why. As a context
+    manager, leaving the block (normally or by an exception) stops the thread and closes NVML.
     """
 
     def __init__(self, period_s: float = 0.05, index: int = 0, reader: Callable[[], dict] | None = None,
-                 device_name: str | None = None, keep_readings: bool = True):
+                 device_name: str | None = None, keep_readings: bool = True, device_id: str | None = None):
         self.period_s, self.index, self.keep = period_s, index, keep_readings
         self._reader, self._close, self.device_name = reader, None, device_name
         self.reason: str | None = None
         self.readings: list[NvmlReading] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._t0: float | None = None
+        self._error: str | None = None
         if reader is None:
             from probes.gpu import NvmlUnavailable
 
             try:
-                self._reader, self._close, self.device_name = pynvml_reader(index)
+                self._reader, self._close, self.device_name = pynvml_reader(index, device_id)
             except NvmlUnavailable as exc:
                 self.reason = str(exc)
+
+    def __enter__(self) -> NvmlSampler:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def available(self) -> bool:
         return self._reader is not None
 
+    def _read(self) -> bool:
+        """Append one reading; False (the error kept for the summary) where the reader raised."""
+        try:
+            fields = self._reader()
+        except Exception as exc:  # a reader failure ends sampling; it must not kill the run
+            self._error = f"reader failed after {len(self.readings)} readings: {exc!r}"
+            return False
+        self.readings.append(NvmlReading(t_s=time.perf_counter() - self._t0, **fields))
+        return True
+
     def _loop(self) -> None:
-        t0 = self._t0
-        next_t = t0
-        while not self._stop.is_set():
-            self.readings.append(NvmlReading(t_s=time.perf_counter() - t0, **self._reader()))
+        next_t = self._t0
+        while not self._stop.is_set() and self._read():
             next_t += self.period_s
             self._stop.wait(max(0.0, next_t - time.perf_counter()))
+
+    def _halt(self) -> bool:
+        """Stop and join the thread; whether one was running."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return False
+        self._stop.set()
+        thread.join()
+        return True
 
     def start(self) -> None:
         if not self.available or self._thread is not None:
             return
-        self.readings, self._stop, self._t0 = [], threading.Event(), time.perf_counter()
+        self.readings, self._stop, self._t0, self._error = [], threading.Event(), time.perf_counter(), None
         self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> NvmlSummary:
+        """The summary of the readings so far; safe before start(), twice, or after a reader error."""
         if not self.available:
             return NvmlSummary(available=False, reason=self.reason)
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            self.readings.append(NvmlReading(t_s=time.perf_counter() - self._t0, **self._reader()))
-        return summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep)
+        if self._t0 is None:
+            return NvmlSummary(available=True, reason="the sampler was never started",
+                               period_s=self.period_s, device_name=self.device_name)
+        if self._halt() and self._error is None:
+            self._read()  # a last reading at the end of the measured span
+        summary = summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep)
+        return summary.model_copy(update={"reason": self._error}) if self._error else summary
 
     def close(self) -> None:
+        """Stop a running thread, then release NVML (once)."""
+        self._halt()
         if self._close is not None:
-            self._close()
-            self._close = None
+            close, self._close = self._close, None
+            close()

@@ -57,3 +57,57 @@ def test_flops_scale_with_the_batch(track_samples):
     per_small = c.count_flops(small)
     per_big = c.count_flops(big)
     assert per_small == pytest.approx(per_big, rel=0.01)  # per sample: independent of batch size
+
+
+def _slowed(fn, delay_s):
+    """fn that first sleeps delay_s: a stand-in for slow work at a chosen place."""
+
+    def slow(*args, **kwargs):
+        time.sleep(delay_s)
+        return fn(*args, **kwargs)
+
+    return slow
+
+
+def test_first_step_reports_the_counting_step_as_busy(track_samples, monkeypatch):
+    # The first step counts FLOPs; its time is device work, so the caller must not see it as waiting.
+    c = ModelConsumer("edge", device="cpu")
+    monkeypatch.setattr(c, "_train_step", _slowed(c._train_step, 0.05))
+    batch = to_tensors(stack(track_samples["edge"][:4]))
+    t0 = time.perf_counter()
+    busy_s = c.step(batch)
+    wall_s = time.perf_counter() - t0
+    assert c.flops_per_sample > 0 and busy_s >= 0.05
+    assert wall_s - busy_s < 0.04, f"{wall_s - busy_s:.3f} s of step() not reported as busy"
+
+
+@pytest.mark.parametrize("track, prep", [("tiny", "_spec"), ("edge", "_frames")])
+def test_host_input_preparation_is_not_timed(track_samples, monkeypatch, track, prep):
+    # Spectrogram / uint8->float on the host happen before the timed step: they show up as the
+    # caller's wait (step's wall minus busy), not as device busy.
+    import harness.consumer as consumer
+
+    monkeypatch.setattr(consumer, prep, _slowed(getattr(consumer, prep), 0.05))
+    c = ModelConsumer(track, device="cpu")
+    batch = to_tensors(stack(track_samples[track][:4]))  # untransformed: audio / uint8 frames
+    for _ in range(2):  # the counting step, then a plain one
+        t0 = time.perf_counter()
+        busy_s = c.step(batch)
+        assert time.perf_counter() - t0 - busy_s >= 0.05, "host preparation was timed as busy"
+
+
+def test_cloud_flops_count_attention(track_samples):
+    # Per sample over L positions of width d (vocab V): every weight matmul is 2*L*w flops forward
+    # (w = weight entries: in_proj 3d^2, out_proj d^2, MLP 8d^2, head dV); attention is two matmuls
+    # (QK^T and PV) of 2*L*L*d each over all heads. Backward doubles each (grads of both operands): x3.
+    c = ModelConsumer("cloud", device="cpu")
+    batch = to_tensors(stack(track_samples["cloud"][:4]))
+    L, d = c.model.context, c.model.pos.embedding_dim
+    assert batch["tokens"].shape[1] - 1 >= L  # every sample fills the context
+    weights = sum(m.weight.numel() for m in c.model.modules() if isinstance(m, torch.nn.Linear))
+    weights += sum(m.in_proj_weight.numel() for m in c.model.modules() if isinstance(m, torch.nn.MultiheadAttention))
+    linear_only = 3 * 2 * L * weights
+    attention = 3 * 2 * (2 * L * L * d)
+    counted = c.count_flops(batch)
+    assert counted > linear_only
+    assert counted == pytest.approx(linear_only + attention, rel=1e-9)

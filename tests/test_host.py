@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import types
+
+import pytest
 
 from probes import host
+from probes.gpu import collect_gpus
 
 
 def test_collect_reports_this_machine():
@@ -67,3 +72,53 @@ def test_data_dir_reads_device_and_rotational_flag(tmp_path):
 def test_this_machines_data_dir_is_described():
     d = host.data_dir("/")
     assert d.fs_type != "unknown" and d.mount_point == "/"
+
+
+def _failing_pynvml(fail_count: bool = False, lost: tuple[int, ...] = ()):
+    """A pynvml stand-in with two GPUs: nvmlDeviceGetCount, or the handles of `lost` ones, raise."""
+    m = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    def count():
+        if fail_count:
+            raise NVMLError("Driver/library version mismatch")
+        return 2
+
+    def handle(i):
+        if i in lost:
+            raise NVMLError("GPU is lost")
+        return f"h{i}"
+
+    def unsupported(*args):
+        raise NVMLError("Not Supported")
+
+    m.NVMLError, m.shutdowns = NVMLError, 0
+    m.nvmlInit = lambda: None
+    m.nvmlShutdown = lambda: setattr(m, "shutdowns", m.shutdowns + 1)
+    m.nvmlDeviceGetCount, m.nvmlDeviceGetHandleByIndex = count, handle
+    m.nvmlSystemGetDriverVersion, m.nvmlSystemGetNVMLVersion = lambda: "550.1", lambda: "12.550.1"
+    m.nvmlDeviceGetName = lambda h: f"Fake GPU {h}".encode()
+    for name in ("GetMemoryInfo", "GetUUID", "GetCurrPcieLinkGeneration", "GetMaxPcieLinkGeneration",
+                 "GetCurrPcieLinkWidth", "GetMaxPcieLinkWidth", "GetTotalEnergyConsumption"):
+        setattr(m, "nvmlDevice" + name, unsupported)
+    return m
+
+
+def test_gpu_count_error_is_a_reason_not_a_traceback(monkeypatch):
+    fake = _failing_pynvml(fail_count=True)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    r = collect_gpus()
+    assert not r.available and r.gpus == [] and "version mismatch" in r.reason
+    assert r.driver_version == "550.1" and fake.shutdowns == 1
+    assert "version mismatch" in host.collect().gpu_absent_reason  # the host record carries it too
+
+
+@pytest.mark.parametrize("lost, names, available", [((1,), ["Fake GPU h0"], True), ((0, 1), [], False)])
+def test_gpus_whose_handle_fails_are_left_out_and_named(monkeypatch, lost, names, available):
+    fake = _failing_pynvml(lost=lost)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    r = collect_gpus()
+    assert [g.name for g in r.gpus] == names and r.available is available
+    assert all(f"GPU {i}: GPU is lost" in r.reason for i in lost) and fake.shutdowns == 1

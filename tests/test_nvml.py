@@ -62,8 +62,10 @@ def test_sampler_thread_with_injected_reader():
     assert ts == sorted(ts)
 
 
-def _fake_pynvml(fail_init: bool):
+def _fake_pynvml(fail_init: bool, fail_handle: bool = False):
+    """A pynvml stand-in; m.shutdowns counts nvmlShutdown calls."""
     m = types.ModuleType("pynvml")
+    m.shutdowns = 0
 
     class NVMLError(Exception):
         pass
@@ -75,8 +77,18 @@ def _fake_pynvml(fail_init: bool):
         if fail_init:
             raise NVMLError("NVML Shared Library Not Found")
 
-    m.nvmlInit, m.nvmlShutdown = init, lambda: None
-    m.nvmlDeviceGetHandleByIndex = lambda i: "h"
+    def shutdown():
+        m.shutdowns += 1
+
+    def handle(i):
+        if fail_handle:
+            raise NVMLError("GPU is lost")
+        return "h"
+
+    m.nvmlInit, m.nvmlShutdown = init, shutdown
+    m.nvmlDeviceGetHandleByIndex = handle
+    m.nvmlDeviceGetHandleByPciBusId = lambda bus: f"bus {bus}"
+    m.nvmlDeviceGetHandleByUUID = lambda uuid: f"uuid {uuid}"
     m.nvmlDeviceGetName = lambda h: b"Fake H100"
     m.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=70, memory=20)
     m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=123, total=1000)
@@ -102,9 +114,62 @@ def test_pynvml_reader_over_a_fake_module(monkeypatch):
     assert s.energy_j == 0.0
 
 
+def test_reader_finds_the_gpu_by_bus_id_or_uuid(monkeypatch):
+    """CUDA_VISIBLE_DEVICES renumbers CUDA's GPUs: the sampler must be able to name NVML's by id."""
+    fake = _fake_pynvml(fail_init=False)
+    handles = []
+    fake.nvmlDeviceGetName = lambda h: handles.append(h) or b"Fake H100"
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    for device_id, expected in ((None, "h"), ("00000000:3b:00.0", "bus 00000000:3b:00.0"), ("GPU-1234", "uuid GPU-1234")):
+        NvmlSampler(index=3, device_id=device_id).close()
+        assert handles[-1] == expected
+
+
 def test_absent_nvml_is_reported_not_faked(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(fail_init=True))
     sampler = NvmlSampler()
     sampler.start()
     s = sampler.stop()
     assert not s.available and "did not initialise" in s.reason and s.n == 0
+
+
+def test_reader_releases_nvml_when_the_handle_fails(monkeypatch):
+    fake = _fake_pynvml(fail_init=False, fail_handle=True)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sampler = NvmlSampler(index=3)
+    assert not sampler.available and "GPU 3" in sampler.reason and "GPU is lost" in sampler.reason
+    assert fake.shutdowns == 1  # nvmlInit succeeded, so it must be matched by one nvmlShutdown
+
+
+def test_context_manager_stops_the_thread_and_closes_on_error(monkeypatch):
+    fake = _fake_pynvml(fail_init=False)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with pytest.raises(RuntimeError, match="run failed"):
+        with NvmlSampler(period_s=0.005) as sampler:
+            sampler.start()
+            thread = sampler._thread
+            raise RuntimeError("run failed")
+    assert not thread.is_alive() and fake.shutdowns == 1
+    sampler.close()  # closing again is harmless: NVML is released once
+    assert fake.shutdowns == 1
+
+
+def test_stop_before_start_says_so():
+    s = NvmlSampler(reader=lambda: {"util_gpu_pct": 1}).stop()
+    assert s.available and s.n == 0 and "never started" in s.reason
+
+
+def test_stop_after_the_reader_failed_keeps_earlier_readings():
+    calls = iter(range(1000))
+
+    def flaky():
+        if next(calls) >= 2:
+            raise RuntimeError("driver went away")
+        return {"util_gpu_pct": 50}
+
+    sampler = NvmlSampler(period_s=0.001, reader=flaky)
+    sampler.start()
+    sampler._thread.join(timeout=5)  # the loop ends by itself at the reader's error
+    s = sampler.stop()
+    assert s.n == 2 and s.util_gpu_pct_mean == 50 and "driver went away" in s.reason
+    assert sampler.stop().n == 2  # stopping twice is harmless
