@@ -1,9 +1,11 @@
 """The feeding tax: how long the consumer waits for each batch, measured step by step.
 
 Per step: wait_s (blocked in next(loader)), compute_s (what the consumer reports busy), wall_s
-(wait + the consumer's host time). Over the measured steps (warm-up steps excluded, MLPerf Storage's
-rule): AU = sum(compute) / sum(wall), feeding_tax = 1 - AU. An exhausted loader is restarted (a new
-epoch), and that restart is counted as waiting, as the consumer really waits for it.
+(from asking for the batch to the end of the step: the wait, the consumer's host time and the
+loop's own bookkeeping; only a progress callback is left out), so the steps' walls add up to the
+elapsed time. Over the measured steps (warm-up steps excluded, MLPerf Storage's rule): AU =
+sum(compute) / sum(wall), feeding_tax = 1 - AU. An exhausted loader is restarted (a new epoch), and
+that restart is counted as waiting, as the consumer really waits for it.
 MFU = achieved FLOP/s / the device's peak FLOP/s; None (absent) when either is unknown.
 """
 
@@ -94,37 +96,45 @@ def measure_feeding(
     """
     if steps < 1 or warmup_steps < 0:
         raise ValueError("steps must be >= 1 and warmup_steps >= 0")
-    records: list[StepRecord] = []
+    raw: list[tuple] = []  # per step (t0, t1, busy, t_end, samples, bytes, warm); StepRecords built after
     stage_rows: list[np.ndarray] = []
     it = iter(loader)
     epochs = 1
     t_origin = None
-    for i in range(warmup_steps + steps):
-        warm = i < warmup_steps
-        if not warm and t_origin is None:
-            t_origin = time.perf_counter()
-            if sampler is not None:
-                sampler.start()
-        t0 = time.perf_counter()
-        batch = next(it, None)
-        if batch is None:  # epoch over: start another, the consumer waits for it
-            it = iter(loader)
-            epochs += 1
+    try:
+        for i in range(warmup_steps + steps):
+            warm = i < warmup_steps
+            if not warm and t_origin is None:
+                t_origin = time.perf_counter()
+                if sampler is not None:
+                    sampler.start()
+            t0 = time.perf_counter()
             batch = next(it, None)
-            if batch is None:
-                raise RuntimeError("the loader yields no batches")
-        t1 = time.perf_counter()
-        stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
-        busy = float(consumer.step(batch))
-        t2 = time.perf_counter()
-        n, nbytes = samples_and_bytes(batch)
-        records.append(StepRecord(t_s=t0 - (t_origin or t0), wait_s=t1 - t0, compute_s=busy,
-                                  wall_s=(t1 - t0) + (t2 - t1), samples=n, bytes=nbytes, warmup=warm))
-        if stage is not None and not warm:
-            stage_rows.append(np.asarray(stage, dtype=np.float64))
-        if on_step is not None:
-            on_step(i)
+            if batch is None:  # epoch over: start another, the consumer waits for it
+                it = iter(loader)
+                epochs += 1
+                batch = next(it, None)
+                if batch is None:
+                    raise RuntimeError("the loader yields no batches" if i == 0 else
+                                       f"the loader ran out after {i} batches and gives none when restarted "
+                                       "(a one-shot iterator cannot start another epoch)")
+            t1 = time.perf_counter()
+            stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
+            busy = float(consumer.step(batch))
+            n, nbytes = samples_and_bytes(batch)
+            if stage is not None and not warm:
+                stage_rows.append(np.asarray(stage, dtype=np.float64))
+            raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm))
+            if on_step is not None:
+                on_step(i)
+    except BaseException:
+        if sampler is not None:
+            sampler.stop()  # no sampling thread left running behind an error
+        raise
     nvml = sampler.stop() if sampler is not None else None
+    t_origin = t_origin or (raw[0][0] if raw else 0.0)
+    records = [StepRecord(t_s=t0 - t_origin, wait_s=t1 - t0, compute_s=busy, wall_s=t_end - t0, samples=n, bytes=nb,
+                          warmup=warm) for t0, t1, busy, t_end, n, nb, warm in raw]
     measured = [r for r in records if not r.warmup]
     wait = sum(r.wait_s for r in measured)
     compute = sum(r.compute_s for r in measured)
@@ -171,7 +181,7 @@ def peak_flops(device_name: str | None, precision: str = "fp32", *, registry: It
         return None, "absent: no GPU"
     if registry is None:
         registry = _mlsysim_nodes()
-    name = device_name.lower()
+    name = device_name.lower().replace("tesla ", "nvidia ")  # NVML: "Tesla T4", the registry: "NVIDIA T4"
     best = None
     for node in registry:
         node_name = str(getattr(node, "name", "")).lower()
@@ -179,8 +189,9 @@ def peak_flops(device_name: str | None, precision: str = "fp32", *, registry: It
             best = node
     if best is None:
         return None, f"absent: {device_name!r} is not in mlsysim's registry (give --peak-tflops)"
-    compute = best.compute
-    value = (getattr(compute, "precision_flops", None) or {}).get(precision) or compute.peak_flops
+    value = (getattr(best.compute, "precision_flops", None) or {}).get(precision)
+    if value is None:  # its headline peak is another precision's (T4: fp16 65 TFLOP/s, fp32 8.1): not a stand-in
+        return None, f"absent: mlsysim's registry has no {precision} peak for {best.name} (give --peak-tflops)"
     flops = float(value.to("flop/s").magnitude) if hasattr(value, "to") else float(value)
     return flops, f"mlsysim registry: {best.name} {precision}"
 
