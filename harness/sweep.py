@@ -16,10 +16,11 @@ where the wait comes from.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -60,6 +61,11 @@ class LoaderRow(BaseModel):
     decode_s_per_batch: float | None = None
     transform_s_per_batch: float | None = None
     collate_s_per_batch: float | None = None
+    nvml_util_gpu_pct: float | None = Field(None, description="NVML utilization.gpu, mean over the run: a coarse duty "
+                                            "cycle (share of time any kernel ran), not SM occupancy; None without NVML")
+    nvml_idle_fraction: float | None = Field(None, description="1 - NVML utilization: to set against feeding_tax")
+    nvml_power_w: float | None = None
+    nvml_energy_j: float | None = None
 
 
 class ScalingPoint(BaseModel):
@@ -81,17 +87,22 @@ class ScalingFit(BaseModel):
     rel_rmse: float
     note: str | None = None
     predicted: list[ScalingPoint]
-    flow_equilibrium_predicted: int | None = Field(None, description="from the fit; extrapolated when > measured")
+    flow_equilibrium_predicted: int | None = Field(None, description="from the fit, beyond the largest measured count "
+                                                   "(always extrapolated), when no measured count kept up")
 
 
 class TransportCost(BaseModel):
-    """Per-batch cost of getting a ready batch to the consumer (ready data: no decode)."""
+    """The DataLoader's own per-batch cost with ready data (no decode): at full speed, with no
+    consumer, and as the wait each step of a consumer sees."""
 
     batch_size: int
     batch_bytes: int
-    in_process_s_per_batch: float = Field(description="num_workers=0: fetch + collate in the main process")
-    transport_s_per_batch: float = Field(description="num_workers=1: worker->main IPC + conversion")
-    ipc_s_per_batch: float = Field(description="transport - in-process")
+    in_process_s_per_batch: float = Field(description="num_workers=0, no consumer: making a ready batch in the main process")
+    worker_s_per_batch: float | None = Field(None, description="num_workers=1, no consumer: one batch handed over from "
+                                             "the worker, at full speed (the slower of worker and main process)")
+    ipc_s_per_batch: float = Field(description="worker_s_per_batch - in_process_s_per_batch: what the handover adds")
+    transport_s_per_batch: float = Field(description="num_workers=1, consumer sleeping step_s: the wait per step for a "
+                                         "ready batch (what the main process's receive costs each step)")
 
 
 class WaitBreakdown(BaseModel):
@@ -104,10 +115,12 @@ class WaitBreakdown(BaseModel):
     warm_samples_per_s: float = Field(description="prep only (fetch from the page cache)")
     cold_samples_per_s: float = Field(description="prep + fetch (page cache evicted)")
     prep_samples_per_s: float
-    fetch_samples_per_s: float | None = Field(description="None: cold no slower than warm (fetch hidden or not evicted)")
+    fetch_samples_per_s: float | None = Field(description="None: the cache was not evicted, or cold epochs were not "
+                                              "slower than warm ones by more than their own spread (fetch hidden)")
     consumer_samples_per_s: float
     binding: Literal["fetch", "prep", "transport", "compute"]
     cache_evicted: bool
+    rounds: int | None = Field(None, description="warm and cold epochs, alternating, after a warm-up epoch; rates are medians")
     decode_s_per_batch: float | None = None
     transform_s_per_batch: float | None = None
     collate_s_per_batch: float | None = None
@@ -122,6 +135,9 @@ class FeedingSummary(BaseModel):
     fits: list[ScalingFit] = []
     breakdown: list[WaitBreakdown] = []
     transport: TransportCost | None = None
+    peak_flop_per_s: float | None = Field(None, description="the device peak MFU is taken against; None: no MFU")
+    peak_source: str | None = Field(None, description="where the peak came from, or why it is absent")
+    nvml_absent_reason: str | None = Field(None, description="why a GPU run has no NVML figures")
     elapsed_s: float | None = None
 
 
@@ -168,9 +184,13 @@ def scaling_fit(track: str, fmt: str, ingestion: dict[int, float], consumption_p
     ws = sorted(pts)
     lam, sigma, kappa, rmse = fit_usl(ws, [pts[w] for w in ws])
     grid = range(1, max_workers + 1)
-    predicted = [ScalingPoint(num_workers=w, samples_per_s=float(usl(w, lam, sigma, kappa)), extrapolated=w > max(ws))
-                 for w in grid]
-    reach = [p.num_workers for p in predicted if p.samples_per_s >= consumption_per_s]
+    predicted = [ScalingPoint(num_workers=w, samples_per_s=float(usl(w, lam, sigma, kappa)),
+                              extrapolated=not min(ws) <= w <= max(ws)) for w in grid]
+    # within the measured range the measurements themselves say where the equilibrium is: the fit
+    # only predicts beyond it, and only when no measured count reached it
+    measured_reach = any(r >= consumption_per_s for r in pts.values())
+    reach = [p.num_workers for p in predicted
+             if p.num_workers > max(ws) and p.samples_per_s >= consumption_per_s] if not measured_reach else []
     return ScalingFit(
         track=track, format=fmt, lam_per_s=lam, sigma=sigma, kappa=kappa, measured_workers=ws, rel_rmse=rmse,
         note="kappa held at 0 (two points)" if len(ws) == 2 else None,
@@ -208,21 +228,26 @@ def _consumer(spec: ConsumerSpec, track: str):
 
 
 def transport_cost(batch: dict[str, np.ndarray], *, step_s: float = 0.01, steps: int = 20) -> TransportCost:
-    """Mean wait per step for a ready batch behind a consumer sleeping step_s, at 0 and 1 workers."""
+    """A ready batch's cost per batch at 0 and 1 workers with no consumer (full speed: a worker's copy
+    and handover cannot hide behind a step), and the wait per step behind a consumer sleeping step_s
+    at 1 worker (what the consumer sees: the main process's receive)."""
     from harness.consumer import EmulatedConsumer
     from harness.feeding import measure_feeding
     from harness.loader import LoaderConfig, SyntheticBatches, make_loader
 
     size = len(next(iter(batch.values())))
-    per = {}
-    for w in (0, 1):
-        loader = make_loader("raw", [], LoaderConfig(batch_size=size, num_workers=w),
+
+    def run(workers: int, consumer) -> float:
+        loader = make_loader("raw", [], LoaderConfig(batch_size=size, num_workers=workers),
                              dataset=SyntheticBatches(batch, steps + 8))
-        r = measure_feeding(loader, EmulatedConsumer(step_s), warmup_steps=4, steps=steps, keep_timeline=False)
-        per[w] = r.wait_s / r.steps
+        r = measure_feeding(loader, consumer, warmup_steps=4, steps=steps, keep_timeline=False)
+        return (r.wall_s if isinstance(consumer, _Drain) else r.wait_s) / r.steps
+
+    full_speed = {w: run(w, _Drain()) for w in (0, 1)}
     return TransportCost(batch_size=size, batch_bytes=int(sum(v.nbytes for v in batch.values())),
-                         in_process_s_per_batch=per[0], transport_s_per_batch=per[1],
-                         ipc_s_per_batch=per[1] - per[0])
+                         in_process_s_per_batch=full_speed[0], worker_s_per_batch=full_speed[1],
+                         ipc_s_per_batch=full_speed[1] - full_speed[0],
+                         transport_s_per_batch=run(1, EmulatedConsumer(step_s)))
 
 
 def _epoch_rate(loader, stages: list | None = None) -> tuple[float, int, float]:
@@ -243,41 +268,43 @@ def _epoch_rate(loader, stages: list | None = None) -> tuple[float, int, float]:
 
 
 def wait_breakdown(track: str, fmt: str, paths: Sequence[Path], *, num_workers: int, batch_size: int,
-                   consumer_per_s: float, transform=None, sample_batch: dict | None = None) -> WaitBreakdown:
-    """One epoch each: synthetic in-memory batches, warm cache, cold cache (evicted first)."""
+                   consumer_per_s: float, transform=None, sample_batch: dict | None = None,
+                   rounds: int = 3) -> WaitBreakdown:
+    """DS-Analyzer's differential rates: after a warm-up epoch, `rounds` warm epochs (page cache
+    full) alternating with cold ones (evicted just before), and as many epochs of synthetic
+    in-memory batches; persistent workers, so no epoch pays process start-up. Rates are medians.
+    fetch = n / (cold - warm) only when every eviction worked and the median cold epoch is slower
+    than the median warm one by more than either's spread (and 2%): otherwise it is not measured."""
     from harness.loader import LoaderConfig, SyntheticBatches, make_loader
     from probes import pagecache
 
-    cfg = LoaderConfig(batch_size=batch_size, num_workers=num_workers)
-    warm_loader = make_loader(fmt, paths, cfg, transform=transform)
+    cfg = LoaderConfig(batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
+    loader = make_loader(fmt, paths, cfg, transform=transform)
     for p in paths:  # warm the page cache
         Path(p).read_bytes()
-    warm_s, n, _ = _epoch_rate(warm_loader)
-    eviction = pagecache.evict(paths)
-    cold_s, _, _ = _epoch_rate(make_loader(fmt, paths, cfg, transform=transform))
+    _, n, _ = _epoch_rate(loader)  # warm-up: workers started, code and caches warm
+    warm, cold, stages, evicted = [], [], [], True
+    for _ in range(max(1, rounds)):
+        warm.append(_epoch_rate(loader, stages)[0])
+        evicted &= pagecache.evict(paths).evicted
+        cold.append(_epoch_rate(loader)[0])
     if sample_batch is None:
         first = next(iter(make_loader(fmt, paths[:1], cfg.with_(num_workers=0), transform=transform)))
         sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
     mem_loader = make_loader(fmt, [], cfg, dataset=SyntheticBatches(sample_batch, math.ceil(n / batch_size)))
-    mem_s, n_mem, startup = _epoch_rate(mem_loader)
-    # process start-up (time to the first ready batch) is the same for all three: take it out
-    startup = min(startup, 0.9 * min(mem_s, warm_s, cold_s))
-    mem_s, warm_s, cold_s = mem_s - startup, warm_s - startup, cold_s - startup
-    # stage seconds from one warm epoch's batches
-    stage = np.zeros(4)
-    for batch in make_loader(fmt, paths, cfg, transform=transform):
-        stage += np.asarray(batch["_stage_s"])
-    batches = max(1, math.ceil(n / batch_size))
-    prep = n / warm_s
-    fetch = n / (cold_s - warm_s) if cold_s > warm_s * 1.02 else None
-    mem = n_mem / mem_s
+    _, n_mem, _ = _epoch_rate(mem_loader)
+    mem = [_epoch_rate(mem_loader)[0] for _ in range(max(1, rounds))]
+    warm_s, cold_s = float(np.median(warm)), float(np.median(cold))
+    spread_s = max(np.ptp(warm), np.ptp(cold), 0.02 * warm_s)
+    fetch = n / (cold_s - warm_s) if evicted and cold_s - warm_s > spread_s else None
+    prep, in_memory = n / warm_s, n_mem / float(np.median(mem))
+    stage = np.sum(stages, axis=0) / max(1, len(stages))  # per batch actually delivered
     return WaitBreakdown(
-        track=track, format=fmt, num_workers=num_workers, in_memory_samples_per_s=mem,
+        track=track, format=fmt, num_workers=num_workers, in_memory_samples_per_s=in_memory,
         warm_samples_per_s=prep, cold_samples_per_s=n / cold_s, prep_samples_per_s=prep,
         fetch_samples_per_s=fetch, consumer_samples_per_s=consumer_per_s,
-        binding=binding_stage(fetch, prep, mem, consumer_per_s), cache_evicted=eviction.evicted,
-        decode_s_per_batch=stage[0] / batches, transform_s_per_batch=stage[1] / batches,
-        collate_s_per_batch=stage[2] / batches,
+        binding=binding_stage(fetch, prep, in_memory, consumer_per_s), cache_evicted=evicted, rounds=max(1, rounds),
+        decode_s_per_batch=float(stage[0]), transform_s_per_batch=float(stage[1]), collate_s_per_batch=float(stage[2]),
     )
 
 
@@ -295,10 +322,15 @@ def run_sweep(
     breakdown: bool = True,
     breakdown_formats: Sequence[str] | None = None,
     peak_flop_per_s: float | None = None,
+    sampler_factory: Callable[[], Any] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> tuple[list[LoaderRow], FeedingSummary]:
     """Sweep formats x worker counts for one track and one consumer; rows and the summary.
 
+    A model consumer on a GPU gets, per run with the consumer, an NVML sampler (sampler_factory;
+    by default probes.nvml.NvmlSampler on the consumer's GPU) and MFU against peak_flop_per_s, or
+    else the device's fp32 peak from mlsysim's registry (absent, with the reason, when unknown).
+    Every format's flow equilibrium is judged against one consumer rate: the median step over all runs.
     on_step(label) is called after every measured run (for a progress bar): per format and worker
     count two runs (loader alone, with consumer), plus one per format for the breakdown and one
     for the transport cost.
@@ -309,14 +341,19 @@ def run_sweep(
     started = time.perf_counter()
     tf = transform_for(track) if transform else None
     rows: list[LoaderRow] = []
-    fits, parts = [], []
-    equilibrium: dict[str, int | None] = {}
     cons = _consumer(consumer, track)
-    step_s_seen: list[float] = []
-    sample_batch = None
+    device = str(getattr(cons, "device", "emulated"))
+    peak_source = None
+    if device.startswith("cuda"):
+        peak_flop_per_s, peak_source = _gpu_peak(device, peak_flop_per_s)
+        sampler_factory = sampler_factory or _gpu_sampler(device)
+    elif peak_flop_per_s:
+        peak_source = "given by the user"
+    nvml_note = None
+    ingestion: dict[str, dict[int, float]] = {}
     for fmt in formats:
         paths = [Path(p) for p in shards[fmt]]
-        ingestion: dict[int, float] = {}
+        ingestion[fmt] = {}
         for w in worker_counts:
             warm = warmup_steps if warmup_steps is not None else 2 + 2 * max(w, 1)
             n_samples = _count(fmt, paths)
@@ -324,28 +361,36 @@ def run_sweep(
             cfg = LoaderConfig(batch_size=batch_size, num_workers=w, epochs=epochs)
             alone = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), _Drain(),
                                     warmup_steps=warm, steps=steps, keep_timeline=False)
-            ingestion[w] = alone.samples_per_s
+            ingestion[fmt][w] = alone.samples_per_s
             _tick(on_step, f"{track}/{fmt} w={w} loader alone")
-            fed = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), cons, warmup_steps=warm, steps=steps,
-                                  peak_flop_per_s=peak_flop_per_s, keep_timeline=False)
-            step_s = fed.compute_s / fed.steps
-            step_s_seen.append(step_s)
+            with contextlib.ExitStack() as stack:
+                sampler = stack.enter_context(sampler_factory()) if sampler_factory is not None else None
+                fed = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), cons, warmup_steps=warm, steps=steps,
+                                      peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=False)
+            nvml = fed.nvml or {}
+            if nvml and not nvml.get("available"):
+                nvml_note = nvml.get("reason")
             _tick(on_step, f"{track}/{fmt} w={w} with consumer")
             rows.append(LoaderRow(
                 track=track, format=fmt, num_workers=w, batch_size=batch_size, samples_per_s=fed.samples_per_s,
-                feeding_tax=fed.feeding_tax, au=fed.au, step_s=step_s,
+                feeding_tax=fed.feeding_tax, au=fed.au, step_s=fed.compute_s / fed.steps,
                 ingestion_samples_per_s=alone.samples_per_s, ingestion_mb_per_s=alone.mb_per_s,
                 mb_per_s=fed.mb_per_s, wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s,
                 step_wall_s_iqr=fed.step_wall_s.iqr, unstable=fed.step_wall_s.unstable,
-                consumer=consumer.kind, device=getattr(cons, "device", "emulated"), mfu=fed.mfu,
+                consumer=consumer.kind, device=device, mfu=fed.mfu,
                 decode_s_per_batch=alone.stages.decode_s_per_batch,
                 transform_s_per_batch=alone.stages.transform_s_per_batch,
                 collate_s_per_batch=alone.stages.collate_s_per_batch,
+                nvml_util_gpu_pct=nvml.get("util_gpu_pct_mean"), nvml_idle_fraction=nvml.get("idle_fraction"),
+                nvml_power_w=nvml.get("power_w_mean"), nvml_energy_j=nvml.get("energy_j"),
             ))
-        consumption = batch_size / float(np.median(step_s_seen)) if np.median(step_s_seen) > 0 else math.inf
-        equilibrium[fmt] = flow_equilibrium(ingestion, consumption)
-        if (fit := scaling_fit(track, fmt, ingestion, consumption)) is not None:
-            fits.append(fit)
+    step = float(np.median([r.step_s for r in rows])) if rows else math.nan
+    consumption = batch_size / step if step > 0 else math.inf
+    equilibrium = {fmt: flow_equilibrium(ingestion[fmt], consumption) for fmt in formats}
+    fits = [f for fmt in formats if (f := scaling_fit(track, fmt, ingestion[fmt], consumption)) is not None]
+    parts, sample_batch = [], None
+    for fmt in formats:
+        paths = [Path(p) for p in shards[fmt]]
         if breakdown and (breakdown_formats is None or fmt in breakdown_formats):
             parts.append(wait_breakdown(track, fmt, paths, num_workers=max(worker_counts), batch_size=batch_size,
                                         consumer_per_s=consumption, transform=tf))
@@ -355,14 +400,41 @@ def run_sweep(
             sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
     transport = transport_cost(sample_batch) if sample_batch is not None else None
     _tick(on_step, f"{track} transport")
-    step = float(np.median(step_s_seen)) if step_s_seen else math.nan
     summary = FeedingSummary(
-        track=track, consumer=consumer, batch_size=batch_size,
-        consumption_samples_per_s=batch_size / step if step > 0 else math.inf,
+        track=track, consumer=consumer, batch_size=batch_size, consumption_samples_per_s=consumption,
         flow_equilibrium=equilibrium, fits=fits, breakdown=parts, transport=transport,
+        peak_flop_per_s=peak_flop_per_s, peak_source=peak_source, nvml_absent_reason=nvml_note,
         elapsed_s=time.perf_counter() - started,
     )
     return rows, summary
+
+
+def _gpu_peak(device: str, given: float | None) -> tuple[float | None, str]:
+    """The GPU's fp32 peak for MFU (the models train in fp32): the user's, else mlsysim's registry."""
+    import torch
+
+    from harness.feeding import peak_flops
+
+    return peak_flops(torch.cuda.get_device_name(torch.device(device)), "fp32", user_peak=given)
+
+
+def _gpu_sampler(device: str) -> Callable[[], Any]:
+    """NVML samplers for the consumer's GPU, found by PCI bus id (else UUID): CUDA_VISIBLE_DEVICES
+    renumbers CUDA's devices, so CUDA's index need not be NVML's."""
+    import torch
+
+    from probes.nvml import NvmlSampler
+
+    dev = torch.device(device)
+    props = torch.cuda.get_device_properties(dev)
+    if all(hasattr(props, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
+        device_id = "%08x:%02x:%02x.0" % (props.pci_domain_id, props.pci_bus_id, props.pci_device_id)
+    elif getattr(props, "uuid", None) is not None:
+        device_id = f"GPU-{props.uuid}"
+    else:
+        device_id = None  # NVML's index, as CUDA's: right unless CUDA_VISIBLE_DEVICES reorders
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    return lambda: NvmlSampler(index=index, device_id=device_id)
 
 
 _COUNTS: dict[tuple, int] = {}

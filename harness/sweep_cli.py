@@ -46,6 +46,8 @@ def sweep(
     step_ms: Optional[float] = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
     device: Optional[str] = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", min=0.0, help="The device's peak TFLOP/s for MFU "
+                                                "(default: its fp32 peak from mlsysim's registry, on a GPU)."),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
     batch_size: int = typer.Option(16, min=1, help="Samples per batch."),
     steps: int = typer.Option(20, min=1, help="Measured steps per run (warm-up steps come on top)."),
@@ -85,6 +87,7 @@ def sweep(
         console = Console(stderr=True)
         with console.status("sweeping...") as status:
             rows, summary = run_sweep(track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps,
+                                      peak_flop_per_s=peak_tflops * 1e12 if peak_tflops else None,
                                       on_step=lambda label: status.update(f"sweeping: {label}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -102,25 +105,40 @@ def _print(rows, summary) -> None:
     table = Table(title=f"{summary.track}: feeding tax per format x workers "
                         f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
                         f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
-    for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
+    mfu = any(r.mfu is not None for r in rows)
+    nvml = any(r.nvml_idle_fraction is not None for r in rows)
+    for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s") + \
+            (("MFU",) if mfu else ()) + (("NVML idle",) if nvml else ()):
         table.add_column(col, justify="left" if col == "format" else "right")
     for r in rows:
         eq = summary.flow_equilibrium.get(r.format)
         mark = " *" if eq == r.num_workers else ""
         table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
                       f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
-                      f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
+                      f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}",
+                      *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
+                      *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"] if nvml else []))
     console.print(table)
+    if summary.peak_source:
+        console.print(f"MFU peak: {summary.peak_source}")
+    if nvml:
+        console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
+                      "to set against the feeding tax measured by timing")
+    if summary.nvml_absent_reason:
+        console.print(f"NVML: absent ({summary.nvml_absent_reason})")
     for fmt, eq in summary.flow_equilibrium.items():
         fit = next((f for f in summary.fits if f.format == fmt), None)
         pred = f"; USL fit predicts {fit.flow_equilibrium_predicted} (extrapolated)" if fit and fit.flow_equilibrium_predicted and (eq is None) else ""
         console.print(f"flow equilibrium {fmt}: {eq if eq is not None else 'not reached'} workers (*){pred}")
     for b in summary.breakdown:
-        fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "hidden"
+        fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else
+                 "hidden (cold no slower than warm)" if b.cache_evicted else "not measured (cache not evicted)")
         console.print(f"wait breakdown {b.format} @ {b.num_workers} workers: in-memory {b.in_memory_samples_per_s:,.0f}/s, "
                       f"prep {b.prep_samples_per_s:,.0f}/s, fetch {fetch}, consumer {b.consumer_samples_per_s:,.0f}/s "
-                      f"-> binds: [bold]{b.binding}[/bold]" + ("" if b.cache_evicted else " (cache NOT evicted)"))
+                      f"-> binds: [bold]{b.binding}[/bold]")
     if summary.transport:
         t = summary.transport
-        console.print(f"transport per batch ({t.batch_bytes:,} B): in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
-                      f"1 worker {t.transport_s_per_batch * 1e3:.2f} ms (IPC {t.ipc_s_per_batch * 1e3:.2f} ms)")
+        handover = (f"1 worker at full speed {t.worker_s_per_batch * 1e3:.2f} ms (the handover adds "
+                    f"{t.ipc_s_per_batch * 1e3:.2f} ms), " if t.worker_s_per_batch is not None else "")
+        console.print(f"transport per batch ({t.batch_bytes:,} B, ready data): in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
+                      f"{handover}wait per step behind the consumer {t.transport_s_per_batch * 1e3:.2f} ms")

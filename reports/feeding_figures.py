@@ -101,17 +101,25 @@ def wait_breakdown(summary) -> plt.Figure:
             if _get(p, "binding") == name:
                 b.set_hatch("//")
                 b.set_edgecolor("black")
-            if name == "fetch" and _get(p, key) is None:
-                ax.annotate("hidden", (b.get_x() + width / 2, 1), ha="center", fontsize=7, rotation=90)
+            if name == "fetch" and _get(p, key) is None:  # no bar: say why, inside the axes (log scale)
+                why = "hidden" if _get(p, "cache_evicted") else "not evicted"
+                ax.annotate(why, (b.get_x() + width / 2, 0.02), xycoords=("data", "axes fraction"),
+                            ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(x, [f"{_get(p, 'format')}\n@{_get(p, 'num_workers')}w" for p in parts])
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * 4)  # head room for the legend
     ax.set_ylabel("samples/s (log)")
     ax.set_title(f"{_get(summary, 'track')}: stage rates (hatched = binds)", fontsize=10)
     ax.legend(fontsize=8, ncols=4, loc="upper left")
     if transport is not None:
-        vals = [_get(transport, "in_process_s_per_batch") * 1e3, _get(transport, "ipc_s_per_batch") * 1e3,
-                _get(transport, "transport_s_per_batch") * 1e3]
-        ax2.bar(["in-process", "IPC", "1 worker\ntotal"], vals, color=["#aaaaaa", "#17becf", "#1f77b4"])
+        worker = _get(transport, "worker_s_per_batch")
+        bars = [("0 workers:\nmake batch", _get(transport, "in_process_s_per_batch"), "#aaaaaa")]
+        if worker is not None:  # older results files measured only the two waits
+            bars.append(("1 worker:\nfull speed", worker, "#17becf"))
+        bars.append(("1 worker: wait\nper step", _get(transport, "transport_s_per_batch"), "#1f77b4"))
+        ax2.bar([b[0] for b in bars], [b[1] * 1e3 for b in bars], color=[b[2] for b in bars])
+        ax2.tick_params(axis="x", labelsize=7)
         ax2.set_ylabel("ms per batch")
         ax2.set_title(f"DataLoader transport, ready data\n({_get(transport, 'batch_bytes'):,} B/batch)", fontsize=10)
     else:

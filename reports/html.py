@@ -90,13 +90,34 @@ def _feeding(results: Results) -> list[str]:
                      f" samples/s; flow equilibrium: {escape(eq)}.</p>")
         if summary.transport:
             t = summary.transport
-            parts.append(f"<p class='note'>Moving a ready batch of {t.batch_size} ({t.batch_bytes / 1e3:,.0f} kB) from a worker"
-                         f" to the main process costs {t.ipc_s_per_batch * 1e3:.2f} ms on top of"
-                         f" {t.in_process_s_per_batch * 1e3:.2f} ms in-process: the DataLoader's own transport, not decode.</p>")
+            full = "" if t.worker_s_per_batch is None else (
+                f" At full speed (no consumer) one worker hands over a batch every {t.worker_s_per_batch * 1e3:.2f} ms,"
+                f" against {t.in_process_s_per_batch * 1e3:.2f} ms to make it in the main process: the handover adds"
+                f" {t.ipc_s_per_batch * 1e3:.2f} ms" + (" (no cost beyond noise)" if t.ipc_s_per_batch <= 0 else "") + ".")
+            parts.append(f"<p class='note'>The DataLoader's own transport, with a ready batch of {t.batch_size}"
+                         f" ({t.batch_bytes / 1e3:,.0f} kB), not decode.{full} Behind the consumer, each step waits"
+                         f" {t.transport_s_per_batch * 1e3:.2f} ms for a batch a worker already made (the main"
+                         f" process's receive).</p>")
+        if summary.peak_source:
+            parts.append(f"<p class='note'>MFU is taken against {escape(summary.peak_source)}"
+                         + (f" ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)." if summary.peak_flop_per_s else ".")
+                         + "</p>")
+        if summary.nvml_absent_reason:
+            parts.append(f"<p class='note'>NVML: absent ({escape(summary.nvml_absent_reason)}).</p>")
+    mfu = any(r.mfu is not None for r in results.loader)
+    nvml = any(r.nvml_idle_fraction is not None for r in results.loader)
     parts.append(_table(
-        ["track", "format", "workers", "batch", "delivered samples/s", "loader alone samples/s", "feeding tax", "AU", "step (ms)", "noisy"],
+        ["track", "format", "workers", "batch", "delivered samples/s", "loader alone samples/s", "feeding tax", "AU",
+         "step (ms)", "noisy"] + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
         [[r.track, r.format, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}", f"{r.ingestion_samples_per_s:,.0f}",
-          _pct(r.feeding_tax), _pct(r.au), f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""] for r in results.loader], left=2))
+          _pct(r.feeding_tax), _pct(r.au), f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
+         + ([f"{r.mfu:.2%}" if r.mfu is not None else "—"] if mfu else [])
+         + ([_pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
+         for r in results.loader], left=2))
+    if nvml:
+        parts.append("<p class='note'>NVML idle is 1 − utilization.gpu, NVML's coarse duty cycle (the share of each"
+                     " sample period in which any kernel ran, not how full the SMs were): set it against the feeding"
+                     " tax, which is measured by timing each step.</p>")
     if results.feeding and results.feeding.loader_overhead:
         def ratio(r: float | None) -> str:
             return "—" if r is None else f"{r:.2f}"

@@ -34,6 +34,16 @@ def test_scaling_fit_marks_extrapolation_and_predicts_equilibrium():
     assert [p.extrapolated for p in fit.predicted[:5]] == [False, False, False, False, True]
     assert len(fit.predicted) == 32 and fit.flow_equilibrium_predicted is not None
     assert fit.flow_equilibrium_predicted > 4
+
+
+def test_scaling_fit_never_contradicts_the_measured_counts():
+    """A prediction only beyond the measured range, and only when no measured count kept up; a point
+    below the measured range is as extrapolated as one above it."""
+    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 2450.0}, consumption_per_s=2500.0)
+    assert fit.flow_equilibrium_predicted is None or fit.flow_equilibrium_predicted > 4
+    assert scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 3000.0}, 2500.0).flow_equilibrium_predicted is None
+    fit = scaling_fit("edge", "csv", {2: 900.0, 4: 1700.0, 8: 3000.0}, 1e9)
+    assert [p.num_workers for p in fit.predicted if not p.extrapolated] == [2, 3, 4, 5, 6, 7, 8]
     assert scaling_fit("edge", "csv", {0: 1.0, 1: 2.0}, 10.0) is None
 
 
@@ -44,24 +54,60 @@ def test_binding_stage_is_the_slowest():
 
 
 def test_small_real_sweep(tmp_path, track_samples):
+    from probes.nvml import NvmlSampler
+
     samples = track_samples["tiny"]
     shards = {f: formats.get(f).write(samples, tmp_path / f, samples_per_shard=8) for f in ("json", "raw")}
-    labels = []
+    labels, samplers = [], []
+
+    def recorded_gpu():  # a GPU busy 70% of the time, by NVML's duty cycle
+        samplers.append(NvmlSampler(period_s=0.002, reader=lambda: {"util_gpu_pct": 70.0, "power_w": 300.0},
+                                    device_name="Recorded GPU"))
+        return samplers[-1]
+
     rows, summary = run_sweep("tiny", ["json", "raw"], shards, [0, 1], batch_size=4,
                               consumer=ConsumerSpec(kind="emulated", step_s=0.002), steps=6,
-                              breakdown_formats=["raw"], on_step=labels.append)
+                              breakdown_formats=["raw"], sampler_factory=recorded_gpu, on_step=labels.append)
     assert [(r.format, r.num_workers) for r in rows] == [("json", 0), ("json", 1), ("raw", 0), ("raw", 1)]
+    assert len(samplers) == 4 and not any(s._thread for s in samplers)  # one per run with the consumer, stopped
     for r in rows:
-        assert isinstance(r, LoaderRow) and 0 <= r.feeding_tax <= 1 and r.au == pytest.approx(1 - r.feeding_tax)
+        assert isinstance(r, LoaderRow) and r.wait_s < r.wall_s
+        assert r.feeding_tax == pytest.approx(1 - r.compute_s / r.wall_s)
         assert r.samples_per_s > 0 and r.ingestion_samples_per_s > 0 and r.step_s >= 0.002
+        assert r.nvml_util_gpu_pct == 70.0 and r.nvml_idle_fraction == pytest.approx(0.3) and r.nvml_power_w == 300.0
         assert set(LoaderRow.model_fields) >= {"track", "format", "num_workers", "batch_size", "samples_per_s",
                                                "feeding_tax", "au", "step_s"}
     assert isinstance(summary, FeedingSummary) and set(summary.flow_equilibrium) == {"json", "raw"}
     assert summary.consumption_samples_per_s == pytest.approx(4 / 0.002, rel=0.2)
-    assert [b.format for b in summary.breakdown] == ["raw"]
-    assert summary.transport is not None and summary.transport.transport_s_per_batch > 0
+    [b] = summary.breakdown
+    assert b.format == "raw" and b.rounds == 3 and b.prep_samples_per_s > 0 and b.in_memory_samples_per_s > 0
+    assert b.cache_evicted or b.fetch_samples_per_s is None  # no fetch rate from a cache that stayed full
+    t = summary.transport
+    assert t is not None and t.transport_s_per_batch > 0 and t.in_process_s_per_batch > 0
+    assert t.ipc_s_per_batch == pytest.approx(t.worker_s_per_batch - t.in_process_s_per_batch)
     assert len(labels) == 4 * 2 + 1 + 1
     FeedingSummary.model_validate_json(summary.model_dump_json())  # round-trips for results.json
+
+
+def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, track_samples, monkeypatch):
+    """Epochs after an eviction run 10x slower, but the eviction reports pages still cached: no fetch rate."""
+    import harness.sweep as sweep
+    from probes import pagecache
+
+    paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
+    after_eviction = []
+    monkeypatch.setattr(pagecache, "evict", lambda paths: after_eviction.append(True) or
+                        pagecache.Eviction(evicted=False, resident_fraction=1.0))
+    real = sweep._epoch_rate
+
+    def slow_after_eviction(loader, stages=None):
+        secs, n, first = real(loader, stages)
+        return (secs * 10 if after_eviction and after_eviction.pop() else secs), n, first
+
+    monkeypatch.setattr(sweep, "_epoch_rate", slow_after_eviction)
+    b = sweep.wait_breakdown("tiny", "raw", paths, num_workers=0, batch_size=4, consumer_per_s=1e6, rounds=2)
+    assert not b.cache_evicted and b.fetch_samples_per_s is None and b.binding != "fetch"
+    assert b.cold_samples_per_s < b.warm_samples_per_s / 5  # the slow epochs were there to be mistaken
 
 
 def test_figures_render(tmp_path):
