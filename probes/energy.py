@@ -130,8 +130,11 @@ def nvml_counters(stack: ExitStack) -> tuple[list[_Counter], str | None]:
     except NvmlUnavailable as exc:
         return [], str(exc)
     counters, unsupported = [], []
-    for i in range(nvml.nvmlDeviceGetCount()):
-        handle = nvml.nvmlDeviceGetHandleByIndex(i)
+    try:
+        handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+    except nvml.NVMLError as exc:  # a GPU lost or in a bad state: no NVML counters, and say why
+        return [], f"NVML could not list the GPUs: {exc}"
+    for i, handle in enumerate(handles):
         if total_energy_mj(nvml, handle) is None:
             unsupported.append(i)
             continue

@@ -119,3 +119,23 @@ def test_measure_energy_on_this_machine_reports_absence_or_counters(tmp_path):
     has_gpu = any(c.source == "nvml" for c in r.counters)
     assert has_gpu != ("nvml" in r.absent)
     assert r.window_s >= 0.01
+
+
+def test_nvml_that_cannot_list_its_gpus_gives_no_counters_and_says_why(monkeypatch):
+    import sys
+    import types
+    from contextlib import ExitStack
+
+    fake = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    def lost():
+        raise NVMLError("GPU is lost")
+
+    fake.NVMLError, fake.nvmlInit, fake.nvmlShutdown, fake.nvmlDeviceGetCount = NVMLError, lambda: None, lambda: None, lost
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with ExitStack() as stack:
+        counters, reason = energy.nvml_counters(stack)
+    assert counters == [] and "GPU is lost" in reason
