@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 MAX_FIT_WORKERS = 32
+MAX_FIT_REL_RMSE = 0.10  # a fit further than this from its own points predicts nothing
 
 
 class ConsumerSpec(BaseModel):
@@ -189,12 +190,14 @@ def scaling_fit(track: str, fmt: str, ingestion: dict[int, float], consumption_p
     # within the measured range the measurements themselves say where the equilibrium is: the fit
     # only predicts beyond it, and only when no measured count reached it
     measured_reach = any(r >= consumption_per_s for r in pts.values())
+    poor = rmse > MAX_FIT_REL_RMSE  # e.g. a slowdown two points cannot follow with kappa held at 0
     reach = [p.num_workers for p in predicted
-             if p.num_workers > max(ws) and p.samples_per_s >= consumption_per_s] if not measured_reach else []
+             if p.num_workers > max(ws) and p.samples_per_s >= consumption_per_s] if not (measured_reach or poor) else []
+    notes = (["kappa held at 0 (two points)"] if len(ws) == 2 else []) + (
+        [f"poor fit (relative RMSE {rmse:.0%}): no equilibrium predicted from it"] if poor else [])
     return ScalingFit(
         track=track, format=fmt, lam_per_s=lam, sigma=sigma, kappa=kappa, measured_workers=ws, rel_rmse=rmse,
-        note="kappa held at 0 (two points)" if len(ws) == 2 else None,
-        predicted=predicted, flow_equilibrium_predicted=reach[0] if reach else None,
+        note="; ".join(notes) or None, predicted=predicted, flow_equilibrium_predicted=reach[0] if reach else None,
     )
 
 

@@ -130,6 +130,11 @@ def _print(rows, summary) -> None:
         fit = next((f for f in summary.fits if f.format == fmt), None)
         pred = f"; USL fit predicts {fit.flow_equilibrium_predicted} (extrapolated)" if fit and fit.flow_equilibrium_predicted and (eq is None) else ""
         console.print(f"flow equilibrium {fmt}: {eq if eq is not None else 'not reached'} workers (*){pred}")
+    for f in summary.fits:
+        console.print(f"USL fit {f.format} over workers {', '.join(map(str, f.measured_workers))}: lambda "
+                      f"{f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, rel. RMSE {f.rel_rmse:.1%}; "
+                      f"{f.predicted[-1].samples_per_s:,.0f}/s at {f.predicted[-1].num_workers} workers (extrapolated)"
+                      + (f" [{f.note}]" if f.note else ""))
     for b in summary.breakdown:
         fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else
                  "hidden (cold no slower than warm)" if b.cache_evicted else "not measured (cache not evicted)")

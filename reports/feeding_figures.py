@@ -1,4 +1,4 @@
-"""Feeding-tax instruments: FeedingTaxGauge, MFU_vs_Ingestion_Plot and the wait breakdown.
+"""Feeding-tax instruments: FeedingTaxGauge, MFU_vs_Ingestion_Plot, the scaling fit and the wait breakdown.
 
 Inputs are harness.sweep rows (LoaderRow) and FeedingSummary objects (or their dicts from
 results.json); each function returns a matplotlib Figure.
@@ -84,6 +84,44 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
     return fig
 
 
+def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
+    """Ingestion (loader alone) vs workers, log-log (linear scaling is a straight line): the measured
+    points and each format's USL fit, solid over the measured counts and dashed where extrapolated; the
+    consumer's rate, and this machine's core count (past it workers share cores, which no fit over
+    fewer points can know). None without fits."""
+    fits = _get(summary, "fits")
+    if not fits:
+        return None
+    track = _get(summary, "track")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for fit in fits:
+        fmt = _get(fit, "format")
+        color = FORMAT_COLORS.get(fmt, "#333333")
+        pts = sorted((_get(r, "num_workers"), _get(r, "ingestion_samples_per_s")) for r in rows
+                     if _get(r, "track") == track and _get(r, "format") == fmt and _get(r, "num_workers") >= 1)
+        ax.plot(*zip(*pts), "o", color=color, label=f"{fmt} measured")
+        pred = _get(fit, "predicted")
+        inside = [(_get(p, "num_workers"), _get(p, "samples_per_s")) for p in pred if not _get(p, "extrapolated")]
+        ax.plot(*zip(*inside), "-", color=color, lw=1)
+        beyond = [(_get(p, "num_workers"), _get(p, "samples_per_s")) for p in pred
+                  if _get(p, "num_workers") >= max(w for w, _ in inside)]
+        ax.plot(*zip(*beyond), "--", color=color, lw=1,
+                label=f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else ""))
+    need = _get(summary, "consumption_samples_per_s")
+    if np.isfinite(need):
+        ax.axhline(need, color="black", ls=":", lw=1, label=f"consumer needs {need:,.0f}/s")
+    if cores:
+        ax.axvline(cores, color="#555555", ls="-.", lw=1, label=f"{cores} cores on this machine")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("DataLoader workers (log)")
+    ax.set_ylabel("ingestion, loader alone (samples/s, log)")
+    ax.set_title(f"{track}: scaling (Universal Scalability Law fit; dashed = extrapolated)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def wait_breakdown(summary) -> plt.Figure:
     """Where the wait comes from: DS-Analyzer's rates per format (fetch, prep, in-memory ceiling,
     consumer), the binding one hatched; and the per-batch transport cost as its own bar."""
@@ -106,6 +144,7 @@ def wait_breakdown(summary) -> plt.Figure:
                 ax.annotate(why, (b.get_x() + width / 2, 0.02), xycoords=("data", "axes fraction"),
                             ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(x, [f"{_get(p, 'format')}\n@{_get(p, 'num_workers')}w" for p in parts])
+    ax.set_xlim(-0.5, len(parts) - 0.5)  # a missing (NaN) bar does not widen the axes: keep every slot
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi * 4)  # head room for the legend

@@ -83,6 +83,16 @@ def _feeding(results: Results) -> list[str]:
     for summary in results.feeding.summaries if results.feeding else []:
         rows = [r for r in results.loader if r.track == summary.track]
         parts.append(f"<figure>{_svg(feeding_figures.mfu_vs_ingestion(rows, summary))}</figure>")
+        cores = results.host.cpu_affinity_cores or results.host.cpu_logical_cores if results.host else None
+        if (fig := feeding_figures.scaling(rows, summary, cores)) is not None:
+            parts.append(f"<figure>{_svg(fig)}</figure>")
+            parts.append(_table(
+                ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
+                 "predicted at 32 workers", "predicted equilibrium", "note"],
+                [[f.format, ", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}",
+                  f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f} (extrapolated)",
+                  "—" if f.flow_equilibrium_predicted is None else f"{f.flow_equilibrium_predicted} (extrapolated)",
+                  f.note or ""] for f in summary.fits], left=2, text=(-1,)))
         if summary.breakdown:
             parts.append(f"<figure>{_svg(feeding_figures.wait_breakdown(summary))}</figure>")
         eq = ", ".join(f"{f}: {'never reached' if n is None else f'{n} worker(s)'}" for f, n in summary.flow_equilibrium.items())

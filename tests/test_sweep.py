@@ -44,6 +44,9 @@ def test_scaling_fit_never_contradicts_the_measured_counts():
     assert scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 3000.0}, 2500.0).flow_equilibrium_predicted is None
     fit = scaling_fit("edge", "csv", {2: 900.0, 4: 1700.0, 8: 3000.0}, 1e9)
     assert [p.num_workers for p in fit.predicted if not p.extrapolated] == [2, 3, 4, 5, 6, 7, 8]
+    # two points that slow down: kappa held at 0 cannot follow, so the fit says so and predicts nothing
+    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 600.0}, 5000.0)
+    assert fit.rel_rmse > 0.1 and "poor fit" in fit.note and fit.flow_equilibrium_predicted is None
     assert scaling_fit("edge", "csv", {0: 1.0, 1: 2.0}, 10.0) is None
 
 
@@ -111,7 +114,7 @@ def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, 
 
 
 def test_figures_render(tmp_path):
-    from reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, wait_breakdown
+    from reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, scaling, wait_breakdown
     from harness.sweep import TransportCost, WaitBreakdown
 
     rows = [LoaderRow(track="edge", format=f, num_workers=w, batch_size=16, samples_per_s=1000 * (w + 1),
@@ -128,8 +131,18 @@ def test_figures_render(tmp_path):
                                  cache_evicted=True)],
         transport=TransportCost(batch_size=16, batch_bytes=1000, in_process_s_per_batch=2e-4,
                                 transport_s_per_batch=1.2e-3, ipc_s_per_batch=1e-3),
+        fits=[scaling_fit("edge", f, {w: 1500.0 * (w + 1) for w in (0, 1, 2)}, 3200) for f in ("csv", "raw")],
     )
-    for fig in (feeding_tax_gauge(rows), mfu_vs_ingestion(rows, summary), wait_breakdown(summary),
+    breakdown = wait_breakdown(summary)
+    ax = breakdown.axes[0]
+    breakdown.canvas.draw()
+    [hidden] = [t.get_window_extent(breakdown.canvas.get_renderer()) for t in ax.texts if t.get_text() == "hidden"]
+    assert ax.bbox.contains((hidden.x0 + hidden.x1) / 2, (hidden.y0 + hidden.y1) / 2)  # the missing fetch bar says why
+    assert scaling(rows, FeedingSummary(**{**summary.model_dump(), "fits": []})) is None
+    fit_fig = scaling(rows, summary, cores=2)
+    labels = fit_fig.axes[0].get_legend_handles_labels()[1]
+    assert "csv USL, extrapolated" in labels and "2 cores on this machine" in labels
+    for fig in (feeding_tax_gauge(rows), mfu_vs_ingestion(rows, summary), breakdown, fit_fig,
                 feeding_tax_gauge([r.model_dump() for r in rows])):
         fig.savefig(tmp_path / "f.png")
 
