@@ -160,6 +160,16 @@ class ModelConsumer:
         self.flops_per_sample: float | None = None
         self.flops_batch_size: int | None = None
 
+    @property
+    def precision(self) -> str:
+        """The arithmetic the step's bulk runs in on this device, for the MFU peak: on cuda torch's
+        defaults let cuDNN convolutions (and matmuls, where allowed) use TF32 tensor cores."""
+        if not self.device.startswith("cuda"):
+            return "fp32"
+        convs = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        tf32 = torch.backends.cudnn.allow_tf32 if convs else torch.backends.cuda.matmul.allow_tf32
+        return "tf32" if tf32 else "fp32"
+
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
         """The step's input tensors, prepared on the host and moved to the device (untimed)."""
         batch = {k: v for k, v in batch.items() if k not in (STAGE_KEY, INDEX_KEY)}

@@ -51,9 +51,10 @@ class LoaderRow(BaseModel):
     ingestion_samples_per_s: float = Field(description="the loader alone, no consumer")
     ingestion_mb_per_s: float = Field(description="in-memory bytes/s of the loader alone, 1e6 B/s")
     mb_per_s: float
-    wait_s: float
-    compute_s: float
-    wall_s: float
+    wait_s: float = Field(description="blocked waiting for batches, measured steps")
+    compute_s: float = Field(description="the consumer's busy time: its sleep, or the timed training step")
+    wall_s: float = Field(description="wait + compute + the consumer's own host time (a model's input "
+                          "preparation and copy to the device) + the loop's bookkeeping: all of it counts against AU")
     step_wall_s_iqr: float
     unstable: bool
     consumer: str
@@ -138,7 +139,7 @@ class FeedingSummary(BaseModel):
     transport: TransportCost | None = None
     peak_flop_per_s: float | None = Field(None, description="the device peak MFU is taken against; None: no MFU")
     peak_source: str | None = Field(None, description="where the peak came from, or why it is absent")
-    nvml_absent_reason: str | None = Field(None, description="why a GPU run has no NVML figures")
+    nvml_absent_reason: str | None = Field(None, description="why a GPU run has no (or no utilization) NVML figures")
     elapsed_s: float | None = None
 
 
@@ -348,9 +349,9 @@ def run_sweep(
     device = str(getattr(cons, "device", "emulated"))
     peak_source = None
     if device.startswith("cuda"):
-        peak_flop_per_s, peak_source = _gpu_peak(device, peak_flop_per_s)
+        peak_flop_per_s, peak_source = _gpu_peak(device, getattr(cons, "precision", "fp32"), peak_flop_per_s)
         sampler_factory = sampler_factory or _gpu_sampler(device)
-    elif peak_flop_per_s:
+    elif peak_flop_per_s and consumer.kind == "model":
         peak_source = "given by the user"
     nvml_note = None
     ingestion: dict[str, dict[int, float]] = {}
@@ -371,8 +372,8 @@ def run_sweep(
                 fed = measure_feeding(make_loader(fmt, paths, cfg, transform=tf), cons, warmup_steps=warm, steps=steps,
                                       peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=False)
             nvml = fed.nvml or {}
-            if nvml and not nvml.get("available"):
-                nvml_note = nvml.get("reason")
+            if nvml.get("reason"):  # NVML absent, a reader that failed, or a run too short for its utilization
+                nvml_note = nvml["reason"]
             _tick(on_step, f"{track}/{fmt} w={w} with consumer")
             rows.append(LoaderRow(
                 track=track, format=fmt, num_workers=w, batch_size=batch_size, samples_per_s=fed.samples_per_s,
@@ -412,13 +413,14 @@ def run_sweep(
     return rows, summary
 
 
-def _gpu_peak(device: str, given: float | None) -> tuple[float | None, str]:
-    """The GPU's fp32 peak for MFU (the models train in fp32): the user's, else mlsysim's registry."""
+def _gpu_peak(device: str, precision: str, given: float | None) -> tuple[float | None, str]:
+    """The GPU's peak for MFU at the precision the model runs in (fp32, or tf32 where torch lets
+    cuDNN use it): the user's, else mlsysim's registry."""
     import torch
 
     from harness.feeding import peak_flops
 
-    return peak_flops(torch.cuda.get_device_name(torch.device(device)), "fp32", user_peak=given)
+    return peak_flops(torch.cuda.get_device_name(torch.device(device)), precision, user_peak=given)
 
 
 def _gpu_sampler(device: str) -> Callable[[], Any]:

@@ -46,8 +46,9 @@ def sweep(
     step_ms: Optional[float] = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
     device: Optional[str] = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", min=0.0, help="The device's peak TFLOP/s for MFU "
-                                                "(default: its fp32 peak from mlsysim's registry, on a GPU)."),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
+                                                "(default on a GPU: its peak at the model's precision, fp32 or tf32, "
+                                                "from mlsysim's registry)."),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
     batch_size: int = typer.Option(16, min=1, help="Samples per batch."),
     steps: int = typer.Option(20, min=1, help="Measured steps per run (warm-up steps come on top)."),
@@ -57,6 +58,8 @@ def sweep(
     """Sweep formats x DataLoader worker counts: feeding tax, flow equilibrium, where the wait comes from."""
     if model and step_ms is not None:
         raise typer.BadParameter("give --step-ms or --model, not both")
+    if peak_tflops is not None and not peak_tflops > 0:
+        raise typer.BadParameter("--peak-tflops must be > 0")
     if device not in (None, "cpu", "cuda"):
         raise typer.BadParameter("--device is cpu or cuda")
     if track not in TRACKS:
@@ -87,7 +90,7 @@ def sweep(
         console = Console(stderr=True)
         with console.status("sweeping...") as status:
             rows, summary = run_sweep(track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps,
-                                      peak_flop_per_s=peak_tflops * 1e12 if peak_tflops else None,
+                                      peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
                                       on_step=lambda label: status.update(f"sweeping: {label}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -120,7 +123,8 @@ def _print(rows, summary) -> None:
                       *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"] if nvml else []))
     console.print(table)
     if summary.peak_source:
-        console.print(f"MFU peak: {summary.peak_source}")
+        console.print(f"MFU against {summary.peak_source} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
+                      if summary.peak_flop_per_s else f"no MFU: the device's peak is {summary.peak_source}")
     if nvml:
         console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
                       "to set against the feeding tax measured by timing")
@@ -133,7 +137,8 @@ def _print(rows, summary) -> None:
     for f in summary.fits:
         console.print(f"USL fit {f.format} over workers {', '.join(map(str, f.measured_workers))}: lambda "
                       f"{f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, rel. RMSE {f.rel_rmse:.1%}; "
-                      f"{f.predicted[-1].samples_per_s:,.0f}/s at {f.predicted[-1].num_workers} workers (extrapolated)"
+                      f"{f.predicted[-1].samples_per_s:,.0f}/s at {f.predicted[-1].num_workers} workers"
+                      + (" (extrapolated)" if f.predicted[-1].extrapolated else "")
                       + (f" [{f.note}]" if f.note else ""))
     for b in summary.breakdown:
         fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 UTILIZATION_LABEL = "NVML utilization.gpu: coarse duty cycle (share of time any kernel ran), not SM occupancy"
 ENERGY_WRAP = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned long long of mJ
+SETTLE_S = 1.0  # utilization.gpu averages over NVML's last sample period, up to 1 s: earlier readings include the time before
 
 
 class NvmlReading(BaseModel):
@@ -60,16 +61,23 @@ def energy_delta_mj(first: int, last: int, wrap: int = ENERGY_WRAP) -> int:
 
 
 def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = None,
-                       device_name: str | None = None, keep: bool = True) -> NvmlSummary:
-    """Utilization, idle fraction, memory, power and energy over recorded readings."""
+                       device_name: str | None = None, keep: bool = True, settle_s: float = 0.0) -> NvmlSummary:
+    """Utilization, idle fraction, memory, power and energy over recorded readings. Utilization
+    comes only from readings at least settle_s into the run: NVML averages each over its own last
+    period, so an earlier one also covers time before the run. Energy and power use every reading."""
     if not readings:
         return NvmlSummary(available=True, reason="no readings taken (run shorter than one period?)",
                            period_s=period_s, device_name=device_name)
 
-    def values(name: str) -> np.ndarray:
-        return np.array([getattr(r, name) for r in readings if getattr(r, name) is not None], dtype=np.float64)
+    def values(name: str, since_s: float = 0.0) -> np.ndarray:
+        return np.array([getattr(r, name) for r in readings if getattr(r, name) is not None and r.t_s >= since_s],
+                        dtype=np.float64)
 
-    util, power = values("util_gpu_pct"), values("power_w")
+    util, power = values("util_gpu_pct", settle_s), values("power_w")
+    reason = None
+    if not util.size and values("util_gpu_pct").size:
+        reason = (f"no utilization: the run lasted {readings[-1].t_s - readings[0].t_s:.2f} s, and NVML's reading "
+                  f"covers up to {settle_s:.0f} s before it (measure more steps)")
     mem, sm, mclk = values("mem_used_bytes"), values("sm_clock_mhz"), values("mem_clock_mhz")
     energy = [r.energy_mj for r in readings if r.energy_mj is not None]
     energy_j, source = None, None
@@ -81,7 +89,7 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
         t, p = np.array(pts).T
         energy_j, source = float(np.sum((p[1:] + p[:-1]) / 2 * np.diff(t))), "power integrated (trapezoid)"
     return NvmlSummary(
-        available=True, device_name=device_name, period_s=period_s, n=len(readings),
+        available=True, reason=reason, device_name=device_name, period_s=period_s, n=len(readings),
         duration_s=readings[-1].t_s - readings[0].t_s,
         util_gpu_pct_mean=float(util.mean()) if util.size else None,
         util_gpu_pct_median=float(np.median(util)) if util.size else None,
@@ -99,7 +107,7 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
 def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callable[[], dict], Callable[[], None], str]:
     """(read, close, device name) over pynvml for one GPU, by index or by device_id (a PCI bus id
     "0000:3b:00.0" or a UUID "GPU-..."); raises NvmlUnavailable where absent."""
-    from probes.gpu import NvmlUnavailable
+    from probes.gpu import NvmlUnavailable, shutdown_quietly
 
     try:
         import pynvml
@@ -117,7 +125,7 @@ def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callabl
         else:
             handle = pynvml.nvmlDeviceGetHandleByPciBusId(device_id)
     except pynvml.NVMLError as exc:
-        _shutdown_quietly(pynvml)  # initialised: release it, or NVML stays held for the process
+        shutdown_quietly(pynvml)  # initialised: release it, or NVML stays held for the process
         raise NvmlUnavailable(f"NVML has no usable GPU {device_id or index}: {exc}") from None
 
     def get(fn, *args):
@@ -142,15 +150,7 @@ def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callabl
             "mem_clock_mhz": get(pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_MEM),
         }
 
-    return read, pynvml.nvmlShutdown, name or "unknown"
-
-
-def _shutdown_quietly(pynvml) -> None:
-    """nvmlShutdown on an error path, where a second NVML error would hide the first."""
-    try:
-        pynvml.nvmlShutdown()
-    except pynvml.NVMLError:
-        pass
+    return read, lambda: shutdown_quietly(pynvml), name or "unknown"
 
 
 class NvmlSampler:
@@ -162,8 +162,9 @@ class NvmlSampler:
     """
 
     def __init__(self, period_s: float = 0.05, index: int = 0, reader: Callable[[], dict] | None = None,
-                 device_name: str | None = None, keep_readings: bool = True, device_id: str | None = None):
-        self.period_s, self.index, self.keep = period_s, index, keep_readings
+                 device_name: str | None = None, keep_readings: bool = True, device_id: str | None = None,
+                 settle_s: float = SETTLE_S):
+        self.period_s, self.index, self.keep, self.settle_s = period_s, index, keep_readings, settle_s
         self._reader, self._close, self.device_name = reader, None, device_name
         self.reason: str | None = None
         self.readings: list[NvmlReading] = []
@@ -230,7 +231,8 @@ class NvmlSampler:
                                period_s=self.period_s, device_name=self.device_name)
         if self._halt() and self._error is None:
             self._read()  # a last reading at the end of the measured span
-        summary = summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep)
+        summary = summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep,
+                                     settle_s=self.settle_s)
         return summary.model_copy(update={"reason": self._error}) if self._error else summary
 
     def close(self) -> None:

@@ -17,7 +17,8 @@ FORMAT_COLORS = {"csv": "#d62728", "json": "#ff7f0e", "parquet": "#2ca02c", "pro
 
 
 def _get(obj, name):
-    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+    """A field of a model or of its dict from results.json (None where an older file lacks it)."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 def feeding_tax_gauge(rows) -> plt.Figure:
@@ -100,13 +101,16 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
         pts = sorted((_get(r, "num_workers"), _get(r, "ingestion_samples_per_s")) for r in rows
                      if _get(r, "track") == track and _get(r, "format") == fmt and _get(r, "num_workers") >= 1)
         ax.plot(*zip(*pts), "o", color=color, label=f"{fmt} measured")
-        pred = _get(fit, "predicted")
-        inside = [(_get(p, "num_workers"), _get(p, "samples_per_s")) for p in pred if not _get(p, "extrapolated")]
-        ax.plot(*zip(*inside), "-", color=color, lw=1)
-        beyond = [(_get(p, "num_workers"), _get(p, "samples_per_s")) for p in pred
-                  if _get(p, "num_workers") >= max(w for w, _ in inside)]
-        ax.plot(*zip(*beyond), "--", color=color, lw=1,
-                label=f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else ""))
+        curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "extrapolated")) for p in _get(fit, "predicted")]
+        lo, hi = min(_get(fit, "measured_workers")), max(_get(fit, "measured_workers"))
+        inside = [(w, x) for w, x, ext in curve if not ext]
+        if inside:
+            ax.plot(*zip(*inside), "-", color=color, lw=1)
+        label = f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else "")
+        for part in ([(w, x) for w, x, _ in curve if w <= lo], [(w, x) for w, x, _ in curve if w >= hi]):
+            if len(part) > 1:  # below and beyond the measured counts, each joined to the fit's end there
+                ax.plot(*zip(*part), "--", color=color, lw=1, label=label)
+                label = None
     need = _get(summary, "consumption_samples_per_s")
     if np.isfinite(need):
         ax.axhline(need, color="black", ls=":", lw=1, label=f"consumer needs {need:,.0f}/s")

@@ -90,7 +90,8 @@ def _feeding(results: Results) -> list[str]:
                 ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
                  "predicted at 32 workers", "predicted equilibrium", "note"],
                 [[f.format, ", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}",
-                  f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f} (extrapolated)",
+                  f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f}"
+                  + (" (extrapolated)" if f.predicted[-1].extrapolated else ""),
                   "—" if f.flow_equilibrium_predicted is None else f"{f.flow_equilibrium_predicted} (extrapolated)",
                   f.note or ""] for f in summary.fits], left=2, text=(-1,)))
         if summary.breakdown:
@@ -110,8 +111,8 @@ def _feeding(results: Results) -> list[str]:
                          f" process's receive).</p>")
         if summary.peak_source:
             parts.append(f"<p class='note'>MFU is taken against {escape(summary.peak_source)}"
-                         + (f" ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)." if summary.peak_flop_per_s else ".")
-                         + "</p>")
+                         f" ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s).</p>" if summary.peak_flop_per_s else
+                         f"<p class='note'>No MFU: the device's peak is {escape(summary.peak_source)}.</p>")
         if summary.nvml_absent_reason:
             parts.append(f"<p class='note'>NVML: absent ({escape(summary.nvml_absent_reason)}).</p>")
     mfu = any(r.mfu is not None for r in results.loader)

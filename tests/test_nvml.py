@@ -46,6 +46,16 @@ def test_energy_from_power_when_the_counter_is_absent():
     assert s.energy_j == pytest.approx(0.1 * (130 + 250 + 300 + 190)) and "trapezoid" in s.energy_source
 
 
+def test_utilization_only_from_readings_past_nvmls_averaging_period():
+    """A reading averages NVML's last period (up to 1 s): the idle GPU before the run must not count."""
+    idle_then_busy = [NvmlReading(t_s=t / 10, util_gpu_pct=0.0 if t < 10 else 80.0, power_w=100.0) for t in range(25)]
+    s = summarize_readings(idle_then_busy, settle_s=1.0)
+    assert s.util_gpu_pct_mean == 80.0 and s.idle_fraction == pytest.approx(0.2) and s.reason is None
+    assert s.power_w_mean == 100.0  # power and energy use every reading
+    short = summarize_readings(idle_then_busy[:6], settle_s=1.0)
+    assert short.util_gpu_pct_mean is None and short.idle_fraction is None and "measure more steps" in short.reason
+
+
 def test_empty_readings_say_so():
     s = summarize_readings([])
     assert s.n == 0 and s.util_gpu_pct_mean is None and s.reason
@@ -167,7 +177,7 @@ def test_stop_after_the_reader_failed_keeps_earlier_readings():
             raise RuntimeError("driver went away")
         return {"util_gpu_pct": 50}
 
-    sampler = NvmlSampler(period_s=0.001, reader=flaky)
+    sampler = NvmlSampler(period_s=0.001, reader=flaky, settle_s=0.0)
     sampler.start()
     sampler._thread.join(timeout=5)  # the loop ends by itself at the reader's error
     s = sampler.stop()

@@ -65,7 +65,7 @@ def test_small_real_sweep(tmp_path, track_samples):
 
     def recorded_gpu():  # a GPU busy 70% of the time, by NVML's duty cycle
         samplers.append(NvmlSampler(period_s=0.002, reader=lambda: {"util_gpu_pct": 70.0, "power_w": 300.0},
-                                    device_name="Recorded GPU"))
+                                    device_name="Recorded GPU", settle_s=0.0))
         return samplers[-1]
 
     rows, summary = run_sweep("tiny", ["json", "raw"], shards, [0, 1], batch_size=4,
@@ -191,3 +191,58 @@ def test_loader_overhead_of_an_older_results_file_still_loads():
            "per_batch_s": None, "column_batches": True}
     o = LoaderOverhead.model_validate(old)
     assert o.amortized_paired_ratio is None and o.meets_target is None
+
+
+def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(monkeypatch):
+    """The CUDA-only wiring, with torch.cuda and NVML stood in for: CUDA_VISIBLE_DEVICES renumbers CUDA's
+    GPUs, so NVML's is named by PCI bus id (else UUID); the MFU peak is the model's precision's."""
+    from types import SimpleNamespace as NS
+
+    import torch
+
+    import harness.feeding as feeding
+    import probes.nvml
+    from harness.consumer import ModelConsumer
+    from harness.sweep import _gpu_peak, _gpu_sampler
+
+    made = []
+    monkeypatch.setattr(probes.nvml, "NvmlSampler", lambda **kw: made.append(kw))
+    props = NS(pci_domain_id=0, pci_bus_id=0x3B, pci_device_id=0, uuid="1234-abcd")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
+    _gpu_sampler("cuda:1")()
+    assert made[-1] == {"index": 1, "device_id": "00000000:3b:00.0"}
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: NS(uuid="1234-abcd"))
+    _gpu_sampler("cuda:0")()
+    assert made[-1] == {"index": 0, "device_id": "GPU-1234-abcd"}
+
+    class Q(float):
+        def to(self, unit):
+            return NS(magnitude=float(self))
+
+    registry = [NS(name="NVIDIA H200", compute=NS(precision_flops={"fp32": Q(67e12), "tf32": Q(494e12)}))]
+    monkeypatch.setattr(feeding, "_mlsysim_nodes", lambda: registry)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev: "NVIDIA H200")
+    frames, tokens = ModelConsumer("edge", device="cpu"), ModelConsumer("cloud", device="cpu")
+    frames.device = tokens.device = "cuda:0"  # the precision logic only; no CUDA here
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32  # torch's flags: no monkeypatch undo
+    try:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False  # torch's defaults
+        assert (frames.precision, tokens.precision) == ("tf32", "fp32")  # convs in TF32, matmuls in fp32
+        torch.backends.cudnn.allow_tf32 = False
+        assert frames.precision == "fp32"
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert _gpu_peak("cuda:0", frames.precision, None) == (494e12, "mlsysim registry: NVIDIA H200 tf32")
+    assert _gpu_peak("cuda:0", tokens.precision, None)[0] == 67e12
+    assert _gpu_peak("cuda:0", "fp32", 1e15) == (1e15, "given by the user")
+
+
+def test_breakdown_figure_of_an_older_results_file():
+    """results.json from before worker_s_per_batch: the figure shows the bars it has."""
+    from reports.feeding_figures import wait_breakdown
+
+    summary = {"track": "edge", "breakdown": [], "transport": {
+        "batch_size": 16, "batch_bytes": 1000, "in_process_s_per_batch": 2e-4, "transport_s_per_batch": 1.2e-3,
+        "ipc_s_per_batch": 1e-3}}
+    fig = wait_breakdown(summary)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["0 workers:\nmake batch", "1 worker: wait\nper step"]

@@ -38,6 +38,7 @@ def test_sweep_json_rows_and_summary():
     (["--steps", "0"], "--steps"),
     (["--device", "tpu"], "cpu or cuda"),
     (["--model", "--step-ms", "3"], "not both"),
+    (["--peak-tflops", "0"], "--peak-tflops must be > 0"),
 ])
 def test_bad_options_exit_2_with_one_message(args, message):
     res = runner.invoke(app, ["sweep", *args])
