@@ -8,10 +8,10 @@ where the wait comes from.
 - scaling fit: Gunther's Universal Scalability Law X(N) = lam N / (1 + sigma (N-1) + kappa N (N-1))
   over the measured worker counts >= 1 (grid over sigma, kappa; lam by least squares), predicted
   up to 32 workers, every point beyond the largest measured count marked extrapolated.
-- breakdown (DS-Analyzer's differential method, Mohan et al. VLDB 2021): one epoch with synthetic
-  in-memory batches (max ingestion), warm page cache (prep only), cold (prep + fetch, after
-  probes.pagecache.evict) -> prep rate, fetch rate and which stage binds; plus the DataLoader's own
-  per-batch transport cost, measured with ready data.
+- breakdown (DS-Analyzer's differential method, Mohan et al. VLDB 2021): medians over epochs of
+  synthetic in-memory batches (max ingestion), warm page cache (prep only) and cold (prep + fetch,
+  after probes.pagecache.evict), warm and cold alternating -> prep rate, fetch rate and which stage
+  binds; plus the DataLoader's own per-batch transport cost, measured with ready data.
 """
 
 from __future__ import annotations
@@ -333,7 +333,8 @@ def run_sweep(
 
     A model consumer on a GPU gets, per run with the consumer, an NVML sampler (sampler_factory;
     by default probes.nvml.NvmlSampler on the consumer's GPU) and MFU against peak_flop_per_s, or
-    else the device's fp32 peak from mlsysim's registry (absent, with the reason, when unknown).
+    else the device's peak at the model's precision from mlsysim's registry (absent, with the
+    reason, when unknown).
     Every format's flow equilibrium is judged against one consumer rate: the median step over all runs.
     on_step(label) is called after every measured run (for a progress bar): per format and worker
     count two runs (loader alone, with consumer), plus one per format for the breakdown and one
