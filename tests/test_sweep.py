@@ -241,8 +241,12 @@ def test_breakdown_figure_of_an_older_results_file():
     """results.json from before worker_s_per_batch: the figure shows the bars it has."""
     from reports.feeding_figures import wait_breakdown
 
-    summary = {"track": "edge", "breakdown": [], "transport": {
+    part = {"track": "edge", "format": "raw", "num_workers": 2, "in_memory_samples_per_s": 9000.0,
+            "warm_samples_per_s": 5000.0, "cold_samples_per_s": 4000.0, "prep_samples_per_s": 5000.0,
+            "fetch_samples_per_s": None, "consumer_samples_per_s": 3200.0, "binding": "compute", "cache_evicted": False}
+    summary = {"track": "edge", "breakdown": [part], "transport": {
         "batch_size": 16, "batch_bytes": 1000, "in_process_s_per_batch": 2e-4, "transport_s_per_batch": 1.2e-3,
         "ipc_s_per_batch": 1e-3}}
     fig = wait_breakdown(summary)
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["0 workers:\nmake batch", "1 worker: wait\nper step"]
+    assert "not evicted" in [t.get_text() for t in fig.axes[0].texts]
