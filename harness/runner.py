@@ -113,7 +113,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
     from harness.sweep import ConsumerSpec, loader_overhead, run_sweep
 
-    workers = plan.workers(res.host.cpu_affinity_cores or res.host.cpu_logical_cores)
+    workers = plan.workers(res.host.usable_cores)
     runs = len(formats) * (2 * len(workers) + 2) + 1
     progress.start("DataLoader sweep", len(tracks) * runs)
     res.feeding = results.Feeding(flow_equilibrium={})

@@ -129,7 +129,7 @@ def _print(rows, summary) -> None:
         console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
                       "to set against the feeding tax measured by timing")
     if summary.nvml_absent_reason:
-        console.print(f"NVML: absent ({summary.nvml_absent_reason})")
+        console.print(f"NVML: {summary.nvml_absent_reason}")
     for fmt, eq in summary.flow_equilibrium.items():
         fit = next((f for f in summary.fits if f.format == fmt), None)
         pred = f"; USL fit predicts {fit.flow_equilibrium_predicted} (extrapolated)" if fit and fit.flow_equilibrium_predicted and (eq is None) else ""

@@ -49,15 +49,10 @@ def nvml_session() -> Iterator[Any]:
     try:
         yield pynvml
     finally:
-        shutdown_quietly(pynvml)
-
-
-def shutdown_quietly(pynvml: Any) -> None:
-    """nvmlShutdown where a failure must not hide the block's answer or error, or discard a finished run."""
-    try:
-        pynvml.nvmlShutdown()
-    except pynvml.NVMLError:
-        pass
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:  # a failed shutdown must not hide the block's answer or error, or discard a run
+            pass
 
 
 def _get(nvml: Any, fn: Callable[..., Any], *args: Any) -> Any:

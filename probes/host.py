@@ -53,6 +53,11 @@ class HostInfo(BaseModel):
     gpus: list[dict] = Field(default_factory=list, description="NVML's view of each GPU; empty without NVML")
     gpu_absent_reason: str | None = None
 
+    @property
+    def usable_cores(self) -> int:
+        """The cores this process may run on: its CPU affinity where known, else every logical core."""
+        return self.cpu_affinity_cores or self.cpu_logical_cores
+
 
 def cpu_model() -> str:
     try:

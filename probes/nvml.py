@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from typing import Callable
 
 import numpy as np
@@ -107,16 +108,10 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
 def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callable[[], dict], Callable[[], None], str]:
     """(read, close, device name) over pynvml for one GPU, by index or by device_id (a PCI bus id
     "0000:3b:00.0" or a UUID "GPU-..."); raises NvmlUnavailable where absent."""
-    from probes.gpu import NvmlUnavailable, shutdown_quietly
+    from probes.gpu import NvmlUnavailable, nvml_session
 
-    try:
-        import pynvml
-    except ImportError:
-        raise NvmlUnavailable("nvidia-ml-py (pynvml) is not installed") from None
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        raise NvmlUnavailable(f"NVML did not initialise: {exc}") from None
+    session = ExitStack()  # NVML held open until close(): the sampler's lifetime, not a with-block's
+    pynvml = session.enter_context(nvml_session())
     try:
         if device_id is None:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
@@ -125,7 +120,7 @@ def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callabl
         else:
             handle = pynvml.nvmlDeviceGetHandleByPciBusId(device_id)
     except pynvml.NVMLError as exc:
-        shutdown_quietly(pynvml)  # initialised: release it, or NVML stays held for the process
+        session.close()  # initialised: release it, or NVML stays held for the process
         raise NvmlUnavailable(f"NVML has no usable GPU {device_id or index}: {exc}") from None
 
     def get(fn, *args):
@@ -150,7 +145,7 @@ def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callabl
             "mem_clock_mhz": get(pynvml.nvmlDeviceGetClockInfo, pynvml.NVML_CLOCK_MEM),
         }
 
-    return read, lambda: shutdown_quietly(pynvml), name or "unknown"
+    return read, session.close, name or "unknown"
 
 
 class NvmlSampler:

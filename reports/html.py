@@ -83,8 +83,7 @@ def _feeding(results: Results) -> list[str]:
     for summary in results.feeding.summaries if results.feeding else []:
         rows = [r for r in results.loader if r.track == summary.track]
         parts.append(f"<figure>{_svg(feeding_figures.mfu_vs_ingestion(rows, summary))}</figure>")
-        cores = results.host.cpu_affinity_cores or results.host.cpu_logical_cores if results.host else None
-        if (fig := feeding_figures.scaling(rows, summary, cores)) is not None:
+        if (fig := feeding_figures.scaling(rows, summary, results.host.usable_cores)) is not None:
             parts.append(f"<figure>{_svg(fig)}</figure>")
             parts.append(_table(
                 ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
@@ -114,7 +113,7 @@ def _feeding(results: Results) -> list[str]:
                          f" ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s).</p>" if summary.peak_flop_per_s else
                          f"<p class='note'>No MFU: the device's peak is {escape(summary.peak_source)}.</p>")
         if summary.nvml_absent_reason:
-            parts.append(f"<p class='note'>NVML: absent ({escape(summary.nvml_absent_reason)}).</p>")
+            parts.append(f"<p class='note'>NVML: {escape(summary.nvml_absent_reason)}.</p>")
     mfu = any(r.mfu is not None for r in results.loader)
     nvml = any(r.nvml_idle_fraction is not None for r in results.loader)
     parts.append(_table(
