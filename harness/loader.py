@@ -586,31 +586,19 @@ class ShmRing:
             if item.ring is not self:  # written into another ring (never with fork or spawn): copy it out
                 return item.release()
             return self._message(item.slot, item.n, item.extra or {})
-        if isinstance(item, Parts):
-            spec, n = item.spec(), item.n
-        else:
+        parts = item
+        if not isinstance(item, Parts):  # a ready batch: each field one block, its copy into the slot its collate
             arrays = {k: v for k, v in item.items() if k != STAGE_KEY and isinstance(v, np.ndarray)}
-            if not arrays:
+            if not arrays or len({len(v) for v in arrays.values()}) > 1:
                 return item
-            spec = {k: (v.dtype, v.shape[1:]) for k, v in arrays.items()}
-            n = len(next(iter(arrays.values())))
-            if any(len(v) != n for v in arrays.values()):
-                return item
-        filled = self.reserve(spec, n)
+            parts = Parts({k: [v] for k, v in arrays.items()}, len(next(iter(arrays.values()))),
+                          {k: v for k, v in item.items() if k not in arrays})
+        filled = self.reserve(parts.spec(), parts.n)
         if filled is None:
             return assemble(item)
-        out = {k: v[:n] for k, v in filled.out.items()}
-        if isinstance(item, Parts):
-            rest = {k: v for k, v in assemble(item, out).items() if k not in out}
-        else:  # a ready batch: the copy into the slot counts as its collate
-            t0 = time.perf_counter()
-            for k, v in arrays.items():
-                np.copyto(out[k], v)
-            rest = {k: v for k, v in item.items() if k not in arrays}
-            if STAGE_KEY in rest:
-                rest[STAGE_KEY] = stage = rest[STAGE_KEY].copy()
-                stage[2] += time.perf_counter() - t0
-        return self._message(filled.slot, n, rest)
+        out = {k: v[:parts.n] for k, v in filled.out.items()}
+        rest = {k: v for k, v in assemble(parts, out).items() if k not in out}
+        return self._message(filled.slot, parts.n, rest)
 
     def _message(self, slot: int, n: int, rest: dict) -> "_SlotMessage":
         key, views, flags, tensors = self.mine

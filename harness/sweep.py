@@ -7,7 +7,7 @@ where the wait comes from.
   consumption rate (batch / step time); None when no measured count reaches it.
 - scaling fit: Gunther's Universal Scalability Law X(N) = lam N / (1 + sigma (N-1) + kappa N (N-1))
   over the measured worker counts >= 1 (grid over sigma, kappa; lam by least squares), predicted
-  up to 32 workers, every point beyond the largest measured count marked extrapolated.
+  up to 32 workers, every point outside the measured counts marked extrapolated.
 - breakdown (DS-Analyzer's differential method, Mohan et al. VLDB 2021): medians over epochs of
   synthetic in-memory batches (max ingestion), warm page cache (prep only) and cold (prep + fetch,
   after probes.pagecache.evict), warm and cold alternating -> prep rate, fetch rate and which stage
@@ -271,6 +271,16 @@ def _epoch_rate(loader, stages: list | None = None) -> tuple[float, int, float]:
     return time.perf_counter() - t0, n, first or 0.0
 
 
+def _sample_batch(fmt: str, paths: Sequence[Path], batch_size: int, transform) -> dict[str, np.ndarray]:
+    """The first batch of a format's first shard as numpy (no worker): the ready data of
+    SyntheticBatches, for the in-memory ceiling and the transport cost."""
+    from harness.loader import LoaderConfig, make_loader
+
+    first = next(iter(make_loader(fmt, [Path(p) for p in paths[:1]], LoaderConfig(batch_size=batch_size),
+                                  transform=transform)))
+    return {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
+
+
 def wait_breakdown(track: str, fmt: str, paths: Sequence[Path], *, num_workers: int, batch_size: int,
                    consumer_per_s: float, transform=None, sample_batch: dict | None = None,
                    rounds: int = 3) -> WaitBreakdown:
@@ -293,8 +303,7 @@ def wait_breakdown(track: str, fmt: str, paths: Sequence[Path], *, num_workers: 
         evicted &= pagecache.evict(paths).evicted
         cold.append(_epoch_rate(loader)[0])
     if sample_batch is None:
-        first = next(iter(make_loader(fmt, paths[:1], cfg.with_(num_workers=0), transform=transform)))
-        sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
+        sample_batch = _sample_batch(fmt, paths, batch_size, transform)
     mem_loader = make_loader(fmt, [], cfg, dataset=SyntheticBatches(sample_batch, math.ceil(n / batch_size)))
     _, n_mem, _ = _epoch_rate(mem_loader)
     mem = [_epoch_rate(mem_loader)[0] for _ in range(max(1, rounds))]
@@ -393,17 +402,15 @@ def run_sweep(
     consumption = batch_size / step if step > 0 else math.inf
     equilibrium = {fmt: flow_equilibrium(ingestion[fmt], consumption) for fmt in formats}
     fits = [f for fmt in formats if (f := scaling_fit(track, fmt, ingestion[fmt], consumption)) is not None]
-    parts, sample_batch = [], None
+    first = _sample_batch(formats[0], shards[formats[0]], batch_size, tf) if formats else None
+    parts = []
     for fmt in formats:
-        paths = [Path(p) for p in shards[fmt]]
         if breakdown and (breakdown_formats is None or fmt in breakdown_formats):
-            parts.append(wait_breakdown(track, fmt, paths, num_workers=max(worker_counts), batch_size=batch_size,
-                                        consumer_per_s=consumption, transform=tf))
+            parts.append(wait_breakdown(track, fmt, shards[fmt], num_workers=max(worker_counts), batch_size=batch_size,
+                                        consumer_per_s=consumption, transform=tf,
+                                        sample_batch=first if fmt == formats[0] else None))
             _tick(on_step, f"{track}/{fmt} breakdown")
-        if sample_batch is None:
-            first = next(iter(make_loader(fmt, paths[:1], LoaderConfig(batch_size=batch_size), transform=tf)))
-            sample_batch = {k: v.numpy() for k, v in first.items() if not k.startswith("_")}
-    transport = transport_cost(sample_batch) if sample_batch is not None else None
+    transport = transport_cost(first) if first is not None else None
     _tick(on_step, f"{track} transport")
     summary = FeedingSummary(
         track=track, consumer=consumer, batch_size=batch_size, consumption_samples_per_s=consumption,
