@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import datasets
-from harness.profiles import get
+from feedtax import datasets
+from feedtax.measure.profiles import get
 
 N = 500
 

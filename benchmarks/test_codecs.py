@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-import formats
 from benchmarks.conftest import N
+from feedtax import formats
 
 KINDS = ["cloud", "edge", "mobile", "tiny", "vector256"]
 

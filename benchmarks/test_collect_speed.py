@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_collect as corpus  # noqa: E402  (the tests' submission generator)
 
-from harness import collect  # noqa: E402
+from feedtax.classroom import collect  # noqa: E402
 
 N_SUBMISSIONS = 1000
 

@@ -1,6 +1,6 @@
 """Harness overhead: the DataLoader at 1 worker vs the format's one-process decode rate, same shards.
 
-Runs harness.sweep.loader_overhead (what results.json reports): paired rounds that alternate a decode
+Runs feedtax.measure.sweep.loader_overhead (what results.json reports): paired rounds that alternate a decode
 pass with loader passes, at the sweep's batch (64 here) and at an amortized batch whose decode takes
 AMORTIZED_BATCH_DECODE_S, so torch's fixed per-batch cost is a few percent; the fixed cost itself
 comes from the two. The issue's check wants the amortized paired ratio >= 0.9. Also printed: the
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-import formats
-from harness.sweep import loader_overhead
+from feedtax import formats
+from feedtax.measure.sweep import loader_overhead
 
 
 def _decode_rate(codec, paths) -> float:

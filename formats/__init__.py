@@ -1,4 +1,4 @@
-"""Serialization formats, all behind one interface (formats.base.Codec).
+"""Serialization formats, all behind one interface (feedtax.formats.base.Codec).
 
     codec = formats.get("parquet")
     paths = codec.write(samples, directory, samples_per_shard=1024)
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from formats.base import Codec, FieldSpec, Sample, Schema, ShardError, schema_of
+from feedtax.formats.base import Codec, FieldSpec, Sample, Schema, ShardError, schema_of
 
 NAMES = ("csv", "json", "parquet", "protobuf", "raw")
 
@@ -20,4 +20,4 @@ def get(name: str) -> Codec:
     """The codec for a format name; ValueError naming the known formats otherwise."""
     if name not in NAMES:
         raise ValueError(f"unknown format {name!r}; known formats: {', '.join(NAMES)}")
-    return import_module(f"formats.{name}").CODEC
+    return import_module(f"feedtax.formats.{name}").CODEC

@@ -11,15 +11,25 @@ so finding row i means parsing every row before it.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from formats.base import Codec, Columns, Sample, Schema, ShardError, read_bytes, rows_of, split_text_shard, text_header
+from feedtax.formats.base import (
+    Codec,
+    Columns,
+    Sample,
+    Schema,
+    ShardError,
+    read_bytes,
+    rows_of,
+    split_text_shard,
+    text_header,
+)
 
 
 def column_names(schema: Schema) -> list[str]:

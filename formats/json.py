@@ -9,13 +9,13 @@ No random access: lines have variable length, so finding line i means scanning e
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import orjson
 
-from formats.base import Codec, Sample, Schema, ShardError, read_bytes, split_text_shard, text_header
+from feedtax.formats.base import Codec, Sample, Schema, ShardError, read_bytes, split_text_shard, text_header
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _NONFINITE = {float("inf"): "Infinity", float("-inf"): "-Infinity"}

@@ -10,15 +10,25 @@ Random access: yes, by row group (the reader decodes the row group holding the r
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from formats.base import SHARD_VERSION, Codec, Columns, Sample, Schema, ShardError, rows_of, schema_from_json, schema_to_json
+from feedtax.formats.base import (
+    SHARD_VERSION,
+    Codec,
+    Columns,
+    Sample,
+    Schema,
+    ShardError,
+    rows_of,
+    schema_from_json,
+    schema_to_json,
+)
 
 RG_ROWS = 256
 _META_KEY = b"feedtax"

@@ -11,13 +11,13 @@ No random access: records have variable length and there is no index, as with TF
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from formats import sample_pb2 as pb
-from formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, crc32, read_bytes, schema_from_json
+from feedtax.formats import sample_pb2 as pb
+from feedtax.formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, crc32, read_bytes, schema_from_json
 
 _FRAME = struct.Struct("<II")
 

@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import orjson
 
-from formats.base import (SHARD_VERSION, Codec, Columns, Sample, Schema, ShardError, crc32, rows_of, schema_from_json,
-                          schema_to_json)
+from feedtax.formats.base import (
+    SHARD_VERSION,
+    Codec,
+    Columns,
+    Sample,
+    Schema,
+    ShardError,
+    crc32,
+    rows_of,
+    schema_from_json,
+    schema_to_json,
+)
 
 MAGIC = b"FTXRAW01"
 ALIGN = 4096
@@ -104,7 +114,7 @@ def read_shard_sample(path: Path, index: int) -> Sample:
 
 
 if sys.byteorder != "little":  # the layout is little endian; views would need a byte swap
-    raise ImportError("formats.raw expects a little-endian host")
+    raise ImportError("feedtax.formats.raw expects a little-endian host")
 
 CODEC = Codec(
     name="raw",

@@ -1,3 +1,3 @@
-from harness.cli import main
+from feedtax.cli import main
 
 main()

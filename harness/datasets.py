@@ -15,13 +15,13 @@ and any worker can generate any index. Sizes come from the profile (Sizes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 
-from formats.base import Sample
+from feedtax.formats.base import Sample
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 _TRACK_ID = {t: i for i, t in enumerate(TRACKS)}
@@ -45,7 +45,7 @@ class Sizes:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Sizes":
+    def from_json(cls, obj: dict) -> Sizes:
         """The Sizes a run recorded in results.json (config.sizes)."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in obj.items()})
 

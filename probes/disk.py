@@ -15,15 +15,15 @@ import mmap
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from harness.stats import Distribution, summarize
-from probes.host import fs_type, under_hypervisor
-from probes.pagecache import evict, resident_fraction
+from feedtax.probes.host import fs_type, under_hypervisor
+from feedtax.probes.pagecache import evict, resident_fraction
+from feedtax.results.probes import BlockSizeResult, DiskResult
+from feedtax.stats import summarize
 
 MB = 1e6
 PAGE_BYTES = 4096
@@ -34,7 +34,7 @@ MAX_RAND_OPS = 20_000
 RAND_SEGMENTS = 5  # random reads are split into this many segments for an IOPS distribution
 IN_MEMORY_FS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
 SMALL_FILE_BYTES = 1 << 30  # drive and hypervisor caches commonly hold hundreds of MB to a few GB
-EVICTED_MAX_RESIDENT = 0.05  # the threshold probes.pagecache.evict uses
+EVICTED_MAX_RESIDENT = 0.05  # the threshold feedtax.probes.pagecache.evict uses
 # share of the time budget at which each phase stops repeating (cumulative)
 _PHASE_END = {"write": 0.20, "cold": 0.45, "direct": 0.60, "warm": 0.70, "random": 0.80, "sweep": 1.0}
 
@@ -47,42 +47,6 @@ class ProbeError(Exception):
     def __init__(self, path: os.PathLike | str, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
-
-
-class BlockSizeResult(BaseModel):
-    """Cold sequential read speed at one block size (one bounded pass)."""
-
-    block_size_bytes: int
-    bytes_read: int
-    seq_read_mb_per_s: float
-    method: str
-
-
-class DiskResult(BaseModel):
-    """What the disk under `path` does, measured; MB = 1e6 bytes."""
-
-    path: str
-    fs_type: str
-    size_bytes: int
-    block_size_bytes: int
-    mb_definition: str = "1 MB = 1e6 bytes"
-    seq_write_mb_per_s: float = Field(description="median; buffered writes, fsync included")
-    seq_read_mb_per_s_cold: float = Field(description="median; buffered reads after fsync + fadvise(DONTNEED)")
-    seq_read_mb_per_s_warm: float = Field(description="median; buffered reads with the file in the page cache")
-    seq_read_mb_per_s_direct: float | None = Field(description="median; O_DIRECT reads, None where not allowed")
-    rand_read_iops_4k: float = Field(description="median over segments; pread, queue depth 1")
-    read_latency_p50_s: float
-    read_latency_p99_s: float
-    rand_read_ops: int
-    rand_read_method: str
-    cache_evicted: bool = Field(description="every eviction before a buffered cold read was confirmed by mincore")
-    cache_resident_fraction_max: float | None = Field(description="worst page residency right after eviction")
-    cache_method: str = "fsync + posix_fadvise(POSIX_FADV_DONTNEED), checked with mincore"
-    o_direct: bool
-    distributions: dict[str, Distribution] = Field(description="the repeats behind each median, by field name")
-    block_sizes: list[BlockSizeResult]
-    warnings: list[str]
-    elapsed_s: float
 
 
 def free_bytes(path: os.PathLike | str) -> int:
@@ -223,7 +187,7 @@ def direct_allowed(path: Path) -> bool:
 
 def _repeat(fn: Callable[[], float], *, repeats: int, until: float) -> list[float]:
     """Results of fn (each one measurement), at least once and up to `repeats` while another one fits before
-    `until`. Not harness.stats.time_repeats: a cold read cannot be looped (the second pass is warm),
+    `until`. Not feedtax.stats.time_repeats: a cold read cannot be looped (the second pass is warm),
     and the probe has a time budget."""
     out: list[float] = []
     while True:

@@ -3,36 +3,15 @@ link and the total-energy counter. Where NVML is absent the answer says so and w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from pydantic import BaseModel
+from feedtax.results.probes import GpuInfo, GpuReport
 
 
 class NvmlUnavailable(Exception):
     """NVML cannot be used here; the message says why."""
-
-
-class GpuInfo(BaseModel):
-    index: int
-    name: str
-    uuid: str | None
-    memory_total_bytes: int | None
-    pcie_link_gen_current: int | None
-    pcie_link_gen_max: int | None
-    pcie_link_width_current: int | None
-    pcie_link_width_max: int | None
-    total_energy_mj: int | None  # NVML's counter since the driver loaded; None where the GPU lacks it (pre-Volta)
-
-
-class GpuReport(BaseModel):
-    """All GPUs NVML sees, or available=False with the reason."""
-
-    available: bool
-    reason: str | None = None
-    driver_version: str | None = None
-    nvml_version: str | None = None
-    gpus: list[GpuInfo] = []
 
 
 @contextmanager

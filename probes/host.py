@@ -14,49 +14,10 @@ from importlib import metadata
 from pathlib import Path
 
 import psutil
-from pydantic import BaseModel, Field
+
+from feedtax.results.probes import DataDir, HostInfo
 
 PACKAGES = ("torch", "numpy", "pyarrow", "protobuf", "orjson", "mlsysim", "pydantic", "nvidia-ml-py", "feedtax")
-
-
-class DataDir(BaseModel):
-    """Where the run's data lives: the filesystem and block device behind the numbers."""
-
-    path: str
-    fs_type: str
-    mount_point: str
-    block_device: str | None
-    rotational: bool | None = Field(description="from /sys/block/DEV/queue/rotational; None where unreadable")
-
-
-class HostInfo(BaseModel):
-    cpu_model: str
-    cpu_logical_cores: int
-    cpu_physical_cores: int | None
-    cpu_affinity_cores: int | None
-    memory_total_bytes: int
-    os: str
-    kernel: str
-    machine: str
-    python: str
-    python_implementation: str
-    packages: dict[str, str | None]
-    protobuf_backend: str | None
-    git_sha: str | None
-    cpu_freq_mhz: float | None = None
-    cpu_freq_max_mhz: float | None = None
-    cpu_governor: str | None = None
-    load_average_1m: float | None = None
-    virtualization: str | None = Field(None, description="'vm' when the CPU reports a hypervisor, else None")
-    container: str | None = Field(None, description="docker/podman/kubernetes/lxc when detected, else None")
-    data_dir: DataDir | None = None
-    gpus: list[dict] = Field(default_factory=list, description="NVML's view of each GPU; empty without NVML")
-    gpu_absent_reason: str | None = None
-
-    @property
-    def usable_cores(self) -> int:
-        """The cores this process may run on: its CPU affinity where known, else every logical core."""
-        return self.cpu_affinity_cores or self.cpu_logical_cores
 
 
 def cpu_model() -> str:
@@ -195,7 +156,7 @@ def collect(data_path: os.PathLike | str | None = None) -> HostInfo:
         freq = psutil.cpu_freq()
     except (OSError, NotImplementedError):
         freq = None
-    from probes.gpu import collect_gpus
+    from feedtax.probes.gpu import collect_gpus
 
     gpus = collect_gpus()
     return HostInfo(

@@ -13,26 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from pydantic import BaseModel, Field
 
-from harness.stats import Distribution, rates, summarize, time_repeats
+from feedtax.results.probes import MemoryResult
+from feedtax.stats import rates, summarize, time_repeats
 
 MB = 1e6
-CONVENTION = "bytes read + bytes written per second (a copy of N bytes counts 2N, as STREAM Copy); 1 MB = 1e6 bytes"
 LLC_MULTIPLE = 4  # arrays this many times the last-level cache measure DRAM, not cache
-
-
-class MemoryResult(BaseModel):
-    """Copy bandwidth of this machine's memory; medians with their distributions."""
-
-    size_bytes: int = Field(description="bytes in each of the source and destination arrays")
-    convention: str = CONVENTION
-    copy_mb_per_s_one_core: float
-    copy_mb_per_s_all_cores: float
-    threads: int
-    last_level_cache_bytes: int | None
-    distributions: dict[str, Distribution]
-    warnings: list[str]
 
 
 def last_level_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -108,7 +108,7 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
 def pynvml_reader(index: int = 0, device_id: str | None = None) -> tuple[Callable[[], dict], Callable[[], None], str]:
     """(read, close, device name) over pynvml for one GPU, by index or by device_id (a PCI bus id
     "0000:3b:00.0" or a UUID "GPU-..."); raises NvmlUnavailable where absent."""
-    from probes.gpu import NvmlUnavailable, nvml_session
+    from feedtax.probes.gpu import NvmlUnavailable, nvml_session
 
     session = ExitStack()  # NVML held open until close(): the sampler's lifetime, not a with-block's
     pynvml = session.enter_context(nvml_session())
@@ -168,7 +168,7 @@ class NvmlSampler:
         self._t0: float | None = None
         self._error: str | None = None
         if reader is None:
-            from probes.gpu import NvmlUnavailable
+            from feedtax.probes.gpu import NvmlUnavailable
 
             try:
                 self._reader, self._close, self.device_name = pynvml_reader(index, device_id)

@@ -22,12 +22,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from reports.figures import FORMAT_COLORS  # noqa: E402
-from harness.results import write_atomic  # noqa: E402
-from reports.html import CSS, _kv, _svg  # noqa: E402
+from feedtax.reports.figures import FORMAT_COLORS  # noqa: E402
+from feedtax.reports.html import CSS, _kv, _svg  # noqa: E402
+from feedtax.results.io import write_atomic  # noqa: E402
 
 Z_OUTLIER = 3.5
 MIN_GROUP_FOR_OUTLIERS = 5
@@ -219,7 +219,7 @@ def _outliers(groups: dict[tuple, list[dict]], describe) -> list[dict]:
 
 def render(con) -> str:
     """The class report as an HTML string, from an open DuckDB connection."""
-    from harness.collect import table_rows
+    from feedtax.classroom.collect import table_rows
 
     counts = table_rows(con)
     n_runs = counts.get("runs", 0)
@@ -339,7 +339,7 @@ def render(con) -> str:
 
 def write(db_path: Path, out_dir: Path) -> Path:
     """Render the class report of db_path into out_dir/class_report.html (atomically) and return its path."""
-    from harness.collect import connect
+    from feedtax.classroom.collect import connect
 
     con = connect(Path(db_path), read_only=True)
     try:

@@ -1,6 +1,6 @@
 """Feeding-tax instruments: FeedingTaxGauge, MFU_vs_Ingestion_Plot, the scaling fit and the wait breakdown.
 
-Inputs are harness.sweep rows (LoaderRow) and FeedingSummary objects (or their dicts from
+Inputs are feedtax.measure.sweep rows (LoaderRow) and FeedingSummary objects (or their dicts from
 results.json); each function returns a matplotlib Figure.
 """
 

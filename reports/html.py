@@ -6,8 +6,9 @@ import io
 from html import escape
 from pathlib import Path
 
-from harness.results import Results, write_atomic
-from harness.stats import Distribution
+from feedtax.results.io import write_atomic
+from feedtax.results.schema import Results
+from feedtax.stats import Distribution
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -64,7 +65,7 @@ def _pct(x: float | None) -> str:
 
 def _feeding(results: Results) -> list[str]:
     """Part 2, the Feeding Tax Solver: the sweep, where the wait comes from, the harness's own overhead."""
-    from reports import feeding_figures
+    from feedtax.reports import feeding_figures
 
     if not results.loader:
         return []
@@ -173,7 +174,7 @@ def _feeding(results: Results) -> list[str]:
 def _waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[float, str]]]:
     """This machine's measured disk read (MB/s) and each mission's network link (MB/s), from the assumptions:
     cloud data arrives over the lab's fastest datacenter link, mobile frames over Bluetooth LE."""
-    from harness.gravity import LINK_GBPS
+    from feedtax.model.gravity import LINK_GBPS
 
     disk = results.disk.seq_read_mb_per_s_cold if results.disk else None
     a = results.assumptions
@@ -188,7 +189,7 @@ def _waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[fl
 
 def _missions(results: Results) -> list[str]:
     """Part 1/3 projections: each mission through mlsysim, its verdict, checks and sourced inputs."""
-    from reports import mission_figures
+    from feedtax.reports import mission_figures
 
     if not results.projections:
         return []
@@ -235,7 +236,7 @@ def _missions(results: Results) -> list[str]:
 
 
 def _gravity(results: Results) -> list[str]:
-    from reports import mission_figures
+    from feedtax.reports import mission_figures
 
     g = results.gravity
     if g is None:
@@ -254,7 +255,7 @@ def _gravity(results: Results) -> list[str]:
 
 
 def _zero_waste(results: Results) -> list[str]:
-    from reports import mission_figures
+    from feedtax.reports import mission_figures
 
     parts = []
     if results.energy_ledger is not None:
@@ -331,7 +332,7 @@ def _probes(results: Results) -> list[str]:
 
 def render(results: Results) -> str:
     """The whole report as an HTML string."""
-    from reports import figures
+    from feedtax.reports import figures
 
     h = results.host
     parts = [

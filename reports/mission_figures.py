@@ -1,11 +1,11 @@
 """The mission instruments: TransferTimeRadar, SneakernetCrossoverPlot, EnergyRadar, IngestionWaterfall.
 
-Each takes a model of harness.gravity, harness.energy or harness.calibrate and returns a matplotlib Figure.
+Each takes a model of harness.gravity, feedtax.model.ledger or feedtax.model.calibrate and returns a matplotlib Figure.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -14,9 +14,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.calibrate import Projection  # noqa: E402
-from harness.energy import AXES, Ledger  # noqa: E402
-from harness.gravity import SECONDS_PER_HOUR, GravityResult  # noqa: E402
+from feedtax.model.gravity import SECONDS_PER_HOUR
+from feedtax.results.audits import (
+    GravityResult,  # noqa: E402
+    Ledger,  # noqa: E402
+)
+from feedtax.results.projections import Projection  # noqa: E402
+from feedtax.vocabulary import AXES
 
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
 

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from harness.units import parse_size  # noqa: E402
-from probes import disk  # noqa: E402
-from probes.disk import ProbeError  # noqa: E402
-from probes.pagecache import evict  # noqa: E402
+from feedtax.probes import disk  # noqa: E402
+from feedtax.probes.disk import ProbeError  # noqa: E402
+from feedtax.probes.pagecache import evict  # noqa: E402
+from feedtax.units import parse_size  # noqa: E402
 
 # comparison name -> (feedtax DiskResult field, fio arguments, fio figure, unit)
 PATTERNS = {

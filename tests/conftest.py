@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import datasets
-from harness.profiles import get
+from feedtax import datasets
+from feedtax.measure.profiles import get
 
 CI_SIZES = get("ci").sizes
 

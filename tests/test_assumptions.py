@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness import assumptions
-from harness.assumptions import AssumptionError
+from feedtax.model import assumptions
+from feedtax.results.projections import AssumptionError
 
 
 def test_every_entry_has_value_unit_source_and_note():

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from harness import assumptions, calibrate, datasets
-from harness.calibrate import FormatMeasure, Measured, StageRates
-from harness.profiles import get
+from feedtax import datasets
+from feedtax.measure.profiles import get
+from feedtax.model import assumptions, calibrate
+from feedtax.model.calibrate import FormatMeasure, Measured, StageRates
 
 # Decode rates relative to raw and size ratios (raw / on disk) of a plausible measurement; hand-picked.
 RELATIVE_DECODE = {"csv": 0.2, "json": 0.3, "parquet": 0.8, "protobuf": 0.7, "raw": 1.0}
@@ -207,7 +208,7 @@ def test_measured_from_format_results():
 
 
 def test_ingestion_waterfall_figure(projections):
-    from reports.mission_figures import ingestion_waterfall
+    from feedtax.reports.mission_figures import ingestion_waterfall
 
     fig = ingestion_waterfall(projections)
     assert len(fig.axes) == 4

@@ -8,12 +8,12 @@ import duckdb
 import numpy as np
 import pytest
 import typer
+from test_collect import N_GOOD, write_good
 from typer.testing import CliRunner
 
-from harness import collect as c
-from harness.class_cli import class_report_cmd
-from reports import class_report
-from test_collect import N_GOOD, write_good
+from feedtax.classroom import collect as c
+from feedtax.cli.classroom import class_report_cmd
+from feedtax.reports import class_report
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "harness"]
+FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "feedtax"]
 
 
 def feedtax(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -137,7 +137,7 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path):
 
 
 def test_help_starts_without_heavy_imports():
-    code = "import sys, harness.cli; print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))"
+    code = "import sys, feedtax.cli.main; print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
     assert feedtax("--help").returncode == 0

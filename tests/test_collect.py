@@ -21,11 +21,11 @@ import typer
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from harness import collect as c
-from harness.class_cli import collect_cmd
-from harness.profiles import Profile, SweepPlan, get
-from harness.results import Results
-from harness.stats import Distribution
+from feedtax.classroom import collect as c
+from feedtax.cli.classroom import collect_cmd
+from feedtax.measure.profiles import Profile, SweepPlan, get
+from feedtax.results.schema import Results
+from feedtax.stats import Distribution
 
 N_GOOD = 20
 _DIST_STATS = ("median", "iqr", "q1", "q3", "mean", "stdev", "min", "max")
@@ -39,12 +39,12 @@ TEST_PROFILE = Profile(
                     worker_counts=(0, 1)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def base_run(tracks: tuple[str, ...] = ("tiny", "edge"), formats: tuple[str, ...] = ("json", "parquet", "raw")) -> str:
     """A real results.json of a small run of every stage on this machine, as JSON text (once per session)."""
     import tempfile
 
-    from harness import runner
+    from feedtax.measure import runner
 
     with tempfile.TemporaryDirectory() as d:
         res = runner.run(TEST_PROFILE, Path(d), tracks=list(tracks), formats=list(formats))

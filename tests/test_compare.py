@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import typer
+from test_collect import base_run
 from typer.testing import CliRunner
 
-from harness import compare as cmp
-from harness.class_cli import compare_cmd
-from harness.results import Results
-from harness.stats import summarize
-from test_collect import base_run
+from feedtax.classroom import compare as cmp
+from feedtax.cli.classroom import compare_cmd
+from feedtax.results.schema import Results
+from feedtax.stats import summarize
 
 
 @pytest.mark.parametrize("t, df, p", [(2.228139, 10, 0.05), (2.0, 10, 0.07339), (12.7062, 1, 0.05), (1.959964, 1e7, 0.05),

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import datasets
-from harness.consumer import EmulatedConsumer, ModelConsumer, make_consumer
-from harness.loader import stack, to_tensors, transform_for
+from feedtax import datasets
+from feedtax.loader import stack, to_tensors, transform_for
+from feedtax.measure.consumers import EmulatedConsumer, ModelConsumer, make_consumer
 
 
 def test_emulated_step_sleeps_its_step():
@@ -85,7 +85,7 @@ def test_first_step_reports_the_counting_step_as_busy(track_samples, monkeypatch
 def test_host_input_preparation_is_not_timed(track_samples, monkeypatch, track, prep):
     # Spectrogram / uint8->float on the host happen before the timed step: they show up as the
     # caller's wait (step's wall minus busy), not as device busy.
-    import harness.consumer as consumer
+    import feedtax.measure.consumers as consumer
 
     monkeypatch.setattr(consumer, prep, _slowed(getattr(consumer, prep), 0.05))
     c = ModelConsumer(track, device="cpu")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import datasets
-from harness.datasets import Sizes
+from feedtax import datasets
+from feedtax.datasets import Sizes
 
 SIZES = Sizes(seq_len=512, frame_hw=(48, 64), crop_hw=(16, 24), text_len=20, audio_len=1600)
 

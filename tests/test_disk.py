@@ -1,4 +1,4 @@
-"""probes.disk: figures come out, the cache really is evicted, and bad places fail clearly and cleanly."""
+"""feedtax.probes.disk: figures come out, the cache really is evicted, and bad places fail clearly and cleanly."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import disk
-from probes.disk import IN_MEMORY_FS, ProbeError, measure_disk, segment_iops
-from probes.host import fs_type
-from probes.pagecache import evict, resident_fraction
+from feedtax.probes import disk
+from feedtax.probes.disk import IN_MEMORY_FS, ProbeError, measure_disk, segment_iops
+from feedtax.probes.host import fs_type
+from feedtax.probes.pagecache import evict, resident_fraction
 
 MIB = 1 << 20
 CONTRACT = ("seq_read_mb_per_s_cold", "seq_read_mb_per_s_warm", "seq_write_mb_per_s", "rand_read_iops_4k",

@@ -1,4 +1,4 @@
-"""probes.energy: counter arithmetic on recorded readings (wraps included), and absent counters said so."""
+"""feedtax.probes.counters: counter arithmetic on recorded readings (wraps included), and absent counters said so."""
 
 from __future__ import annotations
 
@@ -6,9 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from probes import energy
-from probes.energy import (CounterError, EnergyMeter, _Counter, counter_delta, counter_total, energy_result,
-                           measure_energy, rapl_counters, window_warning)
+from feedtax.probes import counters as energy
+from feedtax.probes.counters import (
+    CounterError,
+    EnergyMeter,
+    _Counter,
+    counter_delta,
+    counter_total,
+    energy_result,
+    measure_energy,
+    rapl_counters,
+    window_warning,
+)
 
 RAPL_RANGE_UJ = 262143328850  # max_energy_range_uj as a Skylake-SP package reports it
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from harness import assumptions, energy
 from test_calibrate import make_measured
+
+from feedtax.model import assumptions
+from feedtax.model import ledger as energy
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,6 @@ def test_measured_joules_slot(ledger):
 
 
 def test_energy_radar(ledger):
-    from reports.mission_figures import energy_radar
+    from feedtax.reports.mission_figures import energy_radar
 
     assert energy_radar(ledger).axes

@@ -1,7 +1,7 @@
 """Feeding tax against analytic values: a loader of known per-sample cost (a deliberate sleep) and an
 EmulatedConsumer of known step time, in four regimes.
 
-The model (derived in the docstring of harness.feeding's callers; see also the helper report):
+The model (derived in the docstring of feedtax.measure.feeding's callers; see also the helper report):
 per step the consumer waits for a batch, then computes S. Let L = per-sample cost x batch size
 (one worker's time to make a batch), W workers, t = the measured per-batch transport cost seen by
 the consumer (wait per step with ready data behind a consumer of step S).
@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.consumer import EmulatedConsumer
-from harness.feeding import StepRecord, measure_feeding, peak_flops
-from harness.loader import LoaderConfig, SyntheticBatches, make_loader
+from feedtax.loader import LoaderConfig, SyntheticBatches, make_loader
+from feedtax.measure.consumers import EmulatedConsumer
+from feedtax.measure.feeding import StepRecord, measure_feeding, peak_flops
 
 B = 4
 BATCH = {"x": np.arange(B * 16, dtype=np.float32).reshape(B, 16)}
@@ -81,7 +81,7 @@ class _FixedConsumer:
 
 def test_accounting_with_a_controlled_clock(monkeypatch):
     """Waits and steps from a fake clock: AU excludes warm-up steps, epochs restart, MFU from peak."""
-    import harness.feeding as feeding
+    import feedtax.measure.feeding as feeding
 
     clock = iter(np.arange(0, 100, 0.25))  # every clock read advances 0.25 s
     monkeypatch.setattr(feeding.time, "perf_counter", lambda: float(next(clock)))

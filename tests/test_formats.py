@@ -8,9 +8,8 @@ import random
 import numpy as np
 import pytest
 
-import formats
-from formats.base import DTYPES, ShardError
-from harness import datasets
+from feedtax import datasets, formats
+from feedtax.formats.base import DTYPES, ShardError
 
 TRACKS = datasets.TRACKS
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import formats
-from harness.formatstage import measure_format, samples_within_budget
+from feedtax import formats
+from feedtax.measure.formatstage import measure_format, samples_within_budget
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "raw"])

@@ -8,8 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness import assumptions, gravity
-from harness.gravity_cli import gravity_cmd
+from feedtax.cli.gravity import gravity_cmd
+from feedtax.model import assumptions, gravity
 
 PB = 10**15
 
@@ -107,7 +107,7 @@ def test_cli_table_and_errors():
 
 
 def test_figures():
-    from reports.mission_figures import sneakernet_crossover, transfer_time_radar
+    from feedtax.reports.mission_figures import sneakernet_crossover, transfer_time_radar
 
     g = gravity.gravity(disk_write_mb_per_s=2000, disk_read_mb_per_s=2000)
     assert transfer_time_radar(g).axes and sneakernet_crossover(g).axes

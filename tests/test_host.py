@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from probes import host
-from probes.gpu import collect_gpus
+from feedtax.probes import host
+from feedtax.probes.gpu import collect_gpus
 
 
 def test_collect_reports_this_machine():

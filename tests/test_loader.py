@@ -9,11 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-import formats
-from formats.base import ShardError
-from harness import datasets
-from harness.loader import (INDEX_KEY, STAGE_KEY, LoaderConfig, Parts, ShardStream, ShmRing, SyntheticBatches, assemble,
-                            make_loader, normalize_frames, spectrogram, stack, to_tensors, token_shift, transform_for)
+from feedtax import datasets, formats
+from feedtax.formats.base import ShardError
+from feedtax.loader import (
+    INDEX_KEY,
+    STAGE_KEY,
+    LoaderConfig,
+    Parts,
+    ShardStream,
+    ShmRing,
+    SyntheticBatches,
+    assemble,
+    make_loader,
+    normalize_frames,
+    spectrogram,
+    stack,
+    to_tensors,
+    token_shift,
+    transform_for,
+)
 
 
 def _digest(sample: dict) -> str:

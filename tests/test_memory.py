@@ -1,10 +1,10 @@
-"""probes.memory: copy bandwidth is measured with the stated convention, and bad sizes are refused."""
+"""feedtax.probes.memory: copy bandwidth is measured with the stated convention, and bad sizes are refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from probes.memory import LLC_MULTIPLE, last_level_cache_bytes, measure_memory
+from feedtax.probes.memory import LLC_MULTIPLE, last_level_cache_bytes, measure_memory
 
 MIB = 1 << 20
 

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from probes.nvml import ENERGY_WRAP, NvmlReading, NvmlSampler, energy_delta_mj, summarize_readings
+from feedtax.probes.nvml import ENERGY_WRAP, NvmlReading, NvmlSampler, energy_delta_mj, summarize_readings
 
 RECORDED = [  # t, util %, power W, energy mJ (wraps between the 3rd and 4th reading)
     (0.0, 0, 60.0, ENERGY_WRAP - 3000),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import pagecache
+from feedtax.probes import pagecache
 
 
 def test_evict_drops_pages_and_reading_brings_them_back(tmp_path):

@@ -7,7 +7,7 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from harness.probe_cli import probe_app
+from feedtax.cli.probe import probe_app
 
 app = typer.Typer()
 app.add_typer(probe_app, name="probe")
@@ -15,7 +15,7 @@ app.add_typer(probe_app, name="probe")
 
 @app.callback()
 def _root() -> None:
-    """Stands in for harness.cli's app."""
+    """Stands in for feedtax.cli.main's app."""
 
 
 runner = CliRunner()

@@ -21,6 +21,6 @@ def test_generated_module_matches_proto(tmp_path):
 def test_protobuf_uses_upb():
     from google.protobuf.internal import api_implementation
 
-    import formats.protobuf  # noqa: F401
+    import feedtax.formats.protobuf  # noqa: F401
 
     assert api_implementation.Type() == "upb"

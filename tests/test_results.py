@@ -7,10 +7,10 @@ import json
 import jsonschema
 import pytest
 
-from harness import results
-from harness.formatstage import measure_format
-from harness.profiles import get
-from probes import host
+from feedtax import results
+from feedtax.measure.formatstage import measure_format
+from feedtax.measure.profiles import get
+from feedtax.probes import host
 
 
 def make_results(tmp_path, track_samples) -> results.Results:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import selection
+from feedtax.measure import selection
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import stats
+from feedtax import stats
 
 
 def test_summary_of_known_values():

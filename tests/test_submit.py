@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from harness import collect
-from harness.results import Results
-from harness.submit import SubmitError, write_submission
 from test_collect import base_run
+
+from feedtax.classroom import collect
+from feedtax.classroom.submit import SubmitError, write_submission
+from feedtax.results.schema import Results
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import formats
-from harness.sweep import (ConsumerSpec, FeedingSummary, LoaderRow, binding_stage, fit_usl, flow_equilibrium,
-                           run_sweep, scaling_fit, usl)
+from feedtax import formats
+from feedtax.measure.sweep import binding_stage, fit_usl, flow_equilibrium, run_sweep, scaling_fit, usl
+from feedtax.results.feeding import ConsumerSpec, FeedingSummary, LoaderRow
 
 
 def test_flow_equilibrium_is_the_smallest_count_keeping_up():
@@ -57,7 +57,7 @@ def test_binding_stage_is_the_slowest():
 
 
 def test_small_real_sweep(tmp_path, track_samples):
-    from probes.nvml import NvmlSampler
+    from feedtax.probes.nvml import NvmlSampler
 
     samples = track_samples["tiny"]
     shards = {f: formats.get(f).write(samples, tmp_path / f, samples_per_shard=8) for f in ("json", "raw")}
@@ -94,8 +94,8 @@ def test_small_real_sweep(tmp_path, track_samples):
 
 def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, track_samples, monkeypatch):
     """Epochs after an eviction run 10x slower, but the eviction reports pages still cached: no fetch rate."""
-    import harness.sweep as sweep
-    from probes import pagecache
+    import feedtax.measure.sweep as sweep
+    from feedtax.probes import pagecache
 
     paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
     after_eviction = []
@@ -114,8 +114,8 @@ def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, 
 
 
 def test_figures_render(tmp_path):
-    from reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, scaling, wait_breakdown
-    from harness.sweep import TransportCost, WaitBreakdown
+    from feedtax.reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, scaling, wait_breakdown
+    from feedtax.results.feeding import TransportCost, WaitBreakdown
 
     rows = [LoaderRow(track="edge", format=f, num_workers=w, batch_size=16, samples_per_s=1000 * (w + 1),
                       feeding_tax=0.5 / (w + 1), au=1 - 0.5 / (w + 1), step_s=0.005, ingestion_samples_per_s=1500 * (w + 1),
@@ -148,7 +148,8 @@ def test_figures_render(tmp_path):
 
 
 def test_loader_overhead_reports_both_batches_paired(tmp_path, track_samples):
-    from harness.sweep import AMORTIZED_BATCH_DECODE_S, LoaderOverhead, loader_overhead
+    from feedtax.measure.sweep import AMORTIZED_BATCH_DECODE_S, loader_overhead
+    from feedtax.results.feeding import LoaderOverhead
 
     paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
     o = loader_overhead("tiny", "raw", paths, decode_samples_per_s=20000.0, batch_size=4, rounds=3)
@@ -170,7 +171,7 @@ def test_max_batch_bytes_keeps_the_ring_within_shared_memory(tmp_path, monkeypat
     import shutil
     from collections import namedtuple
 
-    from harness.sweep import AMORTIZED_BATCH_MAX_BYTES, max_batch_bytes
+    from feedtax.measure.sweep import AMORTIZED_BATCH_MAX_BYTES, max_batch_bytes
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(64 << 20, 0, 64 << 20))  # Docker's default /dev/shm
@@ -184,7 +185,7 @@ def test_max_batch_bytes_keeps_the_ring_within_shared_memory(tmp_path, monkeypat
 
 
 def test_loader_overhead_of_an_older_results_file_still_loads():
-    from harness.sweep import LoaderOverhead
+    from feedtax.results.feeding import LoaderOverhead
 
     old = {"track": "edge", "format": "raw", "batch_size": 16, "loader_samples_per_s": 1.0, "decode_samples_per_s": 2.0,
            "ratio": 0.5, "amortized_batch_size": 64, "amortized_loader_samples_per_s": 1.5, "amortized_ratio": 0.75,
@@ -200,13 +201,13 @@ def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(mo
 
     import torch
 
-    import harness.feeding as feeding
-    import probes.nvml
-    from harness.consumer import ModelConsumer
-    from harness.sweep import _gpu_peak, _gpu_sampler
+    import feedtax.measure.feeding as feeding
+    from feedtax.measure.consumers import ModelConsumer
+    from feedtax.measure.sweep import _gpu_peak, _gpu_sampler
+    from feedtax.probes import nvml
 
     made = []
-    monkeypatch.setattr(probes.nvml, "NvmlSampler", lambda **kw: made.append(kw))
+    monkeypatch.setattr(nvml, "NvmlSampler", lambda **kw: made.append(kw))
     props = NS(pci_domain_id=0, pci_bus_id=0x3B, pci_device_id=0, uuid="1234-abcd")
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
     _gpu_sampler("cuda:1")()
@@ -239,7 +240,7 @@ def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(mo
 
 def test_breakdown_figure_of_an_older_results_file():
     """results.json from before worker_s_per_batch: the figure shows the bars it has."""
-    from reports.feeding_figures import wait_breakdown
+    from feedtax.reports.feeding_figures import wait_breakdown
 
     part = {"track": "edge", "format": "raw", "num_workers": 2, "in_memory_samples_per_s": 9000.0,
             "warm_samples_per_s": 5000.0, "cold_samples_per_s": 4000.0, "prep_samples_per_s": 5000.0,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from harness.cli import app
+from feedtax.cli.main import app
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.units import parse_size
+from feedtax.units import parse_size
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from harness.results import Results
+from feedtax.results.schema import Results
 
 ALPHA = 0.05
 MIN_CHANGE = 0.01

@@ -1,6 +1,6 @@
 """`feedtax collect`, `feedtax class-report` and `feedtax compare`: the instructor's and the student's side.
 
-Plain functions with typer parameters, registered in harness.cli with app.command(NAME)(FUNCTION).
+Plain functions with typer parameters, registered in feedtax.cli.main with app.command(NAME)(FUNCTION).
 Only typer is imported here; everything heavy is imported inside the commands.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from harness.clierrors import fail
+from feedtax.cli.options import fail
 
 
 def collect_cmd(
@@ -23,7 +23,7 @@ def collect_cmd(
     Exit status: 0 when every file was collected (or was already), 1 when any was rejected or
     conflicted with a run already collected, 2 when the database cannot be used.
     """
-    from harness.collect import CollectError, collect
+    from feedtax.classroom.collect import CollectError, collect
 
     try:
         report = collect(submissions, db)
@@ -52,8 +52,8 @@ def class_report_cmd(
     out: Path = typer.Option(Path("class-report"), "--out", help="Folder for class_report.html."),
 ) -> None:
     """Render the class report (self-contained HTML) from the class database."""
-    from harness.collect import CollectError
-    from reports import class_report
+    from feedtax.classroom.collect import CollectError
+    from feedtax.reports import class_report
 
     try:
         path = class_report.write(db, out)
@@ -73,7 +73,8 @@ def compare_cmd(
     """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test)."""
     import json
 
-    from harness import compare, results
+    from feedtax import results
+    from feedtax.classroom import compare
 
     try:
         ra, rb = results.load(a), results.load(b)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.datasets import Sizes
+from feedtax.datasets import Sizes
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Profile:
     disk_probe_budget_s: float = 30.0
     memory_probe_bytes: int = 256 << 20
     sweep: SweepPlan = field(default_factory=lambda: SweepPlan(("edge",), ("csv", "parquet", "raw"), 16, 16, 0.005, 2))
-    selection: str = "ci"  # harness.selection.CONFIGS key
+    selection: str = "ci"  # feedtax.measure.selection.CONFIGS key
 
 
 PROFILES = {

@@ -7,15 +7,11 @@ sample sizes; FLOPs from mlsysim's model registry. Measured joules, where counte
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from collections.abc import Mapping
 
-from pydantic import BaseModel, Field
-
-from harness.assumptions import Assumptions, Sourced
-from harness.calibrate import Measured, derived, frame_4k_bytes, from_mlsysim, measured
-
-Axis = Literal["compute", "memory", "storage", "network", "radio"]
-AXES: tuple[str, ...] = ("compute", "memory", "storage", "network", "radio")
+from feedtax.model.calibrate import Measured, derived, frame_4k_bytes, from_mlsysim, measured
+from feedtax.results.audits import Ledger, LedgerRow, TrackLedger
+from feedtax.results.projections import Assumptions, Sourced
 
 # Per track: the mission's model (FLOPs per inference) and the energy per FLOP of the processor running it.
 WORKLOADS = {
@@ -30,30 +26,6 @@ SRAM = "Hardware.Tech.Movement.L1.energy_per_byte"
 NVME = "Hardware.Tech.Movement.Nvme.energy_per_byte"
 NETWORK = "Hardware.Tech.Movement.Network.energy_per_byte"
 RADIO = "Systems.NetworkEnergy.RadioBitLow"
-
-
-class LedgerRow(BaseModel):
-    axis: Axis
-    medium: str
-    amount: Sourced = Field(description="bytes moved or FLOPs computed")
-    energy_per_unit: Sourced = Field(description="J per byte or J per FLOP")
-    joules: float
-
-
-class TrackLedger(BaseModel):
-    track: str
-    unit_of_work: str
-    format: str
-    rows: list[LedgerRow]
-    move_j: float
-    compute_j: float
-    move_over_compute: float
-    measured_joules: float | None = Field(None, description="from energy counters, where they exist")
-    measured_source: str | None = None
-
-
-class Ledger(BaseModel):
-    tracks: list[TrackLedger]
 
 
 def _row(axis: str, medium: str, amount: Sourced, per_unit: Sourced) -> LedgerRow:

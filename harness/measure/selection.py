@@ -11,33 +11,16 @@ assumed CPU power (labelled as such).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from pydantic import BaseModel, Field
 
-from harness.assumptions import Assumptions
-from harness.assumptions import load as load_assumptions
+from feedtax.model.assumptions import load as load_assumptions
+from feedtax.results.audits import SelectionConfig, SelectionResult, SelectionRow
+from feedtax.results.projections import Assumptions
 
 # The lab's "Label Quality (Low -> Expert)" slider as flip rates: a design choice of this experiment.
 LABEL_FLIP_RATE = {"low": 0.30, "medium": 0.15, "high": 0.05, "expert": 0.01}
-
-
-class SelectionConfig(BaseModel):
-    """Experiment size and knobs; `ci` finishes in a few seconds."""
-
-    seed: int = 0
-    n_features: int = 32
-    class_separation: float = Field(2.5, description="distance between class means, in noise standard deviations")
-    pool_samples: int = 20000
-    curated_samples: int = 1000
-    test_samples: int = 4000
-    label_qualities: list[str] = ["low", "medium", "high", "expert"]
-    filter_ratios: list[float] = [0.0, 0.5, 0.9]
-    target_accuracy: float = 0.87
-    max_epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 0.5
 
 
 CONFIGS = {
@@ -45,29 +28,6 @@ CONFIGS = {
     "full": SelectionConfig(pool_samples=1_000_000, curated_samples=10_000, test_samples=20_000, n_features=64,
                             filter_ratios=[0.0, 0.3, 0.6, 0.9]),
 }
-
-
-class SelectionRow(BaseModel):
-    scenario: str
-    label_quality: str
-    flip_rate: float
-    filter_ratio: float
-    pool_samples: int
-    kept_samples: int
-    epochs: int
-    samples_processed: int
-    bytes_processed: int
-    accuracy: float
-    reached_target: bool
-    wall_s: float
-    energy_j: float
-    energy_source: str
-
-
-class SelectionResult(BaseModel):
-    config: SelectionConfig
-    bayes_accuracy: float = Field(description="best accuracy any classifier can reach on this data")
-    rows: list[SelectionRow]
 
 
 def make_data(rng: np.random.Generator, n: int, d: int, separation: float, direction: np.ndarray):

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from pydantic import BaseModel
+from feedtax.results.probes import CounterResult, EnergyResult
 
 POWERCAP = Path("/sys/class/powercap")
 RAPL_UPDATE_S = 0.001
@@ -63,29 +64,6 @@ def window_warning(window_s: float, update_period_s: float) -> str | None:
     return None
 
 
-class CounterResult(BaseModel):
-    name: str  # e.g. "rapl:package-0", "rapl:package-0/dram", "nvml:gpu0"
-    source: str  # "rapl" or "nvml"
-    energy_j: float | None
-    average_power_w: float | None
-    update_period_s: float
-    readings: int
-    wraps: int
-    warning: str | None = None
-
-
-class EnergyResult(BaseModel):
-    """Energy each available counter saw over one window; absent sources with the reason."""
-
-    window_s: float
-    counters: list[CounterResult]
-    absent: dict[str, str]  # source ("rapl", "nvml") -> why it could not be read
-    cpu_package_j: float | None  # sum of RAPL package zones
-    dram_j: float | None  # sum of RAPL dram zones
-    gpu_j: float | None  # sum of NVML GPUs
-    warnings: list[str]
-
-
 @dataclass
 class _Counter:
     name: str
@@ -123,7 +101,7 @@ def rapl_counters(root: Path = POWERCAP) -> tuple[list[_Counter], str | None]:
 
 def nvml_counters(stack: ExitStack) -> tuple[list[_Counter], str | None]:
     """One counter per GPU whose NVML total-energy counter reads, the session held open by stack."""
-    from probes.gpu import NvmlUnavailable, nvml_session, total_energy_mj
+    from feedtax.probes.gpu import NvmlUnavailable, nvml_session, total_energy_mj
 
     try:
         nvml: Any = stack.enter_context(nvml_session())
@@ -167,7 +145,7 @@ class EnergyMeter:
         while not self._stop.wait(self.sample_every_s):
             self.sample()
 
-    def __enter__(self) -> "EnergyMeter":
+    def __enter__(self) -> EnergyMeter:
         rapl, why = rapl_counters(self.powercap_root)
         if why:
             self._absent["rapl"] = why

@@ -1,19 +1,19 @@
-"""The projection stage: a run's measured sections -> mlsysim's models (harness.calibrate) -> the
+"""The projection stage: a run's measured sections -> mlsysim's models (feedtax.model.calibrate) -> the
 missions, the model's check against the measured sweep, the Data Gravity Audit and the energy
 ledger. It reads only the results object, so `feedtax project RESULTS.json` re-projects without
 measuring again (with other assumptions, say)."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from harness import datasets
-from harness.results import Results
+from feedtax import datasets
+from feedtax.results.schema import Results
 
 
 def stage_rates(res: Results) -> list:
     """Per-worker stage rates of each swept track x format, from the sweep's 1-worker (else first) rows."""
-    from harness.calibrate import StageRates
+    from feedtax.model.calibrate import StageRates
 
     disk = res.disk
     transport = {s.track: s.transport.transport_s_per_batch for s in (res.feeding.summaries if res.feeding else []) if s.transport}
@@ -45,8 +45,9 @@ def _by_pair(rows: Iterable) -> dict[tuple[str, str], list]:
 
 def project_results(res: Results, assume: list[str] | None = None) -> None:
     """Fill res.assumptions, projections, model_validation, gravity and energy_ledger from what res measured."""
-    from harness import assumptions as assumptions_mod
-    from harness import calibrate, energy, gravity
+    from feedtax.model import assumptions as assumptions_mod
+    from feedtax.model import calibrate, gravity
+    from feedtax.model import ledger as energy
 
     if res.disk is None or not res.formats:
         raise ValueError("projection needs the disk probe and the format stage's results")

@@ -12,13 +12,14 @@ MFU = achieved FLOP/s / the device's peak FLOP/s; None (absent) when either is u
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from harness.loader import INDEX_KEY, STAGE_KEY
-from harness.stats import Distribution, summarize
+from feedtax.loader import INDEX_KEY, STAGE_KEY
+from feedtax.stats import Distribution, summarize
 
 
 class StepRecord(BaseModel):
@@ -62,7 +63,7 @@ class FeedingResult(BaseModel):
     achieved_flop_per_s: float | None = None
     peak_flop_per_s: float | None = None
     mfu: float | None = Field(None, description="achieved / peak FLOP/s; None where either is unknown")
-    nvml: Any | None = Field(None, description="probes.nvml.NvmlSummary over the measured steps, or None")
+    nvml: Any | None = Field(None, description="feedtax.probes.nvml.NvmlSummary over the measured steps, or None")
     timeline: list[StepRecord] = []
 
 
@@ -91,7 +92,7 @@ def measure_feeding(
 ) -> FeedingResult:
     """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it.
 
-    sampler: an optional probes.nvml.NvmlSampler, started at the first measured step and stopped at
+    sampler: an optional feedtax.probes.nvml.NvmlSampler, started at the first measured step and stopped at
     the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (see peak_flops).
     """
     if steps < 1 or warmup_steps < 0:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from harness.loader import INDEX_KEY, STAGE_KEY
+from feedtax.loader import INDEX_KEY, STAGE_KEY
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _spec(batch: dict) -> torch.Tensor:
     """The spectrogram [B,T,F]: as the transform left it, or computed here (on the host) from audio."""
     if "spec" in batch:
         return batch["spec"]
-    from harness.loader import spectrogram
+    from feedtax.loader import spectrogram
 
     specs = [spectrogram({"audio": a}, None)["spec"] for a in batch["audio"].numpy()]
     return torch.from_numpy(np.stack(specs))

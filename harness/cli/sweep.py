@@ -9,11 +9,10 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from harness.clierrors import fail
+from feedtax.cli.options import fail
 
 TRACKS = ("cloud", "edge", "mobile", "tiny")
 FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
@@ -40,13 +39,13 @@ def _workers(text: str) -> list[int]:
 
 
 def sweep(
-    format: Optional[list[str]] = typer.Option(None, "--format", help=f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."),
+    format: list[str] | None = typer.Option(None, "--format", help=f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."),
     workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
     track: str = typer.Option("edge", help=f"Track whose samples to load: {', '.join(TRACKS)}."),
-    step_ms: Optional[float] = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
+    step_ms: float | None = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
-    device: Optional[str] = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
+    device: str | None = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
+    peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
                                                 "(default on a GPU: its peak at the model's precision, fp32 or tf32, "
                                                 "from mlsysim's registry)."),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
@@ -66,15 +65,16 @@ def sweep(
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
     fmts = _list(format, FORMATS, "format", ["csv", "parquet", "raw"])
     counts = _workers(workers)
-    from harness import profiles
+    from feedtax.measure import profiles
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
-    import formats as codecs
-    from harness import datasets
-    from harness.sweep import ConsumerSpec, run_sweep
+    from feedtax import datasets
+    from feedtax import formats as codecs
+    from feedtax.measure.sweep import run_sweep
+    from feedtax.results.feeding import ConsumerSpec
 
     if device == "cuda":
         import torch

@@ -20,13 +20,15 @@ import stat
 import time
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ValidationError
 
-from harness.results import SCHEMA_VERSION, Results, now_utc
+from feedtax.results.io import now_utc
+from feedtax.results.schema import SCHEMA_VERSION, Results
 
 # --- limits (documented in docs/instructors.md) --------------------------------------------------
 # A ci results.json is ~75 kB and a full run with loader timelines a few MB: 32 MiB is far above
@@ -390,7 +392,7 @@ class Plan:
     table: str
     keyed: bool = False  # rows come from a dict: row_key holds the key
     columns: list[tuple[tuple[str, ...], str, str, bool]] = field(default_factory=list)  # attr path, column, type, as JSON
-    children: list[tuple[tuple[str, ...], str, "Plan"]] = field(default_factory=list)  # attr path, "one"/"list"/"dict", plan
+    children: list[tuple[tuple[str, ...], str, Plan]] = field(default_factory=list)  # attr path, "one"/"list"/"dict", plan
     getter: Any = field(default=None, repr=False, compare=False)  # built on first use by _values
 
 

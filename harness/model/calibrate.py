@@ -1,7 +1,7 @@
 """The one bridge to mlsysim: this machine's measured numbers become the inputs of the course's models.
 
 Per track, evaluate_pipeline (the lab's own pipeline model), DataModel and TransformationModel run on
-inputs that are each measured, from mlsysim's registry, or a sourced assumption (harness/assumptions.json),
+inputs that are each measured, from mlsysim's registry, or a sourced assumption (model/assumptions.json),
 and every input keeps its {value, unit, source}. Rates are in samples of the measured (synthetic) sample
 per second; mission demands are converted to that unit, which assumes decode cost scales with bytes.
 mlsysim is imported inside the functions that use it: it takes seconds to import.
@@ -10,11 +10,23 @@ mlsysim is imported inside the functions that use it: it takes seconds to import
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.assumptions import Assumptions, Sourced
+from feedtax.results.projections import (
+    Alternative,
+    Assumptions,
+    Check,
+    DataWall,
+    FormatProjection,
+    PipelineOut,
+    Projection,
+    Sourced,
+    TransformWall,
+    ValidationRow,
+)
 
 Track = Literal["cloud", "edge", "mobile", "tiny"]
 TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
@@ -53,7 +65,7 @@ class Measured(BaseModel):
     disk_write_mb_per_s: float | None = None
     memory_copy_mb_per_s: float | None = None
     gpu_mfu: float | None = Field(None, description="measured MFU when a GPU was present")
-    audio_rate_hz: float = Field(description="sample rate of the measured audio (harness.datasets.AUDIO_RATE_HZ)")
+    audio_rate_hz: float = Field(description="sample rate of the measured audio (feedtax.datasets.AUDIO_RATE_HZ)")
 
     def of(self, track: str) -> list[FormatMeasure]:
         return [f for f in self.formats if f.track == track]
@@ -61,7 +73,7 @@ class Measured(BaseModel):
 
 def sample_fields(samples_by_track: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, dict[str, FieldMeasure]]:
     """Field sizes of the first sample of each track, from its schema."""
-    from formats.base import schema_of
+    from feedtax.formats.base import schema_of
 
     return {track: {f.name: FieldMeasure(bytes=f.nbytes, items=f.size) for f in schema_of(next(iter(samples)))}
             for track, samples in samples_by_track.items()}
@@ -76,97 +88,6 @@ def measured_from(format_results: Iterable[Any], **fields: Any) -> Measured:
 
 
 # ---------------------------------------------------------------- outputs
-
-class PipelineOut(BaseModel):
-    """evaluate_pipeline's results (the contract's names)."""
-
-    read_rate_per_second: float
-    decode_rate_per_second: float
-    transform_rate_per_second: float
-    service_rate_per_second: float
-    required_rate_per_second: float
-    bottleneck_stage: str
-    accelerator_wait_fraction: float
-
-
-class Check(BaseModel):
-    """One mission constraint: value against limit. kind "max": value must not exceed limit; "min": reach it."""
-
-    name: str
-    value: float
-    limit: float
-    unit: str
-    kind: Literal["max", "min"]
-    ok: bool
-    headroom: float = Field(description="limit/value for max, value/limit for min: < 1 means violated")
-    detail: str
-
-
-class DataWall(BaseModel):
-    """mlsysim DataModel on a node with a storage entry: demand against the slowest modeled data path."""
-
-    node: str
-    storage_source: str
-    demand_mb_per_s: float
-    supply_mb_per_s: float
-    utilization: float
-    bottleneck: str
-    stalled: bool
-
-
-class TransformWall(BaseModel):
-    """mlsysim TransformationModel for one sample: transform time against the accelerator's time per sample."""
-
-    transform_time_s: float
-    accelerator_step_time_s: float
-    accelerator_utilization: float
-    is_bottleneck: bool
-
-
-class FormatProjection(BaseModel):
-    format: str
-    inputs: dict[str, Sourced]
-    pipeline: PipelineOut
-    checks: list[Check]
-    facts: dict[str, Sourced] = {}
-
-
-class Alternative(BaseModel):
-    """An architectural alternative (mobile: pre-process on the glasses, send less)."""
-
-    name: str
-    bytes_per_frame: float
-    radio_power_w: float
-    cut_vs_baseline: float = Field(description="1 - alternative radio energy / baseline radio energy")
-    meets_cut: bool
-
-
-class Projection(BaseModel):
-    """One mission: the verdict, its binding constraint, the headline pipeline and its sourced inputs."""
-
-    track: Track
-    verdict: Literal["meets", "misses"]
-    binding_constraint: str
-    format: str = Field(description="the headline format: the one with the most headroom on its checks")
-    pipeline: PipelineOut
-    inputs: dict[str, Sourced]
-    checks: list[Check]
-    facts: dict[str, Sourced] = {}
-    per_format: list[FormatProjection]
-    data_wall: DataWall | None = None
-    transformation: TransformWall | None = None
-    alternatives: list[Alternative] = []
-
-
-class ValidationRow(BaseModel):
-    track: str
-    format: str
-    num_workers: int
-    predicted_feeding_tax: float
-    measured_feeding_tax: float
-    error_pp: float
-    model: str
-    likely_reason: str | None = None
 
 
 # ---------------------------------------------------------------- sourced numbers

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from harness.clierrors import fail
+from feedtax.cli.options import fail
 
 
 def gravity_cmd(
-    size: Optional[list[str]] = typer.Option(None, help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the lab's five tiers."),
-    distance_km: Optional[float] = typer.Option(None, help="Shipping distance in km; default assumption sneakernet_distance_km."),
-    link_gbps: Optional[list[float]] = typer.Option(None, help="Link rates in Gbit/s (repeat); default 10 and 100."),
-    disk_mb_per_s: Optional[float] = typer.Option(None, help="Drive write and read bandwidth in MB/s (e.g. this machine's measured disk)."),
-    tier: Optional[str] = typer.Option(None, help="Use a storage tier's bandwidth instead: hdd, sata_ssd, nvme_gen4."),
-    assume: Optional[list[str]] = typer.Option(None, help="Override an assumption: key=value (repeat)."),
+    size: list[str] | None = typer.Option(None, help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the lab's five tiers."),
+    distance_km: float | None = typer.Option(None, help="Shipping distance in km; default assumption sneakernet_distance_km."),
+    link_gbps: list[float] | None = typer.Option(None, help="Link rates in Gbit/s (repeat); default 10 and 100."),
+    disk_mb_per_s: float | None = typer.Option(None, help="Drive write and read bandwidth in MB/s (e.g. this machine's measured disk)."),
+    tier: str | None = typer.Option(None, help="Use a storage tier's bandwidth instead: hdd, sata_ssd, nvme_gen4."),
+    assume: list[str] | None = typer.Option(None, help="Override an assumption: key=value (repeat)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Network transfer vs shipping drives: time per dataset size and link, and the crossover distance."""
-    from harness import gravity as g
-    from harness.units import parse_size
-    from harness.assumptions import AssumptionError, load
+    from feedtax.model import gravity as g
+    from feedtax.model.assumptions import load
+    from feedtax.results.projections import AssumptionError
+    from feedtax.units import parse_size
 
     try:
         sizes = [parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(g.DATASET_TIERS_BYTES)

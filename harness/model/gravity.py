@@ -10,12 +10,11 @@ transfer ends; beyond it the network wins. None: the network wins at every dista
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
-
-from harness.assumptions import Assumptions, Sourced
-from harness.assumptions import load as load_assumptions
+from feedtax.model.assumptions import load as load_assumptions
+from feedtax.results.audits import GravityResult, GravityTier
+from feedtax.results.projections import Assumptions, Sourced
 
 DATASET_TIERS_BYTES = (10**10, 10**12, 10**14, 10**15, 10**16)  # lab plan Part 1: the five tiers, 10 GB -> 10 PB
 LINK_GBPS = (10.0, 100.0)  # lab plan Part 1: the link slider's ends, 10G -> 100G
@@ -28,31 +27,6 @@ DEFAULT_TIER = "hdd"  # shipped drives are HDDs by default (drive_capacity_bytes
 SECONDS_PER_HOUR = 3600.0
 BYTES_PER_MB = 1e6
 BYTES_PER_GB = 1e9
-
-
-class GravityTier(BaseModel):
-    """One dataset size x link: both paths' times, the crossover distance and the costs."""
-
-    dataset_bytes: int
-    link_gbps: float
-    network_s: float
-    sneakernet_s: float = Field(description="at distance_km")
-    crossover_km: float | None = Field(description="longest distance where sneakernet is no slower; None: never")
-    distance_km: float
-    winner: str
-    drives: int
-    write_s: float
-    ship_s: float
-    read_s: float
-    egress_usd: float
-    drives_usd: float
-
-
-class GravityResult(BaseModel):
-    tiers: list[GravityTier]
-    inputs: dict[str, Sourced]
-    definition: str = ("crossover_km: the longest shipping distance at which the drives arrive no later than the "
-                       "network transfer ends; beyond it the network wins; None: the network wins at every distance")
 
 
 def network_s(dataset_bytes: float, link_gbps: float, efficiency: float) -> float:
@@ -84,7 +58,7 @@ def crossover_km(net_s: float, write_s: float, read_s: float, speed_km_per_h: fl
 
 def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: float | None) -> tuple[Sourced, Sourced]:
     """Disk write/read bandwidth: measured values where given (unless a tier is chosen), else the tier's (mlsysim)."""
-    from harness.calibrate import from_mlsysim
+    from feedtax.model.calibrate import from_mlsysim
 
     tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
     if tier:

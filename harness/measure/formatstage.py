@@ -2,7 +2,7 @@
 
 Encode writes shards (page cache, no fsync). Decode streams every sample back; "cold" evicts the
 shards' pages first (fsync + posix_fadvise DONTNEED, checked with mincore), "warm" reads them
-from the page cache. Each is a distribution over repeats (harness.stats).
+from the page cache. Each is a distribution over repeats (feedtax.stats).
 A format too slow to repeat over all samples within the profile's per-format budget is measured on
 a prefix of whole shards (a per-sample cost does not depend on the count); n_samples says how many.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import formats
-from formats.base import Sample, sample_nbytes, schema_of
-from harness.results import CacheState, FormatResult
-from harness.stats import rates, summarize, time_repeats
-from probes import pagecache
+from feedtax import formats
+from feedtax.formats.base import Sample, sample_nbytes, schema_of
+from feedtax.probes import pagecache
+from feedtax.results.schema import CacheState, FormatResult
+from feedtax.stats import rates, summarize, time_repeats
 
 
 def _decode_all(codec: formats.Codec, paths: list[Path], expected: int) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from harness.clierrors import fail
-
-from harness.class_cli import class_report_cmd, collect_cmd, compare_cmd
-from harness.gravity_cli import gravity_cmd
-from harness.probe_cli import probe_app
-from harness.sweep_cli import sweep
+from feedtax.cli.classroom import class_report_cmd, collect_cmd, compare_cmd
+from feedtax.cli.gravity import gravity_cmd
+from feedtax.cli.options import fail
+from feedtax.cli.probe import probe_app
+from feedtax.cli.sweep import sweep
 
 app = typer.Typer(
     help="feedtax: measure what it costs to feed an accelerator, on this machine.",
@@ -48,20 +46,20 @@ def _choices(values: list[str] | None, known: tuple[str, ...], what: str) -> lis
 def run(
     profile: str = typer.Option("laptop", help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
     out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
-    tracks: Optional[list[str]] = typer.Option(None, help=f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."),
-    formats: Optional[list[str]] = typer.Option(None, help=f"Formats to measure: {', '.join(FORMATS)}."),
+    tracks: list[str] | None = typer.Option(None, help=f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."),
+    formats: list[str] | None = typer.Option(None, help=f"Formats to measure: {', '.join(FORMATS)}."),
     seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
     keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
-    assume: Optional[list[str]] = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
-    submit: Optional[Path] = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
+    assume: list[str] | None = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
+    submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness import profiles, runner
-    from harness.assumptions import AssumptionError
-    from reports import html
+    from feedtax.measure import profiles, runner
+    from feedtax.reports import html
+    from feedtax.results.projections import AssumptionError
 
     try:
         prof = profiles.get(profile)
@@ -99,7 +97,7 @@ def run(
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
     if submit is not None:
-        from harness.submit import SubmitError, write_submission
+        from feedtax.classroom.submit import SubmitError, write_submission
 
         try:
             console.print(f"submission: {write_submission(res, submit)}")
@@ -109,8 +107,8 @@ def run(
 
 def _report_partial(out: Path) -> None:
     """Render whatever a stopped run saved, so the user still gets a report."""
-    from harness import results
-    from reports import html
+    from feedtax import results
+    from feedtax.reports import html
 
     try:
         html.write(results.load(out / "results.json"), out / "report.html")
@@ -139,11 +137,11 @@ def _summary(console, res) -> None:
 @app.command()
 def report(
     results_file: Path = typer.Argument(..., help="A results.json written by `feedtax run`."),
-    out: Optional[Path] = typer.Option(None, help="Where to write the HTML (default: report.html beside the results)."),
+    out: Path | None = typer.Option(None, help="Where to write the HTML (default: report.html beside the results)."),
 ) -> None:
     """Re-render the HTML report from a results file alone."""
-    from harness import results
-    from reports import html
+    from feedtax import results
+    from feedtax.reports import html
 
     try:
         res = results.load(results_file)
@@ -160,14 +158,14 @@ def report(
 @app.command()
 def project(
     results_file: Path = typer.Argument(..., help="A results.json written by `feedtax run`."),
-    assume: Optional[list[str]] = typer.Option(None, help="Override an assumption: key=value (repeat)."),
-    out: Optional[Path] = typer.Option(None, help="Write the re-projected results here (default: print a summary only)."),
+    assume: list[str] | None = typer.Option(None, help="Override an assumption: key=value (repeat)."),
+    out: Path | None = typer.Option(None, help="Write the re-projected results here (default: print a summary only)."),
     json_out: bool = typer.Option(False, "--json", help="Print the projections as JSON."),
 ) -> None:
     """Re-project a run's measurements through mlsysim (other assumptions, no new measurement)."""
-    from harness import results
-    from harness.assumptions import AssumptionError
-    from harness.project import project_results
+    from feedtax import results
+    from feedtax.model.project import project_results
+    from feedtax.results.projections import AssumptionError
 
     try:
         res = results.load(results_file)
@@ -199,7 +197,7 @@ def schema() -> None:
     """Print the JSON Schema of results.json."""
     import json
 
-    from harness import results
+    from feedtax import results
 
     typer.echo(json.dumps(results.json_schema(), indent=2))
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.results import Results, save
+from feedtax.results.io import save
+from feedtax.results.schema import Results
 
 _SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the same rule collect applies
 

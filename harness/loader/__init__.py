@@ -29,17 +29,18 @@ import time
 import uuid
 import warnings
 import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, get_worker_info
 
-import formats
-from formats.base import Sample, ShardError
+from feedtax import formats
+from feedtax.formats.base import Sample, ShardError
 
 # Sweeps oversubscribe cores on purpose (workers up to 2x cores): torch's warning is expected there.
 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
@@ -152,7 +153,7 @@ def _stack_rows(rows: list[np.ndarray], out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def assemble(item: "Parts | dict", out: dict[str, np.ndarray] | None = None) -> dict:
+def assemble(item: Parts | dict, out: dict[str, np.ndarray] | None = None) -> dict:
     """A batch dict from Parts (into `out`'s arrays [n, *shape] when given; a lone block stays a
     view); the assembly's seconds are added to STAGE_KEY's collate entry. Dicts pass through."""
     if not isinstance(item, Parts):
@@ -191,7 +192,7 @@ class _RowWriter:
     at once: decoding a whole batch before stacking it ran at 0.55-0.66 of plain decode for 12 kB
     protobuf frames here, against 0.78-0.82 in groups (measured, 2-core VM)."""
 
-    def __init__(self, sink: "ShmRing | None", batch_size: int):
+    def __init__(self, sink: ShmRing | None, batch_size: int):
         self.sink, self.batch_size = sink, batch_size
         self.out: dict[str, np.ndarray] | None = None
         self.filled: _Filled | None = None
@@ -208,7 +209,7 @@ class _RowWriter:
             _stack_rows([s[k] for s in samples], out[self.n:self.n + n])
         self.n += n
 
-    def finish(self, extra: dict) -> "_Filled | dict":
+    def finish(self, extra: dict) -> _Filled | dict:
         if self.filled is not None:
             self.filled.n, self.filled.extra = self.n, extra
             return self.filled
@@ -219,8 +220,8 @@ class _RowWriter:
             self.filled.free()
 
 
-def _fill(stream: Iterator, batch_size: int, *, sink: "ShmRing | None", transform: Transform | None,
-          rng: np.random.Generator, keyed: bool, with_index: bool, drop_last: bool) -> "_Filled | dict | None":
+def _fill(stream: Iterator, batch_size: int, *, sink: ShmRing | None, transform: Transform | None,
+          rng: np.random.Generator, keyed: bool, with_index: bool, drop_last: bool) -> _Filled | dict | None:
     """The next batch from a stream of samples (or (sample, (shard, row)) pairs when keyed), decode,
     transform and the copy into the batch timed as three stages; None when the stream is done."""
     writer = _RowWriter(sink, batch_size)
@@ -275,7 +276,7 @@ class ShardStream(IterableDataset):
     collate_fn; otherwise samples are written into the batch a group at a time (_fill).
     """
 
-    sink: "ShmRing | None" = None
+    sink: ShmRing | None = None
 
     def __init__(self, fmt: str, paths: Sequence[Path], *, batch_size: int, shuffle_shards: bool = False,
                  shuffle_samples: bool = False, shuffle_buffer: int = 256, seed: int = 0, epochs: int = 1,
@@ -297,7 +298,7 @@ class ShardStream(IterableDataset):
         for epoch in range(self.epochs):
             yield from self.shards_of(worker, workers, epoch)
 
-    def __iter__(self) -> Iterator["Parts | _Filled | dict | _ShardFailure"]:
+    def __iter__(self) -> Iterator[Parts | _Filled | dict | _ShardFailure]:
         worker, workers = _worker()
         codec = formats.get(self.fmt)
         try:
@@ -308,7 +309,7 @@ class ShardStream(IterableDataset):
         except ShardError as exc:
             yield _ShardFailure.of(exc)
 
-    def _sample_batches(self, worker: int, workers: int) -> Iterator["_Filled | dict"]:
+    def _sample_batches(self, worker: int, workers: int) -> Iterator[_Filled | dict]:
         """Batches of samples, written into their destination a group at a time (_fill)."""
         codec = formats.get(self.fmt)
         rng = np.random.default_rng([self.seed, worker, 1])
@@ -391,7 +392,7 @@ def shard_lengths(fmt: str, paths: Sequence[Path]) -> list[int]:
 class ShardSamples(Dataset):
     """Random access by (shard, row): item = a list of global indices, returned as one batch."""
 
-    sink: "ShmRing | None" = None  # as ShardStream's
+    sink: ShmRing | None = None  # as ShardStream's
 
     def __init__(self, fmt: str, paths: Sequence[Path], *, transform: Transform | None = None,
                  seed: int = 0, with_index: bool = False, lengths: Sequence[int] | None = None):
@@ -410,7 +411,7 @@ class ShardSamples(Dataset):
         shard = int(np.searchsorted(self.starts, index, side="right") - 1)
         return shard, int(index - self.starts[shard])
 
-    def __getitem__(self, indices: Sequence[int]) -> "_Filled | dict | _ShardFailure":
+    def __getitem__(self, indices: Sequence[int]) -> _Filled | dict | _ShardFailure:
         codec = formats.get(self.fmt)
         rng = np.random.default_rng([self.seed, int(indices[0]), 3])
         ids = [self.locate(int(index)) for index in indices]
@@ -434,7 +435,7 @@ class _ShardFailure:
     problem: str
 
     @staticmethod
-    def of(exc: ShardError) -> "_ShardFailure":
+    def of(exc: ShardError) -> _ShardFailure:
         if get_worker_info() is None:
             raise exc
         return _ShardFailure(str(exc.path), exc.position, exc.problem)
@@ -478,14 +479,14 @@ class LoaderConfig:
     transport: Literal["ring", "numpy", "tensor"] = "ring"  # worker -> main; see ShmRing
     random_access: bool = True  # with shuffle_samples: use index reads where the format allows
 
-    def with_(self, **changes) -> "LoaderConfig":
+    def with_(self, **changes) -> LoaderConfig:
         return replace(self, **changes)
 
 
 class FeedLoader:
     """A DataLoader plus the main-side conversion to tensors (and pinning, where CUDA exists)."""
 
-    def __init__(self, dataloader: DataLoader, *, pin: bool, mode: str, ring: "ShmRing | None" = None):
+    def __init__(self, dataloader: DataLoader, *, pin: bool, mode: str, ring: ShmRing | None = None):
         self.dataloader, self.pin, self.mode, self.ring = dataloader, pin, mode, ring
 
     def __iter__(self) -> Iterator[dict]:
@@ -500,11 +501,11 @@ class FeedLoader:
             yield batch
 
 
-def _assembled_tensors(item: "Parts | dict | _ShardFailure") -> "dict | _ShardFailure":
+def _assembled_tensors(item: Parts | dict | _ShardFailure) -> dict | _ShardFailure:
     return item if isinstance(item, _ShardFailure) else to_tensors(assemble(item))
 
 
-_RINGS: "weakref.WeakValueDictionary[str, ShmRing]" = weakref.WeakValueDictionary()  # main: token -> ring
+_RINGS: weakref.WeakValueDictionary[str, ShmRing] = weakref.WeakValueDictionary()  # main: token -> ring
 
 
 class ShmRing:
@@ -557,7 +558,7 @@ class ShmRing:
         key = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.mine = (key, {k: t.numpy() for k, t in tensors.items()}, flags.numpy(), (tensors, flags))
 
-    def reserve(self, spec: dict[str, tuple[np.dtype, tuple[int, ...]]], n: int) -> "_Filled | None":
+    def reserve(self, spec: dict[str, tuple[np.dtype, tuple[int, ...]]], n: int) -> _Filled | None:
         """In a worker: a free slot taken for a batch of up to n rows of `spec` (field -> dtype, row
         shape), as a _Filled whose `out` views the dataset writes into; None when no slot fits."""
         if self.mine is None:
@@ -576,7 +577,7 @@ class ShmRing:
             flags[slot] = 0
         return _Filled(self, slot, {k: v[slot, :n] for k, v in views.items()})
 
-    def __call__(self, item: "Parts | _Filled | dict") -> object:
+    def __call__(self, item: Parts | _Filled | dict) -> object:
         """In a worker (collate_fn): a batch written into a slot by the dataset (_Filled), assembled
         (Parts) or copied (dict) into a free slot, sent as a _SlotMessage; or, when it cannot use a
         slot, the assembled batch itself."""
@@ -600,7 +601,7 @@ class ShmRing:
         rest = {k: v for k, v in assemble(parts, out).items() if k not in out}
         return self._message(filled.slot, parts.n, rest)
 
-    def _message(self, slot: int, n: int, rest: dict) -> "_SlotMessage":
+    def _message(self, slot: int, n: int, rest: dict) -> _SlotMessage:
         key, views, flags, tensors = self.mine
         self.mine = (key, views, flags, None)  # the ring's tensors travel with the first message only
         return _SlotMessage(self.token, key, slot, n, rest, tensors)

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
-from harness import datasets, results
-from harness.formatstage import measure_format
-from harness.profiles import Profile, SweepPlan
-from harness.stats import rates, summarize, time_repeats
-from probes import host
-from probes.disk import measure_disk
-from probes.energy import EnergyMeter
-from probes.memory import measure_memory
+from feedtax import datasets, results
+from feedtax.measure.formatstage import measure_format
+from feedtax.measure.profiles import Profile, SweepPlan
+from feedtax.probes import host
+from feedtax.probes.counters import EnergyMeter
+from feedtax.probes.disk import measure_disk
+from feedtax.probes.memory import measure_memory
+from feedtax.stats import rates, summarize, time_repeats
 
 
 class Progress(Protocol):
@@ -84,7 +85,7 @@ def measure_transform(track: str, samples: list, profile: Profile, on_repeat) ->
     """The track's per-sample transform (the loader's prep stage) over its samples, one process."""
     import numpy as np
 
-    from harness.loader import transform_for
+    from feedtax.loader import transform_for
 
     fn, rng = transform_for(track), np.random.default_rng(0)
     seconds = time_repeats(lambda: [fn(s, rng) for s in samples], warmups=profile.warmups, repeats=profile.repeats,
@@ -99,7 +100,7 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
 
     Stream-only formats deal whole shards to workers, so the format stage's few large shards (fewer
     still for a slow format measured on a budget) would leave workers idle and cap scaling."""
-    import formats as codecs
+    from feedtax import formats as codecs
 
     n = max(2 * max_workers, (plan.steps + 2 * max_workers + 4) * plan.batch_size)
     samples = list(datasets.generate(track, n, seed, sizes))
@@ -111,7 +112,8 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
-    from harness.sweep import ConsumerSpec, loader_overhead, run_sweep
+    from feedtax.measure.sweep import loader_overhead, run_sweep
+    from feedtax.results.feeding import ConsumerSpec
 
     workers = plan.workers(res.host.usable_cores)
     runs = len(formats) * (2 * len(workers) + 2) + 1
@@ -151,7 +153,7 @@ def run(
 ) -> results.Results:
     """Measure everything the profile asks for; results.json is valid after every step."""
     if assume:  # refuse a bad --assume before measuring anything
-        from harness import assumptions
+        from feedtax.model import assumptions
 
         assumptions.load(overrides=list(assume))
     path = prepare_out(out_dir)
@@ -205,13 +207,13 @@ def run(
                 with stage(res, path, "sweep"):
                     run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
             with stage(res, path, "selection"):
-                from harness import selection
+                from feedtax.measure import selection
 
                 progress.start("selection experiment", 1)
                 res.selection = selection.run(selection.CONFIGS[profile.selection])
                 progress.advance()
         with stage(res, path, "projections"):
-            from harness.project import project_results
+            from feedtax.model.project import project_results
 
             progress.start("projections through mlsysim", 1)
             project_results(res, list(assume))

@@ -1,6 +1,6 @@
 """The assumptions file: every number that is neither measured here nor in mlsysim, each with its source.
 
-load() validates harness/assumptions.json and applies `--assume key=value` overrides; each value is
+load() validates model/assumptions.json and applies `--assume key=value` overrides; each value is
 handed out as a Sourced {value, unit, source="assumption:<key>"} so projections can show its origin.
 """
 
@@ -8,56 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
+
+from feedtax.results.projections import Assumption, AssumptionError, Assumptions
 
 DEFAULT_PATH = Path(__file__).with_name("assumptions.json")
 SOURCE_PREFIXES = ("measured", "mlsysim:", "assumption:")
-
-
-class Sourced(BaseModel):
-    """One number with its unit (a pint string, "" for plain numbers) and where it came from."""
-
-    value: float
-    unit: str
-    source: str
-    note: str | None = None
-    derived_from: list[str] = Field(default_factory=list, description="sources of the values it was computed from")
-
-
-class Assumption(BaseModel):
-    """One entry of the assumptions file."""
-
-    value: float
-    unit: str
-    source: str
-    note: str
-    overridden: bool = False
-
-
-class AssumptionError(ValueError):
-    """An unusable assumptions file or override: names the key and what is wrong."""
-
-
-class Assumptions(BaseModel):
-    """All assumptions, by key."""
-
-    entries: dict[str, Assumption]
-
-    def value(self, key: str) -> float:
-        return self._get(key).value
-
-    def sourced(self, key: str) -> Sourced:
-        """The assumption as a projection input, source "assumption:<key>"."""
-        a = self._get(key)
-        return Sourced(value=a.value, unit=a.unit, source=f"assumption:{key}", note=a.note)
-
-    def _get(self, key: str) -> Assumption:
-        if key not in self.entries:
-            raise AssumptionError(f"unknown assumption {key!r}; known: {', '.join(sorted(self.entries))}")
-        return self.entries[key]
 
 
 def parse_overrides(items: Iterable[str] | None) -> dict[str, float]:

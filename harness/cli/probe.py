@@ -9,13 +9,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from harness.clierrors import fail
-
-from harness.units import parse_size
+from feedtax.cli.options import fail
+from feedtax.units import parse_size
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -31,14 +30,14 @@ def _size(text: str, what: str) -> int:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, dict) and "median" in value and "iqr" in value:  # a harness.stats.Distribution
+    if isinstance(value, dict) and "median" in value and "iqr" in value:  # a feedtax.stats.Distribution
         return f"{value['median']:.6g} {value['unit']} (IQR {value['iqr']:.3g}, n={value['n']}{', UNSTABLE' if value['unstable'] else ''})"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
 
 
-def _emit(model: "BaseModel", as_json: bool, title: str) -> None:
+def _emit(model: BaseModel, as_json: bool, title: str) -> None:
     """One JSON object on stdout, or rich tables: scalars, distributions, then lists of records."""
     if as_json:
         typer.echo(model.model_dump_json(indent=2))
@@ -70,14 +69,14 @@ def _emit(model: "BaseModel", as_json: bool, title: str) -> None:
 
 @probe_app.command()
 def disk(
-    path: Optional[Path] = typer.Option(None, "--path", help="directory on the disk to measure [default: a temp dir under the current directory]"),
+    path: Path | None = typer.Option(None, "--path", help="directory on the disk to measure [default: a temp dir under the current directory]"),
     size: str = typer.Option("256M", "--size", help="test file size: bytes or 256M, 1G (binary) / 300MB (decimal)"),
     block_size: str = typer.Option("1M", "--block-size", help="sequential block size"),
     time_budget_s: float = typer.Option(60.0, "--time-budget-s", help="time the probe aims to stay within"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Sequential write/read (cold and warm), random 4 KiB IOPS and latency; MB = 1e6 bytes."""
-    from probes.disk import ProbeError, measure_disk
+    from feedtax.probes.disk import ProbeError, measure_disk
 
     size_bytes, block_bytes = _size(size, "--size"), _size(block_size, "--block-size")
     made = None
@@ -105,11 +104,11 @@ def disk(
 @probe_app.command()
 def memory(
     size: str = typer.Option("512M", "--size", help="bytes per array (source and destination)"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="threads for the all-cores copy [default: usable cores]"),
+    threads: int | None = typer.Option(None, "--threads", help="threads for the all-cores copy [default: usable cores]"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Memory copy bandwidth with numpy, one core and all cores (read + written bytes per second)."""
-    from probes.memory import measure_memory
+    from feedtax.probes.memory import measure_memory
 
     try:
         result = measure_memory(_size(size, "--size"), threads=threads)
@@ -121,7 +120,7 @@ def memory(
 @probe_app.command()
 def host(as_json: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
     """What machine and software this is (CPU, memory, OS, packages)."""
-    from probes.host import collect
+    from feedtax.probes.host import collect
 
     _emit(collect(), as_json, "host")
 
@@ -132,7 +131,7 @@ def energy(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Energy counters (RAPL, NVML) over an idle window; absent counters are listed with the reason."""
-    from probes.energy import measure_energy
+    from feedtax.probes.counters import measure_energy
 
     if window_s <= 0:
         raise fail(f"--window-s must be positive, got {window_s}")

@@ -1,0 +1,1 @@
+"""A class's runs: submitting one, collecting many into DuckDB, comparing two."""

@@ -1,0 +1,144 @@
+"""Sourced numbers, assumptions, and the mission projections and model validation built on them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from feedtax.vocabulary import Track
+
+
+class Sourced(BaseModel):
+    """One number with its unit (a pint string, "" for plain numbers) and where it came from."""
+
+    value: float
+    unit: str
+    source: str
+    note: str | None = None
+    derived_from: list[str] = Field(default_factory=list, description="sources of the values it was computed from")
+
+
+class Assumption(BaseModel):
+    """One entry of the assumptions file."""
+
+    value: float
+    unit: str
+    source: str
+    note: str
+    overridden: bool = False
+
+
+class AssumptionError(ValueError):
+    """An unusable assumptions file or override: names the key and what is wrong."""
+
+
+class Assumptions(BaseModel):
+    """All assumptions, by key."""
+
+    entries: dict[str, Assumption]
+
+    def value(self, key: str) -> float:
+        return self._get(key).value
+
+    def sourced(self, key: str) -> Sourced:
+        """The assumption as a projection input, source "assumption:<key>"."""
+        a = self._get(key)
+        return Sourced(value=a.value, unit=a.unit, source=f"assumption:{key}", note=a.note)
+
+    def _get(self, key: str) -> Assumption:
+        if key not in self.entries:
+            raise AssumptionError(f"unknown assumption {key!r}; known: {', '.join(sorted(self.entries))}")
+        return self.entries[key]
+
+
+class PipelineOut(BaseModel):
+    """evaluate_pipeline's results (the contract's names)."""
+
+    read_rate_per_second: float
+    decode_rate_per_second: float
+    transform_rate_per_second: float
+    service_rate_per_second: float
+    required_rate_per_second: float
+    bottleneck_stage: str
+    accelerator_wait_fraction: float
+
+
+class Check(BaseModel):
+    """One mission constraint: value against limit. kind "max": value must not exceed limit; "min": reach it."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+    kind: Literal["max", "min"]
+    ok: bool
+    headroom: float = Field(description="limit/value for max, value/limit for min: < 1 means violated")
+    detail: str
+
+
+class DataWall(BaseModel):
+    """mlsysim DataModel on a node with a storage entry: demand against the slowest modeled data path."""
+
+    node: str
+    storage_source: str
+    demand_mb_per_s: float
+    supply_mb_per_s: float
+    utilization: float
+    bottleneck: str
+    stalled: bool
+
+
+class TransformWall(BaseModel):
+    """mlsysim TransformationModel for one sample: transform time against the accelerator's time per sample."""
+
+    transform_time_s: float
+    accelerator_step_time_s: float
+    accelerator_utilization: float
+    is_bottleneck: bool
+
+
+class FormatProjection(BaseModel):
+    format: str
+    inputs: dict[str, Sourced]
+    pipeline: PipelineOut
+    checks: list[Check]
+    facts: dict[str, Sourced] = {}
+
+
+class Alternative(BaseModel):
+    """An architectural alternative (mobile: pre-process on the glasses, send less)."""
+
+    name: str
+    bytes_per_frame: float
+    radio_power_w: float
+    cut_vs_baseline: float = Field(description="1 - alternative radio energy / baseline radio energy")
+    meets_cut: bool
+
+
+class Projection(BaseModel):
+    """One mission: the verdict, its binding constraint, the headline pipeline and its sourced inputs."""
+
+    track: Track
+    verdict: Literal["meets", "misses"]
+    binding_constraint: str
+    format: str = Field(description="the headline format: the one with the most headroom on its checks")
+    pipeline: PipelineOut
+    inputs: dict[str, Sourced]
+    checks: list[Check]
+    facts: dict[str, Sourced] = {}
+    per_format: list[FormatProjection]
+    data_wall: DataWall | None = None
+    transformation: TransformWall | None = None
+    alternatives: list[Alternative] = []
+
+
+class ValidationRow(BaseModel):
+    track: str
+    format: str
+    num_workers: int
+    predicted_feeding_tax: float
+    measured_feeding_tax: float
+    error_pp: float
+    model: str
+    likely_reason: str | None = None
