@@ -10,8 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from feedtax.formats.base import Codec, FieldSpec, Sample, Schema, ShardError, schema_of
-
-NAMES = ("csv", "json", "parquet", "protobuf", "raw")
+from feedtax.vocabulary import FORMATS as NAMES
 
 __all__ = ["NAMES", "Codec", "FieldSpec", "Sample", "Schema", "ShardError", "get", "schema_of"]
 

@@ -22,8 +22,8 @@ from functools import lru_cache
 import numpy as np
 
 from feedtax.formats.base import Sample
+from feedtax.vocabulary import TRACKS
 
-TRACKS = ("cloud", "edge", "mobile", "tiny")
 _TRACK_ID = {t: i for i, t in enumerate(TRACKS)}
 
 LLAMA3_VOCAB = 128256  # Llama 3 tokenizer vocabulary size (Meta, Llama 3 model card)

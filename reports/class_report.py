@@ -25,14 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from feedtax.reports.figures import FORMAT_COLORS  # noqa: E402
 from feedtax.reports.html import CSS, _kv, _svg  # noqa: E402
 from feedtax.results.io import write_atomic  # noqa: E402
+from feedtax.vocabulary import FORMAT_COLORS, FORMATS, TRACKS  # noqa: E402
 
 Z_OUTLIER = 3.5
 MIN_GROUP_FOR_OUTLIERS = 5
-TRACK_ORDER = ("cloud", "edge", "mobile", "tiny")
-FORMAT_ORDER = ("csv", "json", "parquet", "protobuf", "raw")
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -104,14 +102,14 @@ def _box_strip(ax, groups: list[tuple[str, np.ndarray, np.ndarray, str]], log: b
 
 def decode_figure(rows: list[dict], flagged: set, profiles: list[str]) -> plt.Figure:
     """Per track: decode samples/s (cold cache, each run's median) per format across submissions."""
-    tracks = _order((r["track"] for r in rows), TRACK_ORDER)
+    tracks = _order((r["track"] for r in rows), TRACKS)
     ncols = 2 if len(tracks) > 1 else 1
     nrows = (len(tracks) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.6 * nrows + 0.6), squeeze=False)
     for ax, track in zip(axes.flat, tracks):
         groups = []
         mine = [r for r in rows if r["track"] == track]
-        for fmt in _order((r["format"] for r in mine), FORMAT_ORDER):
+        for fmt in _order((r["format"] for r in mine), FORMATS):
             for prof in profiles:
                 sel = [r for r in mine if r["format"] == fmt and r["profile"] == prof]
                 if sel:
@@ -132,13 +130,13 @@ def decode_figure(rows: list[dict], flagged: set, profiles: list[str]) -> plt.Fi
 
 def feeding_figure(rows: list[dict]) -> plt.Figure:
     """Per track: feeding tax vs DataLoader workers, median across submissions per format, IQR band, dots per run."""
-    tracks = _order((r["track"] for r in rows), TRACK_ORDER)
+    tracks = _order((r["track"] for r in rows), TRACKS)
     ncols = 2 if len(tracks) > 1 else 1
     nrows = (len(tracks) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.4 * nrows + 0.6), squeeze=False)
     for ax, track in zip(axes.flat, tracks):
         mine = [r for r in rows if r["track"] == track]
-        for fmt in _order((r["format"] for r in mine), FORMAT_ORDER):
+        for fmt in _order((r["format"] for r in mine), FORMATS):
             by_w: dict[int, list[float]] = defaultdict(list)
             for r in mine:
                 if r["format"] == fmt:
@@ -187,7 +185,7 @@ def disk_figure(rows: list[dict], flagged: set) -> plt.Figure:
 
 def validation_figure(rows: list[dict]) -> plt.Figure:
     """Predicted minus measured feeding tax (percentage points) per track across the class."""
-    tracks = _order((r["track"] for r in rows), TRACK_ORDER)
+    tracks = _order((r["track"] for r in rows), TRACKS)
     fig, ax = plt.subplots(figsize=(11, 3.2))
     groups = [(f"{t}\n{len({r['run_id'] for r in rows if r['track'] == t})} submissions, rows:",
                np.array([r["error_pp"] for r in rows if r["track"] == t], dtype=float),

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-FORMAT_COLORS = {"csv": "#d62728", "json": "#ff7f0e", "parquet": "#2ca02c", "protobuf": "#1f77b4", "raw": "#7f7f7f"}
+from feedtax.vocabulary import FORMAT_COLORS  # noqa: E402
 
 
 def _get(obj, name):

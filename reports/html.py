@@ -174,7 +174,7 @@ def _feeding(results: Results) -> list[str]:
 def _waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[float, str]]]:
     """This machine's measured disk read (MB/s) and each mission's network link (MB/s), from the assumptions:
     cloud data arrives over the lab's fastest datacenter link, mobile frames over Bluetooth LE."""
-    from feedtax.model.gravity import LINK_GBPS
+    from feedtax.vocabulary import LINK_GBPS
 
     disk = results.disk.seq_read_mb_per_s_cold if results.disk else None
     a = results.assumptions

@@ -14,13 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.model.gravity import SECONDS_PER_HOUR
 from feedtax.results.audits import (
     GravityResult,  # noqa: E402
     Ledger,  # noqa: E402
 )
 from feedtax.results.projections import Projection  # noqa: E402
-from feedtax.vocabulary import AXES
+from feedtax.vocabulary import AXES, SECONDS_PER_HOUR
 
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
 

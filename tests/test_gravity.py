@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from feedtax.cli.gravity import gravity_cmd
 from feedtax.model import assumptions, gravity
+from feedtax.vocabulary import DATASET_TIERS_BYTES
 
 PB = 10**15
 
@@ -25,7 +26,7 @@ def test_tiers_include_1pb_at_100g_with_efficiency_1():
                         assumptions=assumptions.load(overrides=["link_efficiency=1"]))
     row = next(t for t in g.tiers if t.dataset_bytes == 10**15 and t.link_gbps == 100)
     assert row.network_s / 3600 == pytest.approx(22.2, abs=0.05)
-    assert {t.dataset_bytes for t in g.tiers} == set(gravity.DATASET_TIERS_BYTES)
+    assert {t.dataset_bytes for t in g.tiers} == set(DATASET_TIERS_BYTES)
 
 
 def test_sneakernet_hand_checked():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from feedtax.cli.options import fail
+from feedtax.vocabulary import DATASET_TIERS_BYTES, LINK_GBPS
 
 
 def gravity_cmd(
@@ -23,9 +24,9 @@ def gravity_cmd(
     from feedtax.units import parse_size
 
     try:
-        sizes = [parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(g.DATASET_TIERS_BYTES)
+        sizes = [parse_size(s) for item in size for s in item.split(",") if s.strip()] if size else list(DATASET_TIERS_BYTES)
         a = load(overrides=assume or [])
-        result = g.gravity(sizes, link_gbps or g.LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
+        result = g.gravity(sizes, link_gbps or LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
                            disk_read_mb_per_s=disk_mb_per_s, tier=tier, assumptions=a)
     except (ValueError, AssumptionError) as exc:
         raise fail(str(exc))

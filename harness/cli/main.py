@@ -9,9 +9,10 @@ import typer
 
 from feedtax.cli.classroom import class_report_cmd, collect_cmd, compare_cmd
 from feedtax.cli.gravity import gravity_cmd
-from feedtax.cli.options import fail
+from feedtax.cli.options import choices, fail
 from feedtax.cli.probe import probe_app
 from feedtax.cli.sweep import sweep
+from feedtax.vocabulary import FORMATS, TRACKS
 
 app = typer.Typer(
     help="feedtax: measure what it costs to feed an accelerator, on this machine.",
@@ -27,19 +28,8 @@ app.command("collect")(collect_cmd)
 app.command("class-report")(class_report_cmd)
 app.command("compare")(compare_cmd)
 
-TRACKS = ("cloud", "edge", "mobile", "tiny")
-FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
 
 
-def _choices(values: list[str] | None, known: tuple[str, ...], what: str) -> list[str]:
-    """Accept repeated options and comma-separated lists; reject unknown names clearly."""
-    if not values:
-        return list(known)
-    chosen = [v.strip() for item in values for v in item.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in known]
-    if unknown:
-        raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
-    return list(dict.fromkeys(chosen))
 
 
 @app.command()
@@ -65,8 +55,8 @@ def run(
         prof = profiles.get(profile)
     except ValueError as exc:
         raise fail(str(exc))
-    track_list = _choices(tracks, TRACKS, "track")
-    format_list = _choices(formats, FORMATS, "format")
+    track_list = choices(tracks, TRACKS, "track")
+    format_list = choices(formats, FORMATS, "format")
     console = Console(stderr=True)
 
     class Bars:

@@ -9,3 +9,16 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `feedtax: message` to stderr; return the Exit to raise (2: bad input, 1: a failed run)."""
     typer.echo(f"feedtax: {message}", err=True)
     return typer.Exit(code)
+
+
+def choices(values: list[str] | None, known: tuple[str, ...], what: str, default: list[str] | None = None) -> list[str]:
+    """Names from repeated or comma-separated options, in order, once each; unknown names are refused clearly.
+
+    No names given: `default`, or every known name."""
+    if not values:
+        return list(known) if default is None else default
+    chosen = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(chosen))

@@ -12,20 +12,8 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail
-
-TRACKS = ("cloud", "edge", "mobile", "tiny")
-FORMATS = ("csv", "json", "parquet", "protobuf", "raw")
-
-
-def _list(values: list[str] | None, known: tuple[str, ...], what: str, default: list[str]) -> list[str]:
-    if not values:
-        return default
-    chosen = [v.strip() for item in values for v in item.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in known]
-    if unknown:
-        raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
-    return list(dict.fromkeys(chosen))
+from feedtax.cli.options import choices, fail
+from feedtax.vocabulary import FORMATS, TRACKS
 
 
 def _workers(text: str) -> list[int]:
@@ -63,7 +51,7 @@ def sweep(
         raise typer.BadParameter("--device is cpu or cuda")
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
-    fmts = _list(format, FORMATS, "format", ["csv", "parquet", "raw"])
+    fmts = choices(format, FORMATS, "format", ["csv", "parquet", "raw"])
     counts = _workers(workers)
     from feedtax.measure import profiles
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from feedtax.datasets import Sizes
+from feedtax.vocabulary import FORMATS, TRACKS
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ PROFILES = {
         format_budget_s=5.0,
         disk_probe_bytes=512 << 20,
         disk_probe_budget_s=20.0,
-        sweep=SweepPlan(tracks=("edge",), formats=("csv", "json", "parquet", "protobuf", "raw"),
+        sweep=SweepPlan(tracks=("edge",), formats=FORMATS,
                         batch_size=32, steps=16, step_s=0.01),
     ),
     "full": Profile(
@@ -84,7 +85,7 @@ PROFILES = {
         disk_probe_bytes=4 << 30,
         disk_probe_budget_s=90.0,
         memory_probe_bytes=1 << 30,
-        sweep=SweepPlan(tracks=("cloud", "edge", "mobile", "tiny"), formats=("csv", "json", "parquet", "protobuf", "raw"),
+        sweep=SweepPlan(tracks=TRACKS, formats=FORMATS,
                         batch_size=64, steps=40, step_s=0.01),
         selection="full",
     ),

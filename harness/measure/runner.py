@@ -25,6 +25,7 @@ from feedtax.probes.counters import EnergyMeter
 from feedtax.probes.disk import measure_disk
 from feedtax.probes.memory import measure_memory
 from feedtax.stats import rates, summarize, time_repeats
+from feedtax.vocabulary import FORMATS, TRACKS
 
 
 class Progress(Protocol):
@@ -144,8 +145,8 @@ def run(
     profile: Profile,
     out_dir: Path,
     *,
-    tracks: Sequence[str] = datasets.TRACKS,
-    formats: Sequence[str] = ("csv", "json", "parquet", "protobuf", "raw"),
+    tracks: Sequence[str] = TRACKS,
+    formats: Sequence[str] = FORMATS,
     seed: int = 0,
     keep_data: bool = False,
     assume: Sequence[str] = (),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -27,12 +27,10 @@ from feedtax.results.projections import (
     TransformWall,
     ValidationRow,
 )
+from feedtax.vocabulary import TRACKS, VALIDATION_LIMIT_PP, Track
 
-Track = Literal["cloud", "edge", "mobile", "tiny"]
-TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
 PIPELINE_ARGS = ("sample_size", "compression_ratio", "read_bandwidth", "base_decode_rate_per_second",
                  "compression_decode_work", "transform_rate_per_second", "required_rate_per_second")
-VALIDATION_LIMIT_PP = 10.0  # the threshold for naming a likely reason
 BASELINE_FORMAT = "raw"     # the physical-limit reference every format's decode work is relative to
 
 

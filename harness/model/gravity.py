@@ -15,18 +15,14 @@ from collections.abc import Iterable
 from feedtax.model.assumptions import load as load_assumptions
 from feedtax.results.audits import GravityResult, GravityTier
 from feedtax.results.projections import Assumptions, Sourced
+from feedtax.vocabulary import BYTES_PER_GB, BYTES_PER_MB, DATASET_TIERS_BYTES, LINK_GBPS, SECONDS_PER_HOUR
 
-DATASET_TIERS_BYTES = (10**10, 10**12, 10**14, 10**15, 10**16)  # lab plan Part 1: the five tiers, 10 GB -> 10 PB
-LINK_GBPS = (10.0, 100.0)  # lab plan Part 1: the link slider's ends, 10G -> 100G
 STORAGE_TIERS = {  # --tier name -> mlsysim registry path of its bandwidth
     "hdd": "Systems.Storage.Hdd7200Rpm",
     "sata_ssd": "Systems.Storage.SataSsd",
     "nvme_gen4": "Systems.Storage.LocalNvmeGen4",
 }
 DEFAULT_TIER = "hdd"  # shipped drives are HDDs by default (drive_capacity_bytes is an HDD's)
-SECONDS_PER_HOUR = 3600.0
-BYTES_PER_MB = 1e6
-BYTES_PER_GB = 1e9
 
 
 def network_s(dataset_bytes: float, link_gbps: float, efficiency: float) -> float:

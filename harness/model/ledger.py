@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from feedtax.model.calibrate import Measured, derived, frame_4k_bytes, from_mlsysim, measured
 from feedtax.results.audits import Ledger, LedgerRow, TrackLedger
 from feedtax.results.projections import Assumptions, Sourced
+from feedtax.vocabulary import TRACKS
 
 # Per track: the mission's model (FLOPs per inference) and the energy per FLOP of the processor running it.
 WORKLOADS = {
@@ -77,7 +78,7 @@ def ledger(m: Measured, a: Assumptions, formats: Mapping[str, str] | None = None
     measured_joules: track -> (joules, counter name) where an energy counter measured the same work.
     """
     out = []
-    for track in ("cloud", "edge", "mobile", "tiny"):
+    for track in TRACKS:
         if not m.of(track):
             continue
         names = [f.format for f in m.of(track)]
