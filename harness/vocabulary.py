@@ -1,7 +1,8 @@
-"""The project's vocabulary: tracks, formats and the named constants every layer shares."""
+"""The project's vocabulary: tracks, formats, what a metric means, and the named constants every layer shares."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
@@ -28,3 +29,19 @@ BYTES_PER_GB = 1e9
 
 # one color per format in every figure
 FORMAT_COLORS = {"csv": "#d62728", "json": "#ff7f0e", "parquet": "#2ca02c", "protobuf": "#1f77b4", "raw": "#7f7f7f"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a results field measures, declared once on the field (``Annotated[float, Metric(...)]``).
+
+    collect's plausibility checks, compare's better/worse and the report's labels all read it.
+    better: "higher" (throughputs), "lower" (durations, costs) or None (a setting or a count: no direction).
+    low..high: the range a real run on real hardware can produce, and why (shown when a value falls outside).
+    """
+
+    unit: str
+    better: Literal["higher", "lower"] | None = None
+    low: float | None = None
+    high: float | None = None
+    why: str = ""
