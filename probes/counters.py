@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def counter_delta(start: int, end: int, max_range: int | None) -> int:
 def counter_total(readings: Sequence[int], max_range: int | None) -> tuple[int, int]:
     """(total increase, wraps seen) over consecutive readings; each gap may hold at most one wrap."""
     total = wraps = 0
-    for a, b in zip(readings, readings[1:]):
+    for a, b in pairwise(readings):
         total += counter_delta(a, b, max_range)
         wraps += b < a
     return total, wraps
@@ -95,7 +96,8 @@ def rapl_counters(root: Path = POWERCAP) -> tuple[list[_Counter], str | None]:
             return [], f"cannot read {zone}: {exc}"
         parent = zone.name.count(":") > 1 and (root / zone.name.rsplit(":", 1)[0] / "name")
         label = f"{parent.read_text().strip()}/{name}" if parent and parent.exists() else name
-        counters.append(_Counter(f"rapl:{label}", "rapl", lambda p=energy: int(p.read_text()), 1e-6, max_range, RAPL_UPDATE_S))
+        counters.append(_Counter(f"rapl:{label}", "rapl", lambda p=energy: int(p.read_text()), 1e-6, max_range,
+                                 RAPL_UPDATE_S))
     return counters, None
 
 
@@ -116,7 +118,8 @@ def nvml_counters(stack: ExitStack) -> tuple[list[_Counter], str | None]:
         if total_energy_mj(nvml, handle) is None:
             unsupported.append(i)
             continue
-        counters.append(_Counter(f"nvml:gpu{i}", "nvml", lambda h=handle: total_energy_mj(nvml, h), 1e-3, None, NVML_ENERGY_UPDATE_S))
+        counters.append(_Counter(f"nvml:gpu{i}", "nvml", lambda h=handle: total_energy_mj(nvml, h), 1e-3, None,
+                                 NVML_ENERGY_UPDATE_S))
     if not counters:
         return [], "no GPU supports the total-energy counter" if unsupported else "NVML sees no GPU"
     return counters, None
@@ -126,7 +129,8 @@ class EnergyMeter:
     """Context manager: reads every available counter on enter and exit (and in the background every
     sample_every_s, so no wrap is missed); the EnergyResult is in .result after exit."""
 
-    def __init__(self, *, powercap_root: Path = POWERCAP, nvml: bool = True, sample_every_s: float | None = SAMPLE_EVERY_S):
+    def __init__(self, *, powercap_root: Path = POWERCAP, nvml: bool = True,
+                 sample_every_s: float | None = SAMPLE_EVERY_S):
         self.powercap_root, self.use_nvml, self.sample_every_s = powercap_root, nvml, sample_every_s
         self.result: EnergyResult | None = None
         self._counters: list[_Counter] = []

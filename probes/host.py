@@ -48,7 +48,10 @@ def protobuf_backend() -> str | None:
     return api_implementation.Type()
 
 
-def git_sha(directory: Path = Path(__file__).resolve().parent.parent) -> str | None:
+_SOURCE_DIR = Path(__file__).resolve().parent.parent
+
+
+def git_sha(directory: Path = _SOURCE_DIR) -> str | None:
     """The checkout's commit, with a '-dirty' suffix when it has local changes; None outside git."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=5)
@@ -76,12 +79,14 @@ def fs_type(path: os.PathLike | str, mountinfo: os.PathLike | str = "/proc/self/
 def under_hypervisor(cpuinfo: os.PathLike | str = "/proc/cpuinfo") -> bool:
     """Whether the CPU flags say this OS runs in a virtual machine (x86 'hypervisor' flag)."""
     try:
-        return any(line.startswith("flags") and " hypervisor" in line for line in Path(cpuinfo).read_text().splitlines())
+        lines = Path(cpuinfo).read_text().splitlines()
+        return any(line.startswith("flags") and " hypervisor" in line for line in lines)
     except OSError:
         return False
 
 
-def mount_of(path: os.PathLike | str, mountinfo: os.PathLike | str = "/proc/self/mountinfo") -> tuple[str, str, str] | None:
+def mount_of(path: os.PathLike | str,
+             mountinfo: os.PathLike | str = "/proc/self/mountinfo") -> tuple[str, str, str] | None:
     """(mount point, fs type, major:minor) of the deepest mount holding path; None if unreadable.
 
     Later lines are mounted on top of earlier ones, so the last deepest match wins."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def last_level_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0/cache"
 
 def _copy_all(pool: ThreadPoolExecutor, dst: np.ndarray, src: np.ndarray, threads: int) -> None:
     bounds = np.linspace(0, src.size, threads + 1).astype(int)
-    list(pool.map(lambda ab: np.copyto(dst[ab[0]:ab[1]], src[ab[0]:ab[1]]), zip(bounds[:-1], bounds[1:])))
+    list(pool.map(lambda ab: np.copyto(dst[ab[0]:ab[1]], src[ab[0]:ab[1]]), pairwise(bounds)))
 
 
 def measure_memory(
@@ -55,7 +56,8 @@ def measure_memory(
         raise ValueError(f"size {size_bytes} bytes is too small to measure memory (at least 1 MiB)")
     available = psutil.virtual_memory().available
     if 2 * size_bytes > available // 2:
-        raise ValueError(f"two arrays of {size_bytes} bytes do not fit in half the available memory ({available} bytes)")
+        raise ValueError(f"two arrays of {size_bytes} bytes do not fit in half the available memory "
+                         f"({available} bytes)")
     threads = threads or len(os.sched_getaffinity(0))
     warnings = []
     llc = last_level_cache_bytes()
@@ -67,7 +69,8 @@ def measure_memory(
     moved_mb = 2 * size_bytes / MB
     one = time_repeats(lambda: np.copyto(dst, src), warmups=1, repeats=repeats, min_time_s=min_time_s)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        many = time_repeats(lambda: _copy_all(pool, dst, src, threads), warmups=1, repeats=repeats, min_time_s=min_time_s)
+        many = time_repeats(lambda: _copy_all(pool, dst, src, threads), warmups=1, repeats=repeats,
+                            min_time_s=min_time_s)
     dists = {
         "copy_mb_per_s_one_core": summarize(rates(one, moved_mb), "MB/s"),
         "copy_mb_per_s_all_cores": summarize(rates(many, moved_mb), "MB/s"),

@@ -13,13 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from itertools import pairwise
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 UTILIZATION_LABEL = "NVML utilization.gpu: coarse duty cycle (share of time any kernel ran), not SM occupancy"
 ENERGY_WRAP = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned long long of mJ
-SETTLE_S = 1.0  # utilization.gpu averages over NVML's last sample period, up to 1 s: earlier readings include the time before
+# utilization.gpu averages over NVML's last sample period, up to 1 s: earlier readings include the time before
+SETTLE_S = 1.0
 
 
 class NvmlReading(BaseModel):
@@ -83,7 +85,7 @@ def summarize_readings(readings: list[NvmlReading], *, period_s: float | None = 
     energy = [r.energy_mj for r in readings if r.energy_mj is not None]
     energy_j, source = None, None
     if len(energy) >= 2:
-        total = sum(energy_delta_mj(a, b) for a, b in zip(energy, energy[1:]))  # each step may wrap
+        total = sum(energy_delta_mj(a, b) for a, b in pairwise(energy))  # each step may wrap
         energy_j, source = total / 1000.0, "NVML total energy counter delta"
     elif power.size >= 2:
         pts = [(r.t_s, r.power_w) for r in readings if r.power_w is not None]
@@ -226,8 +228,8 @@ class NvmlSampler:
                                period_s=self.period_s, device_name=self.device_name)
         if self._halt() and self._error is None:
             self._read()  # a last reading at the end of the measured span
-        summary = summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name, keep=self.keep,
-                                     settle_s=self.settle_s)
+        summary = summarize_readings(self.readings, period_s=self.period_s, device_name=self.device_name,
+                                     keep=self.keep, settle_s=self.settle_s)
         return summary.model_copy(update={"reason": self._error}) if self._error else summary
 
     def close(self) -> None:

@@ -8,7 +8,8 @@ fadvise DONTNEED, checked with mincore), random 4 KiB reads (no page twice, as f
 The feedtax side calls the functions measure_disk uses and computes each figure as it does. Each
 side reads its own file through the same sequence of patterns, back to back per pattern, swapping
 files and who goes first every round, so drift and cache history (a hypervisor's cache below this
-OS, which no guest can evict) fall on both alike; the medians over rounds are compared. Prints a table on stderr and one JSON object on stdout; exits 1 when a ratio
+OS, which no guest can evict) fall on both alike; the medians over rounds are compared. Prints a
+table on stderr and one JSON object on stdout; exits 1 when a ratio
 (feedtax / fio) is off by more than the tolerance, 2 when it cannot run.
 
     python scripts/fio_compare.py --path DIR [--size 256M] [--block-size 1M] [--rounds 16]
@@ -30,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from feedtax.probes import disk  # noqa: E402
-from feedtax.probes.disk import ProbeError  # noqa: E402
+from feedtax.probes import diskio  # noqa: E402
+from feedtax.probes.disk import RAND_SEGMENTS  # noqa: E402
+from feedtax.probes.diskio import ProbeError  # noqa: E402
 from feedtax.probes.pagecache import evict  # noqa: E402
 from feedtax.units import parse_size  # noqa: E402
 
@@ -77,7 +79,7 @@ def make_test_file(directory: Path, size: int, block: int) -> Path:
     fd, name = tempfile.mkstemp(prefix=".feedtax-fio-", suffix=".bin", dir=directory)
     os.close(fd)
     try:
-        disk.write_test_file(Path(name), size, block, disk.free_bytes(directory))
+        diskio.write_test_file(Path(name), size, block, diskio.free_bytes(directory))
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -90,14 +92,14 @@ def feedtax_pattern(name: str, file: Path, size: int, block: int, direct: bool, 
     if name == "rand_read_4k":
         if not direct:
             evict([file])
-        lat, ends = disk.rand_read(file, disk.random_offsets(size, rand_ops, seed), direct=direct)
-        return statistics.median(disk.segment_iops(ends, disk.RAND_SEGMENTS)), lat
+        lat, ends = diskio.rand_read(file, diskio.random_offsets(size, rand_ops, seed), direct=direct)
+        return statistics.median(diskio.segment_iops(ends, RAND_SEGMENTS)), lat
     if name == "seq_read_cold":
         eviction = evict([file])
         if not eviction.evicted:
             raise ProbeError(file, f"eviction not confirmed by mincore ({eviction.resident_fraction} resident)")
-    seconds, nbytes = disk.seq_read(file, size, block, direct=name == "seq_read_direct")
-    return nbytes / disk.MB / seconds, None
+    seconds, nbytes = diskio.seq_read(file, size, block, direct=name == "seq_read_direct")
+    return nbytes / diskio.MB / seconds, None
 
 
 def compare(feedtax: dict[str, list[float]], fio: dict[str, list[float]], tolerance: float) -> dict[str, dict]:
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     files: list[Path] = []
     try:
         files = [make_test_file(args.path, size, block) for _ in range(2)]
-        direct = disk.direct_allowed(files[0])
+        direct = diskio.direct_allowed(files[0])
         for r in range(-1, args.rounds):  # round -1 is a warm-up: both files get the same history first
             # each side reads its own file through the same sequence of patterns, so every read has the
             # same cache history below the OS (a hypervisor's cache remembers what was read); the files
@@ -160,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "seq_read_direct" and not direct:
                     continue
                 if name == "rand_read_4k":
-                    fio_args = ["--rw=randread", f"--direct={int(direct)}", f"--bs={disk.RAND_BLOCK_BYTES}",
-                                f"--io_size={args.rand_ops * disk.RAND_BLOCK_BYTES}"]
+                    fio_args = ["--rw=randread", f"--direct={int(direct)}", f"--bs={diskio.RAND_BLOCK_BYTES}",
+                                f"--io_size={args.rand_ops * diskio.RAND_BLOCK_BYTES}"]
                 else:
                     fio_args = [*fio_args, f"--bs={block}"]
                 for side in (("fio", "feedtax") if r % 2 == 0 else ("feedtax", "fio")):
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                             latency["fio_p50_s"].append(got["latency_p50_s"])
                             latency["fio_p99_s"].append(got["latency_p99_s"])
                     else:
-                        value, lat = feedtax_pattern(name, file_of[side], size, block, direct, args.rand_ops, seed=r + 1)
+                        value, lat = feedtax_pattern(name, file_of[side], size, block, direct, args.rand_ops,
+                                                     seed=r + 1)
                         if r < 0:
                             continue
                         ours[name].append(float(value))
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     agree = all(r["within"] is not False for r in results.values() if r["gated"])
     report = {
         "size_bytes": size, "block_size_bytes": block, "rand_read_ops": args.rand_ops, "rounds": args.rounds,
-        "tolerance": args.tolerance, "fio": subprocess.run([fio, "--version"], capture_output=True, text=True).stdout.strip(),
+        "tolerance": args.tolerance,
+        "fio": subprocess.run([fio, "--version"], capture_output=True, text=True).stdout.strip(),
         "engine": "pread, queue depth 1 (fio psync, iodepth=1)", "mb_definition": "1 MB = 1e6 bytes",
         "load_average_1min_after": os.getloadavg()[0], "cpus": len(os.sched_getaffinity(0)),
         "comparisons": results,
@@ -206,9 +210,12 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table("pattern", "unit", "feedtax", "fio", "ratio", "within", "gated",
                   title=f"feedtax vs fio (ratio = feedtax / fio), tolerance {args.tolerance:.0%}")
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
     for name, r in results.items():
-        fmt = (lambda v: "-" if v is None else f"{v:.4g}")
-        table.add_row(name, r["unit"], fmt(r["feedtax"]), fmt(r["fio"]), fmt(r["ratio"]), str(r["within"]), str(r["gated"]))
+        table.add_row(name, r["unit"], fmt(r["feedtax"]), fmt(r["fio"]), fmt(r["ratio"]), str(r["within"]),
+                      str(r["gated"]))
     Console(stderr=True, width=120).print(table)
     print(json.dumps(report, indent=2))
     return 0 if agree else 1

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from feedtax.probes import disk
-from feedtax.probes.disk import IN_MEMORY_FS, ProbeError, measure_disk, segment_iops
+from feedtax.probes.disk import IN_MEMORY_FS, ProbeError, measure_disk
+from feedtax.probes.diskio import segment_iops
 from feedtax.probes.host import fs_type
 from feedtax.probes.pagecache import evict, resident_fraction
 
