@@ -87,4 +87,5 @@ def test_naive_stdlib_json_encode(benchmark, bench_samples):
 
 def test_fast_orjson_encode(benchmark, bench_samples):
     benchmark.group = "naive vs fast: json encode vector256"
-    benchmark(lambda: [orjson.dumps({"x": s["x"]}, option=orjson.OPT_SERIALIZE_NUMPY) for s in bench_samples["vector256"]])
+    samples = bench_samples["vector256"]
+    benchmark(lambda: [orjson.dumps({"x": s["x"]}, option=orjson.OPT_SERIALIZE_NUMPY) for s in samples])

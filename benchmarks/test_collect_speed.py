@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from feedtax.vocabulary import FORMATS, TRACKS
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_collect as corpus  # noqa: E402  (the tests' submission generator)
 
@@ -23,7 +25,7 @@ N_SUBMISSIONS = 1000
 
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory) -> Path:
-    base = json.loads(corpus.base_run(("cloud", "edge", "mobile", "tiny"), ("csv", "json", "parquet", "protobuf", "raw")))
+    base = json.loads(corpus.base_run(TRACKS, FORMATS))
     folder = tmp_path_factory.mktemp("class")
     for i in range(N_SUBMISSIONS):
         doc = corpus.variant(base, i, seed=1)
@@ -40,6 +42,7 @@ def test_collect_1000_submissions(benchmark, submissions, tmp_path):
     benchmark.group = "collect"
     benchmark.extra_info["submissions"] = N_SUBMISSIONS
     benchmark.extra_info["bytes"] = sum(p.stat().st_size for p in submissions.iterdir())
-    report = benchmark.pedantic(lambda folder, db: collect.collect([folder], db), setup=fresh_db, rounds=2, iterations=1)
+    report = benchmark.pedantic(lambda folder, db: collect.collect([folder], db), setup=fresh_db, rounds=2,
+                                iterations=1)
     assert len(report.accepted) == N_SUBMISSIONS and report.ok
     assert report.table_rows["formats"] == 20 * N_SUBMISSIONS

@@ -45,8 +45,10 @@ def encode_shard(samples: Sequence[Sample], schema: Schema) -> bytes:
         flat = np.stack([s[f.name] for s in samples]).reshape(-1)
         values = pa.array(flat, type=pa.from_numpy_dtype(np.dtype(f.dtype)))
         arrays.append(values if f.shape == () else pa.FixedSizeListArray.from_arrays(values, f.size))
-    meta = {_META_KEY: orjson.dumps({"feedtax_shard": SHARD_VERSION, "schema": schema_to_json(schema), "count": len(samples)})}
-    table = pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(f.name, _arrow_type(f)) for f in schema], metadata=meta))
+    header = {"feedtax_shard": SHARD_VERSION, "schema": schema_to_json(schema), "count": len(samples)}
+    fields = [pa.field(f.name, _arrow_type(f)) for f in schema]
+    arrow_schema = pa.schema(fields, metadata={_META_KEY: orjson.dumps(header)})
+    table = pa.Table.from_arrays(arrays, schema=arrow_schema)
     out = io.BytesIO()
     pq.write_table(table, out, row_group_size=RG_ROWS, compression="snappy", write_page_checksum=True)
     return out.getvalue()
@@ -78,7 +80,8 @@ def _columns(path: Path, pf: pq.ParquetFile, schema: Schema, rg: int) -> dict[st
     for f in schema:
         col = table.column(f.name).combine_chunks()
         if col.null_count or col.type != _arrow_type(f):
-            raise ShardError(path, f"row group {rg}", f"field {f.name!r} is {col.type} with {col.null_count} nulls, schema says {f.dtype}{list(f.shape)}")
+            raise ShardError(path, f"row group {rg}", f"field {f.name!r} is {col.type} with {col.null_count} nulls, "
+                                                      f"schema says {f.dtype}{list(f.shape)}")
         values = col if f.shape == () else col.flatten()
         out[f.name] = values.to_numpy(zero_copy_only=False).reshape((len(col), *f.shape))
     return out

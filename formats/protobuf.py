@@ -62,7 +62,8 @@ def _records(path: Path, data: bytes) -> Iterator[tuple[int, memoryview]]:
         length, expected = _FRAME.unpack_from(data, pos)
         start, end = pos + _FRAME.size, pos + _FRAME.size + length
         if end > len(data):
-            raise ShardError(path, f"byte {pos}", f"record of {length} bytes runs past the end of the file (truncated?)")
+            raise ShardError(path, f"byte {pos}",
+                             f"record of {length} bytes runs past the end of the file (truncated?)")
         payload = view[start:end]
         if crc32(payload) != expected:
             raise ShardError(path, f"byte {pos}", "record checksum mismatch (corrupted)")
@@ -83,7 +84,7 @@ def _decode(path: Path, pos: int, n: int, payload: memoryview, fields: list[tupl
     if len(tensors) != len(fields):
         raise ShardError(path, _where(pos, n), f"{len(tensors)} tensors, schema has {len(fields)}")
     sample = {}
-    for (name, slot, dtype, size, shape), t in zip(fields, tensors):
+    for (name, slot, dtype, size, shape), t in zip(fields, tensors, strict=True):
         values = getattr(t, slot)
         arr = np.frombuffer(values, dtype=dtype) if slot == "raw_data" else np.array(values, dtype=dtype)
         if arr.size != size:
@@ -121,5 +122,6 @@ CODEC = Codec(
     suffix=".pb",
     encode_shard=encode_shard,
     iter_shard=iter_shard,
-    random_access_note="records have variable length and no index (as TFRecord): reaching record i reads every record before it",
+    random_access_note="records have variable length and no index (as TFRecord): reaching record i reads every "
+                       "record before it",
 )

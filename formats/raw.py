@@ -85,7 +85,8 @@ def _open(path: Path, verify_data: bool) -> tuple[np.ndarray, np.ndarray, int]:
     offset = 12 + hlen + (-(12 + hlen) % ALIGN)
     data_end = offset + count * dtype.itemsize
     if size != data_end + 4 * count:
-        raise ShardError(path, f"byte {size}", f"file is {size} bytes, header implies {data_end + 4 * count} (truncated?)")
+        raise ShardError(path, f"byte {size}",
+                         f"file is {size} bytes, header implies {data_end + 4 * count} (truncated?)")
     mm = np.memmap(path, dtype=np.uint8, mode="r").view(np.ndarray)  # plain views index fast
     data = mm[offset:data_end]
     if verify_data and crc32(data) != header.get("data_crc32"):
@@ -109,7 +110,8 @@ def read_shard_sample(path: Path, index: int) -> Sample:
         raise IndexError(f"{path}: sample {index} out of range (shard holds {len(records)})")
     rec = records[index : index + 1]
     if crc32(rec.view(np.uint8)) != crcs[index]:
-        raise ShardError(path, f"byte {offset + index * records.itemsize} (record {index})", "record checksum mismatch (corrupted)")
+        raise ShardError(path, f"byte {offset + index * records.itemsize} (record {index})",
+                         "record checksum mismatch (corrupted)")
     return {name: rec[name][0, ...] for name in records.dtype.names}
 
 

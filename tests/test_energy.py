@@ -143,7 +143,8 @@ def test_nvml_that_cannot_list_its_gpus_gives_no_counters_and_says_why(monkeypat
     def lost():
         raise NVMLError("GPU is lost")
 
-    fake.NVMLError, fake.nvmlInit, fake.nvmlShutdown, fake.nvmlDeviceGetCount = NVMLError, lambda: None, lambda: None, lost
+    fake.NVMLError, fake.nvmlDeviceGetCount = NVMLError, lost
+    fake.nvmlInit = fake.nvmlShutdown = lambda: None
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     with ExitStack() as stack:
         counters, reason = energy.nvml_counters(stack)

@@ -16,7 +16,7 @@ TRACKS = datasets.TRACKS
 
 def assert_same(expected: list[dict], actual: list[dict]) -> None:
     assert len(actual) == len(expected)
-    for i, (a, b) in enumerate(zip(expected, actual)):
+    for i, (a, b) in enumerate(zip(expected, actual, strict=True)):
         assert list(a) == list(b), f"sample {i}: fields"
         for k in a:
             assert b[k].dtype == a[k].dtype, f"sample {i} {k}: dtype {b[k].dtype} != {a[k].dtype}"
@@ -30,7 +30,7 @@ def with_extremes(samples: list[dict]) -> list[dict]:
     out = []
     for s in samples:
         s = {k: v.copy() for k, v in s.items()}
-        for k, v in s.items():
+        for v in s.values():
             flat = v.reshape(-1)
             if v.dtype.kind == "f":
                 info = np.finfo(v.dtype)

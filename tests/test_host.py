@@ -26,7 +26,8 @@ def test_git_sha_only_for_the_repository_root(tmp_path):
     assert host.git_sha(tmp_path) is None
 
     def git(*args):
-        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True)
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
 
     git("init", "-q")
     (tmp_path / "f").write_text("a")

@@ -130,7 +130,8 @@ def test_reader_finds_the_gpu_by_bus_id_or_uuid(monkeypatch):
     handles = []
     fake.nvmlDeviceGetName = lambda h: handles.append(h) or b"Fake H100"
     monkeypatch.setitem(sys.modules, "pynvml", fake)
-    for device_id, expected in ((None, "h"), ("00000000:3b:00.0", "bus 00000000:3b:00.0"), ("GPU-1234", "uuid GPU-1234")):
+    cases = ((None, "h"), ("00000000:3b:00.0", "bus 00000000:3b:00.0"), ("GPU-1234", "uuid GPU-1234"))
+    for device_id, expected in cases:
         NvmlSampler(index=3, device_id=device_id).close()
         assert handles[-1] == expected
 
