@@ -1,5 +1,5 @@
-"""Benchmark data: each track at laptop-profile sizes, plus 256 float32 values per sample, the
-reference shape of the issue's single-core figures."""
+"""Benchmark data: each track at laptop-profile sizes, plus 256 float32 values per sample (a plain vector, the
+reference shape for comparing each library's fast path with the naive one)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from feedtax.atomic import write_atomic
+
 Sample = dict[str, np.ndarray]
 Columns = dict[str, np.ndarray]  # field -> array [rows, *field shape]: a run of consecutive samples
 
@@ -209,21 +211,13 @@ def write_shards(codec: Codec, samples: Iterable[Sample], directory: Path, sampl
             check_sample(sample, schema, index)
             index += 1
         path = directory / f"shard-{len(paths):05d}{codec.suffix}"
-        atomic_write(path, codec.encode_shard(chunk, schema))
+        data = codec.encode_shard(chunk, schema)
+        try:
+            write_atomic(path, data, durable=False)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write shard {path}: {exc.strerror or exc}") from exc
         paths.append(path)
     return paths
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write data to path via a temp file and rename, so the path is whole or absent."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, f"cannot write shard {path}: {exc.strerror or exc}") from exc
 
 
 def read_bytes(path: Path) -> bytes:
@@ -244,7 +238,8 @@ def text_header(kind: str, schema: Schema, count: int, body: bytes) -> dict:
     }
 
 
-def split_text_shard(path: Path, data: bytes, kind: str, parse_header: Callable[[bytes], object]) -> tuple[Schema, int, memoryview]:
+def split_text_shard(path: Path, data: bytes, kind: str,
+                     parse_header: Callable[[bytes], object]) -> tuple[Schema, int, memoryview]:
     """Split a text shard into (schema, count, body) after checking its header and body checksum."""
     end = data.find(b"\n")
     if end < 0:

@@ -45,3 +45,32 @@ class Metric:
     low: float | None = None
     high: float | None = None
     why: str = ""
+
+
+# --- metrics shared by results fields: unit, direction and the bounds collect checks (with why) ----------------------
+# A field that no plausibility bound covers gets a constant without bounds: declaring one would make collect stricter.
+SAMPLES_PER_S = Metric("samples/s", "higher", 0, 1e9,
+                       "1e9 samples/s of even a 100-byte sample is 100 GB/s, beyond one host's memory bandwidth")
+MB_PER_S = Metric("MB/s", "higher", 0, 1e7,
+                  "10 TB/s (1e7 MB/s) is above the HBM of the fastest accelerator (~5 TB/s) and any host's DRAM")
+IOPS = Metric("IOPS", "higher", 0, 1e8, "1e8 IOPS is ~30 of today's fastest NVMe drives at once")
+BYTES_PER_SAMPLE = Metric("B", "lower", 1e-9, 1e10, "a sample has bytes, and 10 GB is not one sample")
+COMPRESSION_RATIO = Metric("x", "higher", 1e-9, 1e6,
+                           "a ratio of sizes is positive; 1e6x is beyond any real codec on this data")
+FEEDING_TAX = Metric("fraction", "lower", 0, 1, "a fraction of time or of peak")  # the consumer's share of time waiting
+UTILIZATION = Metric("fraction", "higher", 0, 1, "a fraction of time or of peak")  # AU, MFU: busy share, share of peak
+FRACTION = Metric("fraction", None, 0, 1, "a fraction")
+PERCENT = Metric("%", None, 0, 100, "a percentage")
+PERCENTAGE_POINTS = Metric("pp", None, -100, 100, "a difference of two fractions, in percentage points")
+DURATION_S = Metric("s", "lower", 0, 1e9, "a duration is not negative (1e9 s is 30 years)")  # measured durations
+SECONDS = Metric("s", "lower")  # modelled or fitted times, which collect does not bound
+SETTING_S = Metric("s")  # a time the run was told to take: no better side
+S_PER_BATCH = Metric("s/batch", "lower")
+WATTS = Metric("W", "lower", 0, 1e5, "one host or accelerator draws well under 100 kW")
+JOULES = Metric("J", "lower", 0, 1e13, "energy is not negative; 1e13 J is 100 kW for 3 years")
+RATIO = Metric("x", "higher")  # a rate over the rate it should reach (loader / decode)
+COUNT = Metric("count", None, 0, 1e12, "a count is not negative")
+BYTES = Metric("B", None, 0, 1e18, "a byte count is not negative (1e18 is an exabyte)")
+MEMORY_BYTES = Metric("B", None, 1, 1e14, "100 TB of RAM is beyond any single host")
+CORES = Metric("cores", None, 1, 1e5, "a host has at least one and fewer than 100k cores")
+MHZ = Metric("MHz", None, 0, 1e5, "100 GHz is beyond any clock")

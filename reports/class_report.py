@@ -3,7 +3,7 @@
 It shows the spread across the class's machines, not one run: decode rate per format and track,
 feeding tax vs DataLoader workers, disk bandwidth by device kind, model-validation error, and the
 submissions that stand out. Each figure says how many submissions are behind it; a section with no
-data says so instead of drawing an empty plot.
+data says so instead of drawing an empty plot. The figures are drawn by reports.class_figures.
 
 Outliers: robust z-score on log10 of the value within its group (same track, format and profile,
 or same device kind), z = 0.6745 (x - median) / MAD, flagged at |z| > 3.5 (Iglewicz and Hoaglin).
@@ -17,20 +17,37 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
-
-from feedtax.reports.html import CSS, _kv, _svg  # noqa: E402
-from feedtax.results.io import write_atomic  # noqa: E402
-from feedtax.vocabulary import FORMAT_COLORS, FORMATS, TRACKS  # noqa: E402
+from feedtax.reports import class_figures
+from feedtax.reports.class_figures import order
+from feedtax.reports.common import CSS, figure, kv
+from feedtax.results.io import write_atomic
 
 Z_OUTLIER = 3.5
 MIN_GROUP_FOR_OUTLIERS = 5
+
+HOW_TO_READ = (
+    "<p class='note'>Every figure is built from measured submissions only; <i>n</i> under each box is"
+    " the number of submissions behind it. Runs of different profiles use different sample sizes, so"
+    " their boxes are kept apart. Outliers (red diamonds): robust z-score of log10(value) within the"
+    " group, |z| &gt; {z} (median and MAD; groups under {min_group} submissions are not judged).</p>"
+)
+DECODE = ("<p>Each run's median decode rate in one process, cold cache, per track and format: the spread is the"
+          " class's hardware (and noise). Log scale.</p>")
+FEEDING = "<p>Feeding tax = 1 - AU (MLPerf Storage): the share of wall time the consumer waited for data.</p>"
+DISK = (
+    "<p>Device kind from the run's host record: filesystem of the data directory, the block device's"
+    " rotational flag (rot=1 spinning, rot=0 solid state, rot=? unreadable), and whether the CPU reports a"
+    " hypervisor (VM). Inside a VM the flag describes the virtual disk, not the drive, and the hypervisor's"
+    " cache can serve 'cold' reads.</p>"
+)
+VALIDATION = ("<p>The pipeline model's predicted feeding tax minus the measured one, in percentage points,"
+              " over {runs} submissions.</p>")
+OUTLIERS_HEAD = ("<table><tr><th class='l'>run</th><th class='l'>CPU</th><th class='l'>metric</th>"
+                 "<th class='l'>group</th><th>value</th><th>group median</th><th>robust z</th><th>n</th></tr>")
+OUTLIERS_NOTE = ("</table><p class='note'>An outlier is not an error: check the run's host (VM, tmpfs, a busy"
+                 " machine) before discarding it.</p>")
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -48,7 +65,7 @@ def _has(con, table: str, *cols: str) -> bool:
 def _query(con, sql: str) -> list[dict]:
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -68,134 +85,16 @@ def _device_kind(row: dict) -> str:
     return f"{row.get('data_dir_fs_type') or 'fs?'} · {kind}{vm}"
 
 
-def _order(values, known) -> list:
-    present = list(dict.fromkeys(values))
-    return [v for v in known if v in present] + sorted(v for v in present if v not in known)
-
-
-# --- figures --------------------------------------------------------------------------------------
-
-def _box_strip(ax, groups: list[tuple[str, np.ndarray, np.ndarray, str]], log: bool = True) -> None:
-    """Boxes (median, IQR, whiskers to 1.5 IQR) with every submission as a jittered dot; red dots are outliers."""
-    rng = np.random.default_rng(0)
-    data = [g[1] for g in groups]
-    bp = ax.boxplot(data, positions=range(len(groups)), widths=0.6, showfliers=False, patch_artist=True,
-                    medianprops={"color": "black"})
-    for patch, g in zip(bp["boxes"], groups):
-        patch.set_facecolor(g[3])
-        patch.set_alpha(0.35)
-    for i, (_, vals, flags, color) in enumerate(groups):
-        xs = i + rng.uniform(-0.18, 0.18, vals.size)
-        ax.scatter(xs[~flags], vals[~flags], s=10, color=color, edgecolor="black", linewidth=0.3, zorder=3)
-        ax.scatter(xs[flags], vals[flags], s=30, color="red", marker="D", edgecolor="black", linewidth=0.5, zorder=4)
-    ax.set_xticks(range(len(groups)), [f"{g[0]}\nn={g[1].size}" for g in groups], fontsize=8)
-    if log:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
-        lo, hi = ax.get_ylim()
-        if hi / max(lo, 1e-300) < 30:  # under ~1.5 decades: label the 2s and 5s too
-            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if f"{v:.0e}"[0] in "25" else ""))
-        else:
-            ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(axis="y", alpha=0.3)
-
-
-def decode_figure(rows: list[dict], flagged: set, profiles: list[str]) -> plt.Figure:
-    """Per track: decode samples/s (cold cache, each run's median) per format across submissions."""
-    tracks = _order((r["track"] for r in rows), TRACKS)
-    ncols = 2 if len(tracks) > 1 else 1
-    nrows = (len(tracks) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.6 * nrows + 0.6), squeeze=False)
-    for ax, track in zip(axes.flat, tracks):
-        groups = []
-        mine = [r for r in rows if r["track"] == track]
-        for fmt in _order((r["format"] for r in mine), FORMATS):
-            for prof in profiles:
-                sel = [r for r in mine if r["format"] == fmt and r["profile"] == prof]
-                if sel:
-                    label = fmt if len(profiles) == 1 else f"{fmt}\n({prof})"
-                    groups.append((label, np.array([r["value"] for r in sel]),
-                                   np.array([(r["run_id"], track, fmt) in flagged for r in sel]),
-                                   FORMAT_COLORS.get(fmt, "#555555")))
-        _box_strip(ax, groups)
-        runs = len({r["run_id"] for r in mine})
-        ax.set_title(f"{track}: decode, cold cache ({runs} submissions)", fontsize=10)
-        ax.set_ylabel("samples/s per process (log)")
-    for ax in list(axes.flat)[len(tracks):]:
-        ax.set_visible(False)
-    fig.suptitle("Decode rate per format across the class (dots: submissions; red diamonds: outliers)", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def feeding_figure(rows: list[dict]) -> plt.Figure:
-    """Per track: feeding tax vs DataLoader workers, median across submissions per format, IQR band, dots per run."""
-    tracks = _order((r["track"] for r in rows), TRACKS)
-    ncols = 2 if len(tracks) > 1 else 1
-    nrows = (len(tracks) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.4 * nrows + 0.6), squeeze=False)
-    for ax, track in zip(axes.flat, tracks):
-        mine = [r for r in rows if r["track"] == track]
-        for fmt in _order((r["format"] for r in mine), FORMATS):
-            by_w: dict[int, list[float]] = defaultdict(list)
-            for r in mine:
-                if r["format"] == fmt:
-                    by_w[int(r["num_workers"])].append(float(r["feeding_tax"]))
-            ws = sorted(by_w)
-            color = FORMAT_COLORS.get(fmt, "#555555")
-            q = np.array([np.percentile(by_w[w], [25, 50, 75]) for w in ws])
-            ax.plot(ws, q[:, 1] * 100, "-o", color=color, label=f"{fmt}", ms=4)
-            ax.fill_between(ws, q[:, 0] * 100, q[:, 2] * 100, color=color, alpha=0.15)
-            for w in ws:
-                ax.scatter([w] * len(by_w[w]), np.array(by_w[w]) * 100, s=6, color=color, alpha=0.5)
-        ax.set_ylim(-2, 102)
-        ax.set_xticks(sorted({int(r["num_workers"]) for r in mine}))
-        ax.set_xlabel("DataLoader workers")
-        ax.set_ylabel("feeding tax (% of time waiting)")
-        ax.set_title(f"{track} ({len({r['run_id'] for r in mine})} submissions)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(tracks):]:
-        ax.set_visible(False)
-    fig.suptitle("Feeding tax vs workers (line: median across submissions; band: IQR)", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def disk_figure(rows: list[dict], flagged: set) -> plt.Figure:
-    """Sequential read (cold) and write bandwidth per device kind across submissions."""
-    kinds = sorted({r["kind"] for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2 + 0.25 * max(len(kinds) - 3, 0)))
-    palette = plt.get_cmap("tab10")
-    for ax, (col, title) in zip(axes, (("seq_read_mb_per_s_cold", "sequential read, cold cache"),
-                                       ("seq_write_mb_per_s", "sequential write (fsync included)"))):
-        groups = []
-        for i, kind in enumerate(kinds):
-            sel = [r for r in rows if r["kind"] == kind and r[col] is not None]
-            if sel:
-                groups.append((kind.replace(" · ", "\n"), np.array([r[col] for r in sel]),
-                               np.array([(r["run_id"], col) in flagged for r in sel]), palette(i % 10)))
-        _box_strip(ax, groups)
-        ax.set_ylabel("MB/s (1e6 B/s, log)")
-        ax.set_title(title, fontsize=10)
-    fig.suptitle("Disk bandwidth by device kind (filesystem · rot=1: the kernel reports a rotational disk · VM)", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def validation_figure(rows: list[dict]) -> plt.Figure:
-    """Predicted minus measured feeding tax (percentage points) per track across the class."""
-    tracks = _order((r["track"] for r in rows), TRACKS)
-    fig, ax = plt.subplots(figsize=(11, 3.2))
-    groups = [(f"{t}\n{len({r['run_id'] for r in rows if r['track'] == t})} submissions, rows:",
-               np.array([r["error_pp"] for r in rows if r["track"] == t], dtype=float),
-               np.zeros(sum(r["track"] == t for r in rows), dtype=bool), "#1f77b4") for t in tracks]
-    _box_strip(ax, groups, log=False)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_ylabel("model - measured (pp)")
-    ax.set_title("Model-validation error across the class (each dot: one track x format x workers row)", fontsize=10)
-    fig.tight_layout()
-    return fig
+def _outliers(groups: dict[tuple, list[dict]], describe) -> list[dict]:
+    """Members of each group whose robust z passes Z_OUTLIER, with the group's median, name and size."""
+    out = []
+    for key, members in groups.items():
+        z = robust_z(np.array([m["value"] for m in members]))
+        med = float(np.median([m["value"] for m in members]))
+        for m, zi in zip(members, z, strict=True):
+            if abs(zi) > Z_OUTLIER:
+                out.append({**m, "z": float(zi), "group_median": med, "group": describe(key), "n": len(members)})
+    return out
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -204,15 +103,88 @@ def _empty(what: str) -> str:
     return f"<p class='note'>No data yet: {escape(what)}</p>"
 
 
-def _outliers(groups: dict[tuple, list[dict]], describe) -> list[dict]:
-    out = []
-    for key, members in groups.items():
-        z = robust_z(np.array([m["value"] for m in members]))
-        med = float(np.median([m["value"] for m in members]))
-        for m, zi in zip(members, z):
-            if abs(zi) > Z_OUTLIER:
-                out.append({**m, "z": float(zi), "group_median": med, "group": describe(key), "n": len(members)})
-    return out
+def _decode(con, profiles: list[str]) -> tuple[list[str], list[dict]]:
+    """Section 1 and its outliers: decode rate per track, format and profile."""
+    parts = ["<h2>1. Decode rate per format and track</h2>"]
+    if not _has(con, "formats", "track", "format", "decode_samples_per_s_cold_median"):
+        return parts + [_empty("no formats table.")], []
+    rows = _query(con, "SELECT f.run_id, f.track, f.format, r.profile, f.decode_samples_per_s_cold_median AS value "
+                       "FROM formats f JOIN runs r USING (run_id) WHERE f.decode_samples_per_s_cold_median > 0")
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["track"], r["format"], r["profile"])].append(r)
+    found = _outliers(groups, lambda k: f"{k[0]} / {k[1]} / {k[2]} profile")
+    for o in found:
+        o["metric"] = "decode samples/s, cold"
+    if not rows:
+        return parts + [_empty("no format rows.")], found
+    flagged = {(o["run_id"], o["track"], o["format"]) for o in found}
+    return parts + [DECODE, figure(class_figures.decode_figure(rows, flagged, profiles))], found
+
+
+def _feeding(con) -> list[str]:
+    """Section 2: feeding tax vs DataLoader workers."""
+    parts = ["<h2>2. Feeding tax vs DataLoader workers</h2>"]
+    if not _has(con, "loader", "track", "format", "num_workers", "feeding_tax"):
+        return parts + [_empty("no submission has a loader sweep (the `loader` section).")]
+    rows = _query(con, "SELECT run_id, track, format, num_workers, feeding_tax FROM loader "
+                       "WHERE feeding_tax IS NOT NULL AND num_workers IS NOT NULL")
+    if not rows:
+        return parts + [_empty("no submission has loader rows.")]
+    return parts + [FEEDING, figure(class_figures.feeding_figure(rows))]
+
+
+def _disk(con) -> tuple[list[str], list[dict]]:
+    """Section 3 and its outliers: sequential read and write bandwidth per device kind."""
+    parts = ["<h2>3. Disk bandwidth by device kind</h2>"]
+    if not _has(con, "disk", "seq_read_mb_per_s_cold", "seq_write_mb_per_s"):
+        return parts + [_empty("no disk probe results.")], []
+    hcols = _columns(con, "hosts")
+    extra = ", ".join(f"h.{c}" for c in ("data_dir_fs_type", "data_dir_rotational", "virtualization") if c in hcols)
+    rows = _query(con, "SELECT d.run_id, d.seq_read_mb_per_s_cold, d.seq_write_mb_per_s"
+                       + (f", {extra}" if extra else "") + " FROM disk d LEFT JOIN hosts h USING (run_id)")
+    for r in rows:
+        r["kind"] = _device_kind(r)
+    found = []
+    for col, label in (("seq_read_mb_per_s_cold", "disk read MB/s, cold"), ("seq_write_mb_per_s", "disk write MB/s")):
+        groups = defaultdict(list)
+        for r in rows:
+            if r[col] and r[col] > 0:
+                groups[r["kind"]].append({"run_id": r["run_id"], "value": r[col], "col": col})
+        for o in _outliers(groups, lambda k: k):
+            o["metric"] = label
+            found.append(o)
+    if not rows:
+        return parts + [_empty("no disk probe results.")], found
+    return parts + [DISK, figure(class_figures.disk_figure(rows, {(o["run_id"], o["col"]) for o in found}))], found
+
+
+def _validation(con) -> list[str]:
+    """Section 4: the pipeline model's error across the class."""
+    parts = ["<h2>4. Model-validation error across the class</h2>"]
+    if not _has(con, "model_validation", "track", "error_pp"):
+        return parts + [_empty("no submission has model-validation rows (the `model_validation` section).")]
+    rows = _query(con, "SELECT run_id, track, error_pp FROM model_validation WHERE error_pp IS NOT NULL")
+    if not rows:
+        return parts + [_empty("no model-validation rows.")]
+    return parts + [VALIDATION.format(runs=len({r["run_id"] for r in rows})),
+                    figure(class_figures.validation_figure(rows))]
+
+
+def _outlier_table(outliers: list[dict], host_of: dict[str, dict]) -> list[str]:
+    """Section 5: every flagged submission, the farthest first, with its CPU."""
+    parts = ["<h2>5. Outliers</h2>"]
+    if not outliers:
+        return parts + ["<p class='note'>None flagged.</p>"]
+    parts.append(OUTLIERS_HEAD)
+    for o in sorted(outliers, key=lambda o: -abs(o["z"])):
+        h = host_of.get(o["run_id"], {})
+        parts.append(f"<tr><td class='l'><code>{escape(o['run_id'])}</code></td>"
+                     f"<td class='l'>{escape(str(h.get('cpu_model')))}</td>"
+                     f"<td class='l'>{escape(o['metric'])}</td><td class='l'>{escape(o['group'])}</td>"
+                     f"<td>{o['value']:,.0f}</td><td>{o['group_median']:,.0f}</td><td>{o['z']:+.1f}</td>"
+                     f"<td>{o['n']}</td></tr>")
+    return parts + [OUTLIERS_NOTE]
 
 
 def render(con) -> str:
@@ -229,109 +201,22 @@ def render(con) -> str:
 
     runs = _query(con, "SELECT r.run_id, r.profile, r.status, h.cpu_model, h.cpu_logical_cores FROM runs r "
                        "LEFT JOIN hosts h USING (run_id)")
-    profiles = _order((r["profile"] for r in runs), ("ci", "laptop", "full"))
-    host_of = {r["run_id"]: r for r in runs}
+    profiles = order((r["profile"] for r in runs), ("ci", "laptop", "full"))
     status = defaultdict(int)
     for r in runs:
         status[r["status"]] += 1
-    parts.append(_kv([("submissions", n_runs), ("distinct CPU models", len({r["cpu_model"] for r in runs})),
-                      ("profiles", ", ".join(f"{p} ({sum(r['profile'] == p for r in runs)})" for p in profiles)),
-                      ("status", ", ".join(f"{k}: {v}" for k, v in sorted(status.items())))]))
-    parts.append("<p class='note'>Every figure is built from measured submissions only; <i>n</i> under each box is"
-                 " the number of submissions behind it. Runs of different profiles use different sample sizes, so"
-                 " their boxes are kept apart. Outliers (red diamonds): robust z-score of log10(value) within the"
-                 f" group, |z| &gt; {Z_OUTLIER} (median and MAD; groups under {MIN_GROUP_FOR_OUTLIERS} submissions are not judged).</p>")
-    outliers: list[dict] = []
-
-    # 1. decode rate per format and track
-    parts.append("<h2>1. Decode rate per format and track</h2>")
-    if _has(con, "formats", "track", "format", "decode_samples_per_s_cold_median"):
-        rows = _query(con, "SELECT f.run_id, f.track, f.format, r.profile, f.decode_samples_per_s_cold_median AS value "
-                           "FROM formats f JOIN runs r USING (run_id) WHERE f.decode_samples_per_s_cold_median > 0")
-        groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in rows:
-            groups[(r["track"], r["format"], r["profile"])].append(r)
-        found = _outliers(groups, lambda k: f"{k[0]} / {k[1]} / {k[2]} profile")
-        for o in found:
-            o["metric"] = "decode samples/s, cold"
-        outliers += found
-        flagged = {(o["run_id"], o["track"], o["format"]) for o in found}
-        parts += ["<p>Each run's median decode rate in one process, cold cache, per track and format: the spread is the"
-                  " class's hardware (and noise). Log scale.</p>",
-                  f"<figure>{_svg(decode_figure(rows, flagged, profiles))}</figure>"] if rows else [_empty("no format rows.")]
-    else:
-        parts.append(_empty("no formats table."))
-
-    # 2. feeding tax vs workers
-    parts.append("<h2>2. Feeding tax vs DataLoader workers</h2>")
-    if _has(con, "loader", "track", "format", "num_workers", "feeding_tax"):
-        rows = _query(con, "SELECT run_id, track, format, num_workers, feeding_tax FROM loader "
-                           "WHERE feeding_tax IS NOT NULL AND num_workers IS NOT NULL")
-        parts += ["<p>Feeding tax = 1 - AU (MLPerf Storage): the share of wall time the consumer waited for data.</p>",
-                  f"<figure>{_svg(feeding_figure(rows))}</figure>"] if rows else [_empty("no submission has loader rows.")]
-    else:
-        parts.append(_empty("no submission has a loader sweep (the `loader` section)."))
-
-    # 3. disk by device kind
-    parts.append("<h2>3. Disk bandwidth by device kind</h2>")
-    if _has(con, "disk", "seq_read_mb_per_s_cold", "seq_write_mb_per_s"):
-        hcols = _columns(con, "hosts")
-        extra = ", ".join(f"h.{c}" for c in ("data_dir_fs_type", "data_dir_rotational", "virtualization") if c in hcols)
-        rows = _query(con, "SELECT d.run_id, d.seq_read_mb_per_s_cold, d.seq_write_mb_per_s"
-                           + (f", {extra}" if extra else "") + " FROM disk d LEFT JOIN hosts h USING (run_id)")
-        for r in rows:
-            r["kind"] = _device_kind(r)
-        found = []
-        for col, label in (("seq_read_mb_per_s_cold", "disk read MB/s, cold"), ("seq_write_mb_per_s", "disk write MB/s")):
-            groups = defaultdict(list)
-            for r in rows:
-                if r[col] and r[col] > 0:
-                    groups[r["kind"]].append({"run_id": r["run_id"], "value": r[col], "col": col})
-            for o in _outliers(groups, lambda k: k):
-                o["metric"] = label
-                found.append(o)
-        outliers += found
-        if rows:
-            parts += ["<p>Device kind from the run's host record: filesystem of the data directory, the block device's"
-                      " rotational flag (rot=1 spinning, rot=0 solid state, rot=? unreadable), and whether the CPU reports a hypervisor (VM). Inside a VM the flag describes the"
-                      " virtual disk, not the drive, and the hypervisor's cache can serve 'cold' reads.</p>",
-                      f"<figure>{_svg(disk_figure(rows, {(o['run_id'], o['col']) for o in found}))}</figure>"]
-        else:
-            parts.append(_empty("no disk probe results."))
-    else:
-        parts.append(_empty("no disk probe results."))
-
-    # 4. model validation
-    parts.append("<h2>4. Model-validation error across the class</h2>")
-    if _has(con, "model_validation", "track", "error_pp"):
-        rows = _query(con, "SELECT run_id, track, error_pp FROM model_validation WHERE error_pp IS NOT NULL")
-        if rows:
-            parts += [f"<p>The pipeline model's predicted feeding tax minus the measured one, in percentage points,"
-                      f" over {len({r['run_id'] for r in rows})} submissions.</p>",
-                      f"<figure>{_svg(validation_figure(rows))}</figure>"]
-        else:
-            parts.append(_empty("no model-validation rows."))
-    else:
-        parts.append(_empty("no submission has model-validation rows (the `model_validation` section)."))
-
-    # 5. outliers
-    parts.append("<h2>5. Outliers</h2>")
-    if outliers:
-        parts.append("<table><tr><th class='l'>run</th><th class='l'>CPU</th><th class='l'>metric</th><th class='l'>group</th>"
-                     "<th>value</th><th>group median</th><th>robust z</th><th>n</th></tr>")
-        for o in sorted(outliers, key=lambda o: -abs(o["z"])):
-            h = host_of.get(o["run_id"], {})
-            parts.append(f"<tr><td class='l'><code>{escape(o['run_id'])}</code></td><td class='l'>{escape(str(h.get('cpu_model')))}</td>"
-                         f"<td class='l'>{escape(o['metric'])}</td><td class='l'>{escape(o['group'])}</td>"
-                         f"<td>{o['value']:,.0f}</td><td>{o['group_median']:,.0f}</td><td>{o['z']:+.1f}</td><td>{o['n']}</td></tr>")
-        parts.append("</table><p class='note'>An outlier is not an error: check the run's host (VM, tmpfs, a busy"
-                     " machine) before discarding it.</p>")
-    else:
-        parts.append("<p class='note'>None flagged.</p>")
-
+    parts.append(kv([("submissions", n_runs), ("distinct CPU models", len({r["cpu_model"] for r in runs})),
+                     ("profiles", ", ".join(f"{p} ({sum(r['profile'] == p for r in runs)})" for p in profiles)),
+                     ("status", ", ".join(f"{k}: {v}" for k, v in sorted(status.items())))]))
+    parts.append(HOW_TO_READ.format(z=Z_OUTLIER, min_group=MIN_GROUP_FOR_OUTLIERS))
+    decode, decode_outliers = _decode(con, profiles)
+    parts += decode + _feeding(con)
+    disk, disk_outliers = _disk(con)
+    parts += disk + _validation(con)
+    parts += _outlier_table(decode_outliers + disk_outliers, {r["run_id"]: r for r in runs})
     parts += ["<h2>What the database holds</h2>",
               "<p class='note'>Rows per table (one table per results section; query them with DuckDB).</p>",
-              _kv(list(counts.items())), "</body></html>"]
+              kv(list(counts.items())), "</body></html>"]
     return "\n".join(parts)
 
 

@@ -1,7 +1,7 @@
 """Feeding-tax instruments: FeedingTaxGauge, MFU_vs_Ingestion_Plot, the scaling fit and the wait breakdown.
 
-Inputs are feedtax.measure.sweep rows (LoaderRow) and FeedingSummary objects (or their dicts from
-results.json); each function returns a matplotlib Figure.
+Inputs are the sweep's rows (feedtax.results.feeding.LoaderRow) and FeedingSummary objects (or their dicts
+from results.json); each function returns a matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def feeding_tax_gauge(rows) -> plt.Figure:
     """Feeding tax (% of wall time the consumer waits) per format x worker count, one panel per track."""
     tracks = list(dict.fromkeys(_get(r, "track") for r in rows))
     fig, axes = plt.subplots(1, max(1, len(tracks)), figsize=(5.5 * max(1, len(tracks)), 3.6), squeeze=False)
-    for ax, track in zip(axes[0], tracks):
+    for ax, track in zip(axes[0], tracks, strict=False):
         mine = [r for r in rows if _get(r, "track") == track]
         fmts = list(dict.fromkeys(_get(r, "format") for r in mine))
         workers = sorted({_get(r, "num_workers") for r in mine})
@@ -36,7 +36,7 @@ def feeding_tax_gauge(rows) -> plt.Figure:
             tax = [100 * _get(by_w[w], "feeding_tax") if w in by_w else np.nan for w in workers]
             bars = ax.bar(x + (i - (len(fmts) - 1) / 2) * width, tax, width, label=fmt,
                           color=FORMAT_COLORS.get(fmt, "#333333"))
-            for b, w in zip(bars, workers):
+            for b, w in zip(bars, workers, strict=True):
                 if w in by_w and _get(by_w[w], "unstable"):
                     ax.annotate("!", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
                                 color="red", fontsize=8, weight="bold")
@@ -67,7 +67,7 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
         ys = [_get(r, "mfu") if use_mfu else _get(r, "au") for r in pts]
         color = FORMAT_COLORS.get(fmt, "#333333")
         ax.plot(xs, ys, "o-", color=color, label=fmt)
-        for r, x, y in zip(pts, xs, ys):
+        for r, x, y in zip(pts, xs, ys, strict=True):
             w = _get(r, "num_workers")
             ax.annotate(f"{w}w", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
             if eq.get(fmt) == w:
@@ -100,16 +100,17 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
         color = FORMAT_COLORS.get(fmt, "#333333")
         pts = sorted((_get(r, "num_workers"), _get(r, "ingestion_samples_per_s")) for r in rows
                      if _get(r, "track") == track and _get(r, "format") == fmt and _get(r, "num_workers") >= 1)
-        ax.plot(*zip(*pts), "o", color=color, label=f"{fmt} measured")
-        curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "extrapolated")) for p in _get(fit, "predicted")]
+        ax.plot(*zip(*pts, strict=True), "o", color=color, label=f"{fmt} measured")
+        curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "extrapolated"))
+                 for p in _get(fit, "predicted")]
         lo, hi = min(_get(fit, "measured_workers")), max(_get(fit, "measured_workers"))
         inside = [(w, x) for w, x, ext in curve if not ext]
         if inside:
-            ax.plot(*zip(*inside), "-", color=color, lw=1)
+            ax.plot(*zip(*inside, strict=True), "-", color=color, lw=1)
         label = f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else "")
         for part in ([(w, x) for w, x, _ in curve if w <= lo], [(w, x) for w, x, _ in curve if w >= hi]):
             if len(part) > 1:  # below and beyond the measured counts, each joined to the fit's end there
-                ax.plot(*zip(*part), "--", color=color, lw=1, label=label)
+                ax.plot(*zip(*part, strict=True), "--", color=color, lw=1, label=label)
                 label = None
     need = _get(summary, "consumption_samples_per_s")
     if np.isfinite(need):
@@ -139,7 +140,7 @@ def wait_breakdown(summary) -> plt.Figure:
     for i, (name, key, color) in enumerate(stages):
         vals = [_get(p, key) or np.nan for p in parts]
         bars = ax.bar(x + (i - 1.5) * width, vals, width, color=color, label=name)
-        for b, p in zip(bars, parts):
+        for b, p in zip(bars, parts, strict=True):
             if _get(p, "binding") == name:
                 b.set_hatch("//")
                 b.set_edgecolor("black")

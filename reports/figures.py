@@ -17,7 +17,7 @@ def format_costs(results: Results) -> plt.Figure:
     """Per track: bytes on disk per sample, and decode samples/s cold and warm (median, IQR bars)."""
     tracks = list(dict.fromkeys(r.track for r in results.formats))
     fig, axes = plt.subplots(len(tracks), 2, figsize=(11, 2.6 * len(tracks) + 0.6), squeeze=False)
-    for row, track in zip(axes, tracks):
+    for row, track in zip(axes, tracks, strict=True):
         rows = [r for r in results.formats if r.track == track]
         names = [r.format for r in rows]
         x = np.arange(len(rows))
@@ -26,7 +26,7 @@ def format_costs(results: Results) -> plt.Figure:
         ax = row[0]
         ax.bar(x, [r.bytes_per_sample for r in rows], color=colors)
         ax.axhline(rows[0].raw_bytes_per_sample, color="black", lw=1, ls="--", label="in-memory size")
-        for xi, r in zip(x, rows):
+        for xi, r in zip(x, rows, strict=True):
             ax.annotate(f"{r.compression_ratio:.2f}x", (xi, r.bytes_per_sample), ha="center", va="bottom", fontsize=8)
         ax.set_ylim(0, max(max(r.bytes_per_sample for r in rows), rows[0].raw_bytes_per_sample) * 1.3)
         ax.set_xticks(x, names)
@@ -43,7 +43,7 @@ def format_costs(results: Results) -> plt.Figure:
             err = np.array([[d.median - d.q1 for d in dists], [d.q3 - d.median for d in dists]])
             ax.bar(x + offset, med, width, yerr=err, color=colors, alpha=alpha, capsize=2,
                    edgecolor="black", linewidth=0.5, label=label)
-            for xi, d in zip(x + offset, dists):
+            for xi, d in zip(x + offset, dists, strict=True):
                 if d.unstable:
                     ax.annotate("!", (xi, d.median), ha="center", va="bottom", color="red", fontsize=9, weight="bold")
         ax.set_yscale("log")

@@ -1,6 +1,7 @@
 """The mission instruments: TransferTimeRadar, SneakernetCrossoverPlot, EnergyRadar, IngestionWaterfall.
 
-Each takes a model of harness.gravity, feedtax.model.ledger or feedtax.model.calibrate and returns a matplotlib Figure.
+Each takes a results model (feedtax.results.audits: GravityResult, Ledger; feedtax.results.projections:
+Projection) and returns a matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.results.audits import (
-    GravityResult,  # noqa: E402
-    Ledger,  # noqa: E402
-)
+from feedtax.results.audits import GravityResult, Ledger  # noqa: E402
 from feedtax.results.projections import Projection  # noqa: E402
-from feedtax.vocabulary import AXES, SECONDS_PER_HOUR
+from feedtax.vocabulary import AXES, SECONDS_PER_HOUR  # noqa: E402
 
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
 
 
 def size_label(nbytes: int) -> str:
+    """A dataset size in the largest decimal unit it reaches: 10 GB, 1 PB."""
     for unit, scale in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
         if nbytes >= scale:
             return f"{nbytes / scale:g} {unit}"
@@ -43,10 +42,11 @@ def transfer_time_radar(g: GravityResult) -> plt.Figure:
     sizes = sorted({t.dataset_bytes for t in g.tiers})
     fig = plt.figure(figsize=(7, 6))
     ax, angles = _radar_axes(fig, [size_label(s) for s in sizes])
-    series = {f"network {link:g} Gbit/s": [next(t.network_s for t in g.tiers if t.dataset_bytes == s and t.link_gbps == link)
-                                           for s in sizes] for link in sorted({t.link_gbps for t in g.tiers})}
-    series[f"sneakernet, {g.tiers[0].distance_km:,.0f} km"] = [next(t.sneakernet_s for t in g.tiers if t.dataset_bytes == s)
-                                                               for s in sizes]
+    series = {f"network {link:g} Gbit/s": [next(t.network_s for t in g.tiers
+                                                if t.dataset_bytes == s and t.link_gbps == link) for s in sizes]
+              for link in sorted({t.link_gbps for t in g.tiers})}
+    series[f"sneakernet, {g.tiers[0].distance_km:,.0f} km"] = [
+        next(t.sneakernet_s for t in g.tiers if t.dataset_bytes == s) for s in sizes]
     floor = min(min(v) for v in series.values()) / SECONDS_PER_HOUR
     for name, secs in series.items():
         r = np.log10(np.array(secs) / SECONDS_PER_HOUR) - np.log10(floor) + 0.2
@@ -68,17 +68,18 @@ def sneakernet_crossover(g: GravityResult) -> plt.Figure:
     d = np.linspace(0, far, 200)
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len({t.dataset_bytes for t in g.tiers})))
-    for color, size in zip(colors, sorted({t.dataset_bytes for t in g.tiers})):
+    for color, size in zip(colors, sorted({t.dataset_bytes for t in g.tiers}), strict=True):
         rows = [t for t in g.tiers if t.dataset_bytes == size]
         fixed = rows[0].write_s + rows[0].read_s + handling_s
         ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
                 label=f"{size_label(size)} sneakernet")
-        for t, ls in zip(rows, (":", "-.", "--")):
+        for t, ls in zip(rows, (":", "-.", "--"), strict=False):  # one style per link
             ax.axhline(t.network_s / SECONDS_PER_HOUR, color=color, ls=ls, lw=1)
             if t.crossover_km is not None:
                 ax.plot([t.crossover_km], [t.network_s / SECONDS_PER_HOUR], "o", color=color)
-                ax.annotate(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G", (t.crossover_km, t.network_s / SECONDS_PER_HOUR),
-                            fontsize=7, xytext=(4, 4), textcoords="offset points")
+                ax.annotate(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G",
+                            (t.crossover_km, t.network_s / SECONDS_PER_HOUR), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
     ax.set_yscale("log")
     ax.set_xlabel("shipping distance (km)")
     ax.set_ylabel("hours (log)")
@@ -112,7 +113,7 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
     the rate the target's compute consumes."""
     tracks = list(projections)
     fig, axes = plt.subplots(1, len(tracks), figsize=(3.9 * len(tracks) + 0.5, 4.4), squeeze=False)
-    for ax, track in zip(axes[0], tracks):
+    for ax, track in zip(axes[0], tracks, strict=True):
         p = projections[track]
         per_sample_bytes = p.inputs["sample_size"].value
         stages: dict[str, tuple[float, str | None]] = {}
@@ -127,7 +128,7 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
         x = np.arange(len(stages) + 1)
         bars = ax.bar(x[:-1], [v for v, _ in stages.values()], color=TRACK_COLORS.get(track), alpha=0.6)
         ax.bar(x[-1], p.pipeline.required_rate_per_second, color="white", edgecolor="black", hatch="//")
-        for bar, (_, key) in zip(bars, stages.values()):
+        for bar, (_, key) in zip(bars, stages.values(), strict=True):
             if key == p.pipeline.bottleneck_stage:
                 bar.set_edgecolor("black")
                 bar.set_linewidth(2.5)

@@ -36,14 +36,17 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     jsonschema.validate(doc, schema)
     assert doc["status"] == "complete" and doc["profile"] == "ci"
     pairs = {(r["track"], r["format"]) for r in doc["formats"]}
-    assert pairs == {(t, f) for t in ("cloud", "edge", "mobile", "tiny") for f in ("csv", "json", "parquet", "protobuf", "raw")}
+    assert pairs == {(t, f) for t in ("cloud", "edge", "mobile", "tiny")
+                     for f in ("csv", "json", "parquet", "protobuf", "raw")}
     assert not (ci_run / "data").exists(), "data is removed unless --keep-data"
     # the later stages: sweep, selection, projections, all from this run's measurements
     assert [s["name"] for s in doc["stages"]] == ["probes", "formats", "sweep", "selection", "projections"]
     assert all(s["status"] == "complete" for s in doc["stages"])
-    assert {(r["format"], r["num_workers"]) for r in doc["loader"]} == {(f, w) for f in ("csv", "parquet", "raw") for w in (0, 1, 2)}
+    assert {(r["format"], r["num_workers"]) for r in doc["loader"]} == {(f, w) for f in ("csv", "parquet", "raw")
+                                                                       for w in (0, 1, 2)}
     assert set(doc["feeding"]["flow_equilibrium"]["edge"]) == {"csv", "parquet", "raw"}
-    assert doc["feeding"]["shards"]["edge"] >= 2 * 2, "at least 2 shards per worker, or stream-only formats cannot scale"
+    assert doc["feeding"]["shards"]["edge"] >= 2 * 2, \
+        "at least 2 shards per worker, or stream-only formats cannot scale"
     assert set(doc["projections"]) == {"cloud", "edge", "mobile", "tiny"}
     assert len(doc["model_validation"]) == len(doc["loader"])
     assert any(t["dataset_bytes"] == 10**15 and t["link_gbps"] == 100 for t in doc["gravity"]["tiers"])
@@ -69,7 +72,8 @@ def test_project_reprojects_with_an_assumption_changed(ci_run, tmp_path):
     proc = feedtax("project", str(ci_run / "results.json"), "--assume", "orin_cpu_cores=1000", "--out", str(target))
     assert proc.returncode == 0, proc.stderr
     before, after = (json.loads(p.read_text()) for p in (ci_run / "results.json", target))
-    assert after["assumptions"]["entries"]["orin_cpu_cores"] == {**before["assumptions"]["entries"]["orin_cpu_cores"], "value": 1000.0, "overridden": True}
+    assert after["assumptions"]["entries"]["orin_cpu_cores"] == {**before["assumptions"]["entries"]["orin_cpu_cores"],
+                                                                 "value": 1000.0, "overridden": True}
     assert after["formats"] == before["formats"] and after["loader"] == before["loader"], "nothing is measured again"
     bad = feedtax("project", str(ci_run / "results.json"), "--assume", "warp_drive=1")
     assert bad.returncode == 2 and "warp_drive" in bad.stderr
@@ -84,8 +88,8 @@ def test_report_of_a_malformed_file_fails_naming_it(tmp_path):
 
 def test_subset_of_tracks_and_formats_and_keep_data(tmp_path):
     out = tmp_path / "o"
-    proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json", "--keep-data",
-                   "--submit", str(tmp_path / "class"))
+    proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json",
+                   "--keep-data", "--submit", str(tmp_path / "class"))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
     assert json.loads((tmp_path / "class" / f"{doc['run_id']}.json").read_text()) == doc
@@ -115,7 +119,8 @@ def test_unwritable_out_dir(tmp_path):
 
 def test_ctrl_c_leaves_valid_partial_results(tmp_path):
     out = tmp_path / "o"
-    proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -137,7 +142,8 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path):
 
 
 def test_help_starts_without_heavy_imports():
-    code = "import sys, feedtax.cli.main; print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))"
+    code = ("import sys, feedtax.cli; "
+            "print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
     assert feedtax("--help").returncode == 0

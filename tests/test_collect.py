@@ -2,6 +2,7 @@
 
 The corpus is generated: one real (small) run measured on this machine, then varied copies of it
 (other run_ids, hosts and speeds), plus hostile and broken files of every kind collect refuses.
+test_intake, test_store, test_submit, test_class_report and the collect benchmark build theirs here.
 """
 
 from __future__ import annotations
@@ -13,28 +14,25 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 import pytest
 import typer
-from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from feedtax.classroom import collect as c
+from feedtax.classroom import intake, store
 from feedtax.cli.classroom import collect_cmd
 from feedtax.measure.profiles import Profile, SweepPlan, get
-from feedtax.results.schema import Results
-from feedtax.stats import Distribution
 
 N_GOOD = 20
 _DIST_STATS = ("median", "iqr", "q1", "q3", "mean", "stdev", "min", "max")
 
 
 TEST_PROFILE = Profile(
-    name="ci", description="tests: every stage, tiny sizes", samples_per_track=24, samples_per_shard=12, sizes=get("ci").sizes,
-    warmups=1, repeats=3, min_time_s=0.0, format_budget_s=1.0, disk_probe_bytes=4 << 20, disk_probe_budget_s=0.5,
-    memory_probe_bytes=4 << 20,
+    name="ci", description="tests: every stage, tiny sizes", samples_per_track=24, samples_per_shard=12,
+    sizes=get("ci").sizes, warmups=1, repeats=3, min_time_s=0.0, format_budget_s=1.0, disk_probe_bytes=4 << 20,
+    disk_probe_budget_s=0.5, memory_probe_bytes=4 << 20,
     sweep=SweepPlan(tracks=("tiny",), formats=("json", "raw"), batch_size=8, steps=4, step_s=0.001, max_workers=1,
                     worker_counts=(0, 1)))
 
@@ -68,8 +66,9 @@ def _scale(obj, factor: float) -> None:
                 stack.append(v)
 
 
-HOSTS = [("AMD EPYC 7B13", "ext4", False, "vm"), ("Apple M2", "apfs", False, None), ("Intel Core i7-1165G7", "ext4", False, None),
-         ("Intel Xeon E5-2680", "xfs", True, None), ("AMD Ryzen 9 7950X", "btrfs", False, None), ("Intel Xeon Platinum", "ext4", True, "vm")]
+HOSTS = [("AMD EPYC 7B13", "ext4", False, "vm"), ("Apple M2", "apfs", False, None),
+         ("Intel Core i7-1165G7", "ext4", False, None), ("Intel Xeon E5-2680", "xfs", True, None),
+         ("AMD Ryzen 9 7950X", "btrfs", False, None), ("Intel Xeon Platinum", "ext4", True, "vm")]
 
 
 def variant(base: dict, i: int, seed: int = 0) -> dict:
@@ -132,10 +131,13 @@ def write_bad(folder: Path) -> dict[str, tuple[Path, str]]:
         "no_host": (doc_with(4, lambda d: d.pop("host")), "missing_section"),
         "no_formats": (doc_with(5, lambda d: d.update(formats=[])), "missing_section"),
         "wrong_type": (doc_with(6, lambda d: d["formats"][0].update(n_samples="many")), "schema"),
-        "nan": (doc_with(7, lambda d: None).replace(b'"bytes_per_sample": ', b'"bytes_per_sample": NaN, "x": ', 1), "non_finite"),
-        "infinity": (doc_with(8, lambda d: d["formats"][0].update(compression_ratio=1e400)) .replace(b"Infinity", b"1e999"), "non_finite"),
+        "nan": (doc_with(7, lambda d: None).replace(b'"bytes_per_sample": ', b'"bytes_per_sample": NaN, "x": ', 1),
+                "non_finite"),
+        "infinity": (doc_with(8, lambda d: d["formats"][0].update(compression_ratio=1e400))
+                     .replace(b"Infinity", b"1e999"), "non_finite"),
         "negative_bytes": (doc_with(9, lambda d: d["formats"][0].update(bytes_per_sample=-5.0)), "implausible"),
-        "absurd_rate": (doc_with(10, lambda d: distribution(d, median=5e12, q3=6e12, max=7e12, mean=5e12)), "implausible"),
+        "absurd_rate": (doc_with(10, lambda d: distribution(d, median=5e12, q3=6e12, max=7e12, mean=5e12)),
+                        "implausible"),
         "inconsistent_dist": (doc_with(11, lambda d: distribution(d, median=10.0, min=20.0)), "implausible"),
         "bad_run_id": (doc_with(12, lambda d: d.update(run_id="../../etc/passwd")), "bad_run_id"),
         "deep": (b'{"schema_version": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too_deep"),
@@ -148,7 +150,7 @@ def write_bad(folder: Path) -> dict[str, tuple[Path, str]]:
         out[name] = (p, kind)
     big = folder / "bad_oversized.json"
     with open(big, "wb") as f:  # sparse: refused by its size before a byte is read
-        f.truncate(c.MAX_SUBMISSION_BYTES + 1)
+        f.truncate(intake.MAX_SUBMISSION_BYTES + 1)
     out["oversized"] = (big, "too_large")
     return out
 
@@ -162,12 +164,16 @@ def snapshot(db: Path) -> dict[str, list]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
+def make_corpus(root: Path) -> tuple[Path, dict[str, Path], dict[str, tuple[Path, str]]]:
+    """root/good: N_GOOD good submissions by run_id; root/bad: one file per reject kind."""
     good = write_good(root / "good", N_GOOD)
     bad = write_bad(root / "bad")
     return root, good, bad
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def cli_app() -> typer.Typer:
@@ -198,20 +204,6 @@ def test_corpus_good_ingested_once_bad_named_and_second_collect_changes_nothing(
     again = c.collect([root], db)
     assert not again.accepted and len(again.duplicates) == N_GOOD and len(again.rejected) == len(bad)
     assert snapshot(db) == before
-
-
-def test_reasons_are_specific(corpus, tmp_path):
-    _, _, bad = corpus
-    report = c.collect([p for p, _ in bad.values()], tmp_path / "db.duckdb")
-    why = {Path(r.path).name: r.reason for r in report.rejected}
-    assert "NaN" in why["bad_nan.json"]
-    assert "host" in why["bad_no_host.json"]
-    assert "99" in why["bad_future_version.json"] and "newer" in why["bad_future_version.json"]
-    assert "bytes_per_sample" in why["bad_negative_bytes.json"]
-    assert "decode_samples_per_s_cold" in why["bad_absurd_rate.json"] and "1e+09" in why["bad_absurd_rate.json"]
-    assert "limit" in why["bad_oversized.json"] and "deep" in why["bad_deep.json"]
-    assert "formats.0.n_samples" in why["bad_wrong_type.json"]
-    assert report.table_rows["runs"] == 0  # nothing of a rejected file is stored
 
 
 def test_cli_exit_status_reflects_rejections(corpus, tmp_path):
@@ -259,139 +251,21 @@ def test_conflict_is_rejected_and_never_overwrites(corpus, tmp_path):
     assert len(report.accepted) == 1 and len(report.conflicts) == 1
 
 
-def test_raw_bytes_of_every_accepted_run_are_stored(corpus, tmp_path):
-    _, good, _ = corpus
-    db = tmp_path / "c.duckdb"
-    c.collect(list(good.values())[:3], db)
-    con = duckdb.connect(str(db), read_only=True)
-    stored = dict(con.execute("SELECT run_id, raw FROM submissions").fetchall())
-    con.close()
-    for rid, raw in stored.items():
-        assert raw == good[rid].read_bytes()
-        assert Results.model_validate_json(raw).run_id == rid
-
-
 def test_a_file_failing_mid_insert_leaves_nothing_and_others_are_kept(corpus, tmp_path, monkeypatch):
     _, good, _ = corpus
     paths = list(good.values())[:5]
     victim = json.loads(paths[2].read_text())["run_id"]
-    real = c._insert
+    real = store._insert
 
     def flaky(con, table, cols, rows):
         real(con, table, cols, rows)  # submissions and other tables go in first, then formats fails
         if table == "formats" and any(victim in r for r in rows):
             raise duckdb.ConversionException("disk full (simulated)")
 
-    monkeypatch.setattr(c, "_insert", flaky)
+    monkeypatch.setattr(store, "_insert", flaky)
     report = c.collect(paths, tmp_path / "c.duckdb")
     assert [r.run_id for r in report.rejected] == [victim] and report.rejected[0].kind == "database"
     assert len(report.accepted) == 4
     snap = snapshot(tmp_path / "c.duckdb")
     assert not any(victim in str(row) for rows in snap.values() for row in rows)
     assert len(snap["formats"]) == 4 * 6
-
-
-def test_migration_hook_upgrades_an_older_version(corpus, tmp_path, monkeypatch):
-    _, good, _ = corpus
-    doc = json.loads(next(iter(good.values())).read_text())
-    doc["schema_version"] = 0
-    doc["profile_name"] = doc.pop("profile")  # pretend v0 called it profile_name
-    p = tmp_path / "v0.json"
-    p.write_text(json.dumps(doc))
-    monkeypatch.setattr(c, "MIGRATIONS", {0: lambda d: {**{k: v for k, v in d.items() if k != "profile_name"}, "profile": d["profile_name"]}})
-    report = c.collect([p], tmp_path / "c.duckdb")
-    assert len(report.accepted) == 1 and "migrated from schema_version 0" in report.accepted[0].warnings[0]
-
-
-def test_depth_is_measured_without_recursion_and_ignores_brackets_in_strings():
-    assert c.json_depth(b'{"a": [1, {"b": "[[[[{{{{"}]}') == (3, 0)
-    assert c.json_depth(b"[" * 200_000) == (200_000, 200_000)
-    assert c.json_depth(b'{"a": "\\"[["}') == (1, 0)
-
-
-# --- sections a later stage adds: the layout follows the model ---------------------------------------
-
-class FutureRow(BaseModel):
-    track: str
-    format: str
-    num_workers: int
-    samples_per_s: float
-    feeding_tax: float
-    step_wall_s: Distribution | None = None
-
-
-class Check(BaseModel):
-    name: str
-    ok: bool
-    headroom: float
-
-
-class FutureProjection(BaseModel):
-    verdict: Literal["meets", "misses"]
-    inputs: dict[str, float]
-    checks: list[Check]
-
-
-class FutureSummary(BaseModel):
-    class Flow(BaseModel):
-        num_workers: int | None
-        samples_per_s: float
-
-    equilibrium: dict[str, Flow]
-    note: str
-
-
-class Extended(Results):
-    future_rows: list[FutureRow] = []
-    future_summary: FutureSummary | None = None
-    future_projections: dict[str, FutureProjection] = {}
-
-
-def test_new_sections_get_tables_without_code(tmp_path):
-    base = json.loads(base_run())
-    base["future_rows"] = [{"track": "tiny", "format": "raw", "num_workers": w, "samples_per_s": 1000.0 * (w + 1),
-                            "feeding_tax": 0.5 / (w + 1)} for w in range(3)]
-    base["future_summary"] = {"equilibrium": {"tiny/raw": {"num_workers": 2, "samples_per_s": 3000.0}}, "note": "x"}
-    base["future_projections"] = {"cloud": {"verdict": "misses", "inputs": {"read_mb_per_s": 100.0},
-                                            "checks": [{"name": "rate", "ok": False, "headroom": 0.5}]}}
-    res = Extended.model_validate(base)
-    plan = c.table_plans(Extended)
-    tables = {p.table: p for p in c.all_plans(plan)}
-    assert {"future_rows", "future_summary", "future_summary_equilibrium", "future_projections",
-            "future_projections_checks"} <= set(tables)
-    assert "step_wall_s_median" in [col for _, col, _, _ in tables["future_rows"].columns]
-    rows = c.rows_of(res, plan)
-    assert len(rows["future_rows"]) == 3 and len(rows["future_projections_checks"]) == 1
-    con = duckdb.connect(str(tmp_path / "x.duckdb"))
-    c.ensure_tables(con, plan)
-    for p in c.all_plans(plan):
-        c._insert(con, p.table, c._meta(p) + [(col, t) for _, col, t, _ in p.columns], rows.get(p.table, []))
-    got = con.execute("SELECT num_workers, feeding_tax FROM future_rows ORDER BY 1").fetchall()
-    assert got == [(0, 0.5), (1, 0.25), (2, 0.5 / 3)]
-    assert con.execute("SELECT row_key, num_workers FROM future_summary_equilibrium").fetchall() == [("tiny/raw", 2)]
-    assert con.execute("SELECT p.row_key, k.name FROM future_projections p JOIN future_projections_checks k "
-                       "ON k.parent_path = p.row_path").fetchall() == [("cloud", "rate")]
-    assert json.loads(con.execute("SELECT inputs FROM future_projections").fetchone()[0]) == {"read_mb_per_s": 100.0}
-    con.close()
-
-    base["future_rows"][1]["feeding_tax"] = 1.4
-    problems = c.implausible(Extended.model_validate(base).model_dump())
-    assert any("future_rows[1].feeding_tax" in p and "[0, 1]" in p for p in problems)
-
-
-def test_every_section_of_a_real_run_is_stored(corpus, tmp_path):
-    _, good, _ = corpus
-    report = c.collect([next(iter(good.values()))], tmp_path / "c.duckdb")
-    rows = report.table_rows
-    for section in ("formats", "loader", "transforms", "model_validation", "projections", "projections_checks",
-                    "feeding", "gravity_tiers", "selection_rows", "disk_distributions", "hosts", "config", "stages"):
-        assert rows.get(section, 0) >= 1, section
-
-
-def test_plausibility_bounds_are_named():
-    doc = {"formats": [{"bytes_per_sample": 0.0, "decode_samples_per_s": 2e9, "compression_ratio": 1.2}],
-           "host": {"cpu_logical_cores": 0}, "loader": [{"au": -0.1, "step_s": -1.0}]}
-    problems = " | ".join(c.implausible(doc))
-    for what in ("bytes_per_sample", "decode_samples_per_s", "cpu_logical_cores", "au", "step_s"):
-        assert what in problems
-    assert "compression_ratio" not in problems

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,14 +12,16 @@ import typer
 from test_collect import base_run
 from typer.testing import CliRunner
 
+from feedtax import results
 from feedtax.classroom import compare as cmp
 from feedtax.cli.classroom import compare_cmd
+from feedtax.results.metrics import metric_fields
 from feedtax.results.schema import Results
 from feedtax.stats import summarize
 
 
-@pytest.mark.parametrize("t, df, p", [(2.228139, 10, 0.05), (2.0, 10, 0.07339), (12.7062, 1, 0.05), (1.959964, 1e7, 0.05),
-                                      (0.0, 4, 1.0), (3.0, 2.5, 0.072576)])
+@pytest.mark.parametrize("t, df, p", [(2.228139, 10, 0.05), (2.0, 10, 0.07339), (12.7062, 1, 0.05),
+                                      (1.959964, 1e7, 0.05), (0.0, 4, 1.0), (3.0, 2.5, 0.072576)])
 def test_student_t_two_sided_p_matches_tables(t, df, p):
     assert cmp.t_two_sided_p(t, df) == pytest.approx(p, rel=2e-3)
 
@@ -79,7 +83,8 @@ def test_metrics_in_one_run_only(real):
     only_a = {r.metric for r in rows if r.verdict == "only_a"}
     assert f"formats[{dropped.track}, {dropped.format}].decode_samples_per_s_warm" in only_a
     assert "disk.seq_write_mb_per_s" in only_a
-    assert [r.metric for r in cmp.compare(b, real) if r.verdict == "only_b"] == [r.metric for r in rows if r.verdict == "only_a"]
+    only_b = [r.metric for r in cmp.compare(b, real) if r.verdict == "only_b"]
+    assert only_b == [r.metric for r in rows if r.verdict == "only_a"]
 
 
 def test_cli_prints_json_and_table(real, tmp_path):
@@ -103,3 +108,86 @@ def test_cli_prints_json_and_table(real, tmp_path):
     bad.write_text("[]")
     refused = CliRunner().invoke(app, ["compare", str(a), str(bad)])
     assert refused.exit_code == 2 and "bad.json" in refused.output
+
+
+# the unit a field's name ends in says which way is better; the declarations must agree with it
+UNIT_RULES: list[tuple[str, str | None]] = [
+    (r"(_per_s(_|$)|iops)", "higher"),  # throughputs
+    (r"(_s|_s_per_batch)$", "lower"),  # durations
+    (r"(^|_)feeding_tax$", "lower"),
+    (r"^(au|mfu|accelerator_utilization|accuracy)$", "higher"),
+    (r"(^|_)(wait|idle)_fraction$", "lower"),
+    (r"_pct$", "higher"),  # NVML utilization
+    (r"(^|_)bytes_per_(sample|frame)$", "lower"),
+    (r"compression_ratio$", "higher"),
+    (r"(^|_)ratio$", "higher"),  # loader / decode
+    (r"_j$", "lower"),
+    (r"_w$", "lower"),
+]
+# declared without a better side although their unit has one: settings, and what a mission needs
+NO_SIDE = {"min_time_s": "a setting", "format_budget_s": "a setting", "demand_mb_per_s": "a requirement"}
+THROUGHPUT, DURATION = re.compile(UNIT_RULES[0][0]), re.compile(UNIT_RULES[1][0])
+
+
+def _unit_rule(name: str) -> str | None:
+    return next((better for pattern, better in UNIT_RULES if re.search(pattern, name)), None)
+
+
+def test_every_metric_gets_the_direction_of_its_unit():
+    fields = [(path, name, m) for path, name, m in metric_fields() if m is not None]
+    assert len(fields) > 100
+    for path, name, metric in fields:
+        expected = None if name in NO_SIDE else _unit_rule(name)
+        assert metric.better == expected, f"{path}: declared {metric.better}, its unit says {expected}"
+        if cmp.compared(name) is None:
+            assert expected is None and metric.unit != "pp", f"{path}: has a better side but is not compared"
+            continue
+        rose = cmp._row("m", "s", "k", name, 100.0, 335.0)  # +235%
+        fell = cmp._row("m", "s", "k", f"nested.{name}", 100.0, 50.0)
+        if expected is None:
+            assert rose.direction == fell.direction == "changed", path
+        else:
+            up, down = ("better", "worse") if expected == "higher" else ("worse", "better")
+            assert (rose.direction, fell.direction) == (up, down), path
+
+
+def test_a_throughput_that_rose_is_better_not_worse():
+    """`_s$` once matched `_per_s` too: a loader rate up 235% was reported as significant (worse)."""
+    row = cmp._row("loader[edge, raw].samples_per_s", "loader", "edge, raw", "samples_per_s", 1000.0, 3350.0)
+    assert row.change_pct == pytest.approx(235) and row.direction == "better"
+    assert cmp._row("m", "s", "k", "wait_s", 1.0, 3.35).direction == "worse"
+
+
+def _doubled(obj: dict) -> None:
+    """Every throughput of a model dump times two, in place: numbers, and a distribution's centre and range with its
+    spread kept (a machine twice as fast with the same jitter), so each change is beyond the noise."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        for k, v in list(node.items()) if isinstance(node, dict) else list(enumerate(node)):
+            rate = isinstance(k, str) and THROUGHPUT.search(k) is not None
+            if rate and isinstance(v, (int, float)) and not isinstance(v, bool):
+                node[k] = v * 2
+            elif rate and isinstance(v, dict) and "median" in v:
+                for stat in ("median", "q1", "q3", "mean", "min", "max"):
+                    v[stat] *= 2
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
+
+
+def test_every_throughput_doubled_is_better_and_every_duration_unchanged():
+    a = results.load(Path(__file__).parent / "data" / "results-v1.json")
+    dump = a.model_dump()
+    _doubled(dump)
+    b = Results.model_validate(dump)
+    rows = cmp.compare(a, b)
+    names = [(r, r.field.rsplit(".", 1)[-1]) for r in rows]
+    rates = [r for r, name in names if THROUGHPUT.search(name)]
+    durations = [r for r, name in names if DURATION.search(name) and not THROUGHPUT.search(name)]
+    assert len(rates) > 50 and len(durations) > 20
+    assert {r.section for r in rates} >= {"disk", "memory", "formats", "transforms", "loader"}
+    for r in rates:
+        assert r.change_pct == pytest.approx(100) and r.direction == "better", r.metric
+        assert r.verdict in ("significant", "no_spread"), r.metric
+    for r in durations:
+        assert r.change_pct == 0 and r.direction is None and r.verdict in ("noise", "no_spread"), r.metric

@@ -118,31 +118,7 @@ def test_write_refuses_samples_off_schema(tmp_path, track_samples, fmt):
 
 
 @pytest.mark.parametrize("fmt", formats.NAMES)
-def test_full_disk_leaves_no_partial_shard(tmp_path, track_samples, fmt, monkeypatch):
-    import builtins
-    import errno
-
-    real_open = builtins.open
-
-    class FullFile:
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    def fake_open(path, mode="r", *a, **kw):
-        f = real_open(path, mode, *a, **kw)
-        return FullFile(f) if "w" in mode and str(path).endswith(".tmp") else f
-
-    monkeypatch.setattr(builtins, "open", fake_open)
+def test_full_disk_leaves_no_partial_shard(tmp_path, track_samples, fmt, full_disk):
     with pytest.raises(OSError, match=r"cannot write shard .*shard-00000.*No space left"):
         formats.get(fmt).write(track_samples["tiny"], tmp_path, samples_per_shard=10)
     assert list(tmp_path.iterdir()) == []

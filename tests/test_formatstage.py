@@ -11,13 +11,15 @@ from feedtax.measure.formatstage import measure_format, samples_within_budget
 @pytest.mark.parametrize("fmt", ["parquet", "raw"])
 def test_sizes_ratios_and_rates_are_consistent(tmp_path, track_samples, fmt):
     samples = track_samples["edge"]
-    r, paths = measure_format("edge", fmt, samples, tmp_path, samples_per_shard=10, warmups=1, repeats=5, min_time_s=0.0)
+    r, paths = measure_format("edge", fmt, samples, tmp_path, samples_per_shard=10, warmups=1, repeats=5,
+                              min_time_s=0.0)
     size = sum(p.stat().st_size for p in paths)
     assert (r.n_samples, r.n_shards, r.bytes_on_disk) == (24, 3, size)
     assert r.bytes_per_sample == pytest.approx(size / 24)
     assert r.raw_bytes_per_sample == 24 * 24 * 3 + 8
     assert r.compression_ratio == pytest.approx(r.raw_bytes_per_sample * 24 / size)
-    for rate, mb in ((r.decode_samples_per_s_warm, r.decode_mb_per_s_warm), (r.decode_samples_per_s_cold, r.decode_mb_per_s_cold)):
+    for rate, mb in ((r.decode_samples_per_s_warm, r.decode_mb_per_s_warm),
+                     (r.decode_samples_per_s_cold, r.decode_mb_per_s_cold)):
         assert rate.n == 5 and rate.min <= rate.median <= rate.max
         # samples/s and MB/s come from the same timings: their ratio is the bytes per sample
         assert mb.median * 1e6 / rate.median == pytest.approx(size / 24, rel=1e-6)

@@ -15,7 +15,7 @@ app.add_typer(probe_app, name="probe")
 
 @app.callback()
 def _root() -> None:
-    """Stands in for feedtax.cli.main's app."""
+    """Stands in for feedtax.cli's app."""
 
 
 runner = CliRunner()
@@ -23,8 +23,6 @@ runner = CliRunner()
 
 def run(*args: str):
     return runner.invoke(app, ["probe", *args])
-
-
 
 
 def test_disk_json_contract_and_no_leftovers(tmp_path):

@@ -7,8 +7,8 @@ import os
 import pytest
 from test_collect import base_run
 
-from feedtax.classroom import collect
-from feedtax.classroom.submit import SubmitError, write_submission
+from feedtax.classroom import collect, intake
+from feedtax.classroom.submit import RUN_ID_PATTERN, SubmitError, write_submission
 from feedtax.results.schema import Results
 
 
@@ -41,3 +41,10 @@ def test_unsafe_run_id_and_unwritable_folder_are_refused(real, tmp_path):
     with pytest.raises(SubmitError, match="file"):
         write_submission(real, blocker / "sub")
     assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+def test_submit_and_collect_apply_one_run_id_rule():
+    assert intake.RUN_ID_PATTERN is RUN_ID_PATTERN
+    assert RUN_ID_PATTERN.match("20260101T000000Z-0a1b2c3d") and RUN_ID_PATTERN.match("a" * 128)
+    for bad in ("../escape", ".hidden", "", "a" * 129, "a b", "a/b"):
+        assert not RUN_ID_PATTERN.match(bad), bad

@@ -1,59 +1,13 @@
-"""The sweep's pure parts on known answers, and one small real sweep end to end."""
+"""One small real sweep end to end, its GPU wiring with CUDA and NVML stood in for, and the figures drawn from it."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from feedtax import formats
-from feedtax.measure.sweep import binding_stage, fit_usl, flow_equilibrium, run_sweep, scaling_fit, usl
+from feedtax.measure.scaling import scaling_fit
+from feedtax.measure.sweep import run_sweep
 from feedtax.results.feeding import ConsumerSpec, FeedingSummary, LoaderRow
-
-
-def test_flow_equilibrium_is_the_smallest_count_keeping_up():
-    assert flow_equilibrium({0: 50, 1: 90, 2: 180, 4: 300}, 150) == 2
-    assert flow_equilibrium({0: 50, 1: 90}, 150) is None
-    assert flow_equilibrium({4: 300, 2: 150}, 150) == 2  # equal counts as keeping up
-    # 0 workers load in series with the consumer: never an equilibrium, however fast
-    assert flow_equilibrium({0: 10_000, 1: 90, 2: 180}, 150) == 2
-    assert flow_equilibrium({0: 10_000}, 150) is None
-
-
-def test_usl_fit_recovers_known_parameters():
-    n = np.array([1, 2, 4, 8, 16])
-    x = usl(n, 1000.0, 0.05, 0.002)
-    lam, sigma, kappa, rmse = fit_usl(n, x)
-    assert lam == pytest.approx(1000, rel=0.02) and sigma == pytest.approx(0.05, abs=0.01)
-    assert kappa == pytest.approx(0.002, rel=0.3) and rmse < 0.01
-
-
-def test_scaling_fit_marks_extrapolation_and_predicts_equilibrium():
-    ingestion = {0: 400.0, 1: 500.0, 2: 950.0, 4: 1800.0}
-    fit = scaling_fit("edge", "csv", ingestion, consumption_per_s=3000.0)
-    assert fit.measured_workers == [1, 2, 4]
-    assert [p.extrapolated for p in fit.predicted[:5]] == [False, False, False, False, True]
-    assert len(fit.predicted) == 32 and fit.flow_equilibrium_predicted is not None
-    assert fit.flow_equilibrium_predicted > 4
-
-
-def test_scaling_fit_never_contradicts_the_measured_counts():
-    """A prediction only beyond the measured range, and only when no measured count kept up; a point
-    below the measured range is as extrapolated as one above it."""
-    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 2450.0}, consumption_per_s=2500.0)
-    assert fit.flow_equilibrium_predicted is None or fit.flow_equilibrium_predicted > 4
-    assert scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 3000.0}, 2500.0).flow_equilibrium_predicted is None
-    fit = scaling_fit("edge", "csv", {2: 900.0, 4: 1700.0, 8: 3000.0}, 1e9)
-    assert [p.num_workers for p in fit.predicted if not p.extrapolated] == [2, 3, 4, 5, 6, 7, 8]
-    # two points that slow down: kappa held at 0 cannot follow, so the fit says so and predicts nothing
-    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 600.0}, 5000.0)
-    assert fit.rel_rmse > 0.1 and "poor fit" in fit.note and fit.flow_equilibrium_predicted is None
-    assert scaling_fit("edge", "csv", {0: 1.0, 1: 2.0}, 10.0) is None
-
-
-def test_binding_stage_is_the_slowest():
-    assert binding_stage(fetch=100, prep=500, transport=1000, compute=800) == "fetch"
-    assert binding_stage(fetch=None, prep=500, transport=1000, compute=800) == "prep"
-    assert binding_stage(fetch=None, prep=5000, transport=1000, compute=800) == "compute"
 
 
 def test_small_real_sweep(tmp_path, track_samples):
@@ -92,34 +46,14 @@ def test_small_real_sweep(tmp_path, track_samples):
     FeedingSummary.model_validate_json(summary.model_dump_json())  # round-trips for results.json
 
 
-def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, track_samples, monkeypatch):
-    """Epochs after an eviction run 10x slower, but the eviction reports pages still cached: no fetch rate."""
-    import feedtax.measure.sweep as sweep
-    from feedtax.probes import pagecache
-
-    paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
-    after_eviction = []
-    monkeypatch.setattr(pagecache, "evict", lambda paths: after_eviction.append(True) or
-                        pagecache.Eviction(evicted=False, resident_fraction=1.0))
-    real = sweep._epoch_rate
-
-    def slow_after_eviction(loader, stages=None):
-        secs, n, first = real(loader, stages)
-        return (secs * 10 if after_eviction and after_eviction.pop() else secs), n, first
-
-    monkeypatch.setattr(sweep, "_epoch_rate", slow_after_eviction)
-    b = sweep.wait_breakdown("tiny", "raw", paths, num_workers=0, batch_size=4, consumer_per_s=1e6, rounds=2)
-    assert not b.cache_evicted and b.fetch_samples_per_s is None and b.binding != "fetch"
-    assert b.cold_samples_per_s < b.warm_samples_per_s / 5  # the slow epochs were there to be mistaken
-
-
 def test_figures_render(tmp_path):
     from feedtax.reports.feeding_figures import feeding_tax_gauge, mfu_vs_ingestion, scaling, wait_breakdown
     from feedtax.results.feeding import TransportCost, WaitBreakdown
 
     rows = [LoaderRow(track="edge", format=f, num_workers=w, batch_size=16, samples_per_s=1000 * (w + 1),
-                      feeding_tax=0.5 / (w + 1), au=1 - 0.5 / (w + 1), step_s=0.005, ingestion_samples_per_s=1500 * (w + 1),
-                      ingestion_mb_per_s=1.0, mb_per_s=1.0, wait_s=0.1, compute_s=0.1, wall_s=0.2, step_wall_s_iqr=0.0,
+                      feeding_tax=0.5 / (w + 1), au=1 - 0.5 / (w + 1), step_s=0.005,
+                      ingestion_samples_per_s=1500 * (w + 1), ingestion_mb_per_s=1.0, mb_per_s=1.0, wait_s=0.1,
+                      compute_s=0.1, wall_s=0.2, step_wall_s_iqr=0.0,
                       unstable=w == 2, consumer="emulated", device="emulated")
             for f in ("csv", "raw") for w in (0, 1, 2)]
     summary = FeedingSummary(
@@ -147,53 +81,6 @@ def test_figures_render(tmp_path):
         fig.savefig(tmp_path / "f.png")
 
 
-def test_loader_overhead_reports_both_batches_paired(tmp_path, track_samples):
-    from feedtax.measure.sweep import AMORTIZED_BATCH_DECODE_S, loader_overhead
-    from feedtax.results.feeding import LoaderOverhead
-
-    paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
-    o = loader_overhead("tiny", "raw", paths, decode_samples_per_s=20000.0, batch_size=4, rounds=3)
-    assert isinstance(o, LoaderOverhead) and o.column_batches and o.batch_size == 4 and o.rounds == 3
-    assert o.amortized_batch_size == round(20000 * AMORTIZED_BATCH_DECODE_S)
-    assert o.ratio == pytest.approx(o.loader_samples_per_s / 20000.0)
-    assert o.amortized_ratio == pytest.approx(o.amortized_loader_samples_per_s / 20000.0)
-    assert o.per_batch_s is not None
-    lo, hi = o.amortized_paired_ratio_iqr
-    assert 0 < lo <= o.amortized_paired_ratio <= hi
-    assert o.paired_decode_samples_per_s > 0 and o.in_process_ratio > 0 and o.amortized_in_process_ratio > 0
-    assert o.meets_target == (o.amortized_paired_ratio >= 0.9)
-    busy = o.amortized_worker_decode_s_per_batch + o.amortized_worker_collate_s_per_batch
-    assert 0 < busy < 1.5 * o.amortized_wall_s_per_batch  # per batch, one clock: a worker is never busier than the wall
-    LoaderOverhead.model_validate_json(o.model_dump_json())
-
-
-def test_max_batch_bytes_keeps_the_ring_within_shared_memory(tmp_path, monkeypatch):
-    import shutil
-    from collections import namedtuple
-
-    from feedtax.measure.sweep import AMORTIZED_BATCH_MAX_BYTES, max_batch_bytes
-
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(64 << 20, 0, 64 << 20))  # Docker's default /dev/shm
-    assert 4 * max_batch_bytes(4) <= 16 << 20  # four slots within a quarter of it
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(24 << 30, 0, 24 << 30))
-    assert max_batch_bytes(4) == AMORTIZED_BATCH_MAX_BYTES  # plenty: the cap binds
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 20, 0, 1 << 20))
-    assert max_batch_bytes(4) == 1 << 20  # nearly none: the floor
-    monkeypatch.undo()
-    assert max_batch_bytes(4, shm=str(tmp_path / "absent")) == 4 << 20
-
-
-def test_loader_overhead_of_an_older_results_file_still_loads():
-    from feedtax.results.feeding import LoaderOverhead
-
-    old = {"track": "edge", "format": "raw", "batch_size": 16, "loader_samples_per_s": 1.0, "decode_samples_per_s": 2.0,
-           "ratio": 0.5, "amortized_batch_size": 64, "amortized_loader_samples_per_s": 1.5, "amortized_ratio": 0.75,
-           "per_batch_s": None, "column_batches": True}
-    o = LoaderOverhead.model_validate(old)
-    assert o.amortized_paired_ratio is None and o.meets_target is None
-
-
 def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(monkeypatch):
     """The CUDA-only wiring, with torch.cuda and NVML stood in for: CUDA_VISIBLE_DEVICES renumbers CUDA's
     GPUs, so NVML's is named by PCI bus id (else UUID); the MFU peak is the model's precision's."""
@@ -201,7 +88,7 @@ def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(mo
 
     import torch
 
-    import feedtax.measure.feeding as feeding
+    import feedtax.model.peaks as peaks
     from feedtax.measure.consumers import ModelConsumer
     from feedtax.measure.sweep import _gpu_peak, _gpu_sampler
     from feedtax.probes import nvml
@@ -221,7 +108,7 @@ def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(mo
             return NS(magnitude=float(self))
 
     registry = [NS(name="NVIDIA H200", compute=NS(precision_flops={"fp32": Q(67e12), "tf32": Q(494e12)}))]
-    monkeypatch.setattr(feeding, "_mlsysim_nodes", lambda: registry)
+    monkeypatch.setattr(peaks, "_mlsysim_nodes", lambda: registry)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev: "NVIDIA H200")
     frames, tokens = ModelConsumer("edge", device="cpu"), ModelConsumer("cloud", device="cpu")
     frames.device = tokens.device = "cuda:0"  # the precision logic only; no CUDA here
@@ -249,5 +136,6 @@ def test_breakdown_figure_of_an_older_results_file():
         "batch_size": 16, "batch_bytes": 1000, "in_process_s_per_batch": 2e-4, "transport_s_per_batch": 1.2e-3,
         "ipc_s_per_batch": 1e-3}}
     fig = wait_breakdown(summary)
-    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["0 workers:\nmake batch", "1 worker: wait\nper step"]
+    ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert ticks == ["0 workers:\nmake batch", "1 worker: wait\nper step"]
     assert "not evicted" in [t.get_text() for t in fig.axes[0].texts]

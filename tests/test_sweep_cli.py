@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from feedtax.cli.main import app
+from feedtax.cli import app
 
 runner = CliRunner()
 

@@ -12,27 +12,29 @@ Student t distribution computed here (no scipy). The rule, applied per metric:
   no_spread    no distribution to test (a single value such as bytes per sample, or n < 2):
                the change is shown, no verdict on it.
   only_a/only_b  the metric exists in one run only (another format, track or section).
+
+What is a metric, and which way is better, is read from the results schema's declarations
+(feedtax.results.metrics): a field with a direction, or a difference in percentage points (no better side).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from feedtax.results.metrics import metrics_by_name
 from feedtax.results.schema import Results
+from feedtax.vocabulary import PERCENTAGE_POINTS, Metric
 
 ALPHA = 0.05
 MIN_CHANGE = 0.01
 # Sections that are settings, provenance or model outputs computed from the measured ones.
 SKIP_SECTIONS = {"host", "config", "stages", "energy", "energy_ledger", "projections", "gravity", "assumptions",
                  "schema_version", "run_id", "profile", "created_utc", "status"}
-KEY_FIELDS = ("track", "format", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio", "model", "name")
-METRIC = re.compile(r"(_per_s(_|$)|(^|_)bytes_per_sample$|compression_ratio$|(^|_)feeding_tax$|^au$|^mfu$|iops|"
-                    r"latency_p\d+_s$|^step_s$|error_pp$)")
-LOWER_IS_BETTER = re.compile(r"(_s$|feeding_tax$|latency|bytes_per_sample$)")
+KEY_FIELDS = ("track", "format", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio", "model",
+              "name")
 _DIST = frozenset(("median", "mean", "stdev", "n"))
 
 
@@ -91,7 +93,8 @@ def t_two_sided_p(t: float, df: float) -> float:
     return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
-def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> tuple[float, float, float] | None:
+def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float,
+          n_b: int) -> tuple[float, float, float] | None:
     """Welch's t statistic (B - A), Welch-Satterthwaite degrees of freedom and two-sided p; None when untestable."""
     if n_a < 2 or n_b < 2:
         return None
@@ -102,6 +105,15 @@ def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b:
     t = (mean_b - mean_a) / math.sqrt(se2)
     df = se2 * se2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
     return t, df, t_two_sided_p(t, df)
+
+
+def compared(field: str) -> Metric | None:
+    """The declared metric of a field name when compare compares it: one with a better side, or a difference
+    in percentage points (shown as "changed"); counts, sizes and settings are not compared."""
+    metric = metrics_by_name().get(field)
+    if metric is None or (metric.better is None and metric.unit != PERCENTAGE_POINTS.unit):
+        return None
+    return metric
 
 
 def _key(row: dict, fallback: str) -> str:
@@ -122,7 +134,7 @@ def _leaves(row: dict) -> dict[str, Any]:
                 out[name] = v  # a distribution beats a bare median of the same name
             elif isinstance(v, dict):
                 stack.append((name, v))
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and METRIC.search(k):
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and compared(k) is not None:
                 out.setdefault(name, v)
     return out
 
@@ -167,7 +179,8 @@ def _row(metric: str, section: str, key: str, name: str, va: Any, vb: Any) -> Co
     row.a, row.b = _center(va), _center(vb)
     if row.a:
         row.change_pct = (row.b - row.a) / abs(row.a) * 100.0
-    notes = [f"{w}: unstable ({v.get('note')})" for w, v in (("A", va), ("B", vb)) if isinstance(v, dict) and v.get("unstable")]
+    notes = [f"{w}: unstable ({v.get('note')})" for w, v in (("A", va), ("B", vb))
+             if isinstance(v, dict) and v.get("unstable")]
     row.note = "; ".join(notes) or None
     if isinstance(va, dict) and isinstance(vb, dict):
         test = welch(va["mean"], va["stdev"], va["n"], vb["mean"], vb["stdev"], vb["n"])
@@ -176,11 +189,11 @@ def _row(metric: str, section: str, key: str, name: str, va: Any, vb: Any) -> Co
             rel = abs(vb["mean"] - va["mean"]) / abs(va["mean"]) if va["mean"] else math.inf
             row.verdict = "significant" if row.p_value < ALPHA and rel >= MIN_CHANGE else "noise"
     if row.verdict == "significant" or (row.verdict == "no_spread" and row.b != row.a):
-        if name.endswith("error_pp"):
+        metric = metrics_by_name().get(name.rsplit(".", 1)[-1])
+        if metric is None or metric.better is None:
             row.direction = "changed"
         else:
-            up = row.b > row.a
-            row.direction = "better" if up != bool(LOWER_IS_BETTER.search(name)) else "worse"
+            row.direction = "better" if (row.b > row.a) == (metric.better == "higher") else "worse"
     return row
 
 
@@ -200,8 +213,10 @@ def context(a: Results, b: Results) -> list[str]:
     notes = []
     pairs = [("profile", a.profile, b.profile), ("sample sizes", a.config.sizes, b.config.sizes),
              ("samples per track", a.config.samples_per_track, b.config.samples_per_track),
-             ("CPU", a.host.cpu_model, b.host.cpu_model), ("logical cores", a.host.cpu_logical_cores, b.host.cpu_logical_cores),
-             ("data filesystem", a.host.data_dir and a.host.data_dir.fs_type, b.host.data_dir and b.host.data_dir.fs_type),
+             ("CPU", a.host.cpu_model, b.host.cpu_model),
+             ("logical cores", a.host.cpu_logical_cores, b.host.cpu_logical_cores),
+             ("data filesystem", a.host.data_dir and a.host.data_dir.fs_type,
+              b.host.data_dir and b.host.data_dir.fs_type),
              ("feedtax git sha", a.host.git_sha, b.host.git_sha)]
     for what, x, y in pairs:
         if x != y:

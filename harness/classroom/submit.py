@@ -13,7 +13,9 @@ from pathlib import Path
 from feedtax.results.io import save
 from feedtax.results.schema import Results
 
-_SAFE_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # the same rule collect applies
+# The one run-id rule of the classroom: a run_id names its submission file (<run_id>.json) and keys its rows,
+# so submit refuses to write, and collect to ingest, any other.
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class SubmitError(RuntimeError):
@@ -23,7 +25,7 @@ class SubmitError(RuntimeError):
 def write_submission(results: Results, submit_dir: Path) -> Path:
     """Write submit_dir/<run_id>.json atomically and return its path (the run's latest state replaces an older copy)."""
     submit_dir = Path(submit_dir)
-    if not _SAFE_RUN_ID.match(results.run_id):
+    if not RUN_ID_PATTERN.match(results.run_id):
         raise SubmitError(f"run_id {results.run_id!r} cannot name a file (letters, digits, '.', '_', '-' only)")
     target = submit_dir / f"{results.run_id}.json"
     try:

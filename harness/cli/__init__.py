@@ -1,5 +1,36 @@
-"""Every command of the `feedtax` CLI: one module per command group, options parsed by cli.options."""
+"""Every command of the `feedtax` CLI: the app, assembled from one module per command group.
 
-from feedtax.cli.main import app, main
+Start-up stays cheap: the command modules import only typer, and every heavy import (torch, mlsysim,
+matplotlib, pyarrow, numpy) happens inside a command. Options are parsed through cli.options.
+"""
+
+import typer
+
+# modules, not their functions: `run` and `sweep` would otherwise hide the submodules of the same name
+from feedtax.cli import classroom, gravity, probe, results, run, sweep
+
+app = typer.Typer(
+    help="feedtax: measure what it costs to feed an accelerator, on this machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.add_typer(probe.probe_app, name="probe")
+app.command("gravity")(gravity.gravity_cmd)
+app.command("sweep")(sweep.sweep)
+app.command("collect")(classroom.collect_cmd)
+app.command("class-report")(classroom.class_report_cmd)
+app.command("compare")(classroom.compare_cmd)
+app.command("run")(run.run)
+app.command("report")(results.report)
+app.command("project")(results.project)
+app.command("schema")(results.schema)
+
+
+def main() -> None:
+    """The `feedtax` console script (and `python -m feedtax`)."""
+    app()
+
 
 __all__ = ["app", "main"]

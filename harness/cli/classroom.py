@@ -1,6 +1,6 @@
 """`feedtax collect`, `feedtax class-report` and `feedtax compare`: the instructor's and the student's side.
 
-Plain functions with typer parameters, registered in feedtax.cli.main with app.command(NAME)(FUNCTION).
+Plain functions with typer parameters, registered in feedtax.cli with app.command(NAME)(FUNCTION).
 Only typer is imported here; everything heavy is imported inside the commands.
 """
 
@@ -28,7 +28,7 @@ def collect_cmd(
     try:
         report = collect(submissions, db)
     except CollectError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     total = len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
@@ -52,15 +52,15 @@ def class_report_cmd(
     out: Path = typer.Option(Path("class-report"), "--out", help="Folder for class_report.html."),
 ) -> None:
     """Render the class report (self-contained HTML) from the class database."""
-    from feedtax.classroom.collect import CollectError
+    from feedtax.classroom.store import CollectError
     from feedtax.reports import class_report
 
     try:
         path = class_report.write(db, out)
     except CollectError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise fail(f"{out}: cannot write the report: {exc.strerror or exc}")
+        raise fail(f"{out}: cannot write the report: {exc.strerror or exc}") from None
     typer.echo(str(path))
 
 
@@ -68,7 +68,8 @@ def compare_cmd(
     a: Path = typer.Argument(..., help="The baseline results.json (A)."),
     b: Path = typer.Argument(..., help="The results.json to compare with it (B)."),
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
-    all_rows: bool = typer.Option(False, "--all", help="Show every metric, not only the significant and one-sided ones."),
+    all_rows: bool = typer.Option(False, "--all",
+                                  help="Show every metric, not only the significant and one-sided ones."),
 ) -> None:
     """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test)."""
     import json
@@ -79,7 +80,7 @@ def compare_cmd(
     try:
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     rows = compare.compare(ra, rb)
     notes = compare.context(ra, rb)
     if json_out:
@@ -107,7 +108,8 @@ def compare_cmd(
         verdict = r.verdict + (f" ({r.direction})" if r.direction and r.verdict == "significant" else "")
         color = style.get(r.direction or "", "") if r.verdict == "significant" else "dim"
         table.add_row(escape(r.metric), num(r.a), num(r.b), "" if r.change_pct is None else f"{r.change_pct:+.1f}%",
-                      "" if r.p_value is None else f"{r.p_value:.3g}", f"[{color}]{verdict}[/{color}]" if color else verdict)
+                      "" if r.p_value is None else f"{r.p_value:.3g}",
+                      f"[{color}]{verdict}[/{color}]" if color else verdict)
     console.print(table)
     count = {v: sum(r.verdict == v for r in rows) for v in ("significant", "noise", "no_spread", "only_a", "only_b")}
     console.print(f"{count['significant']} significant, {count['noise']} noise, {count['no_spread']} without spread"

@@ -1,8 +1,10 @@
-"""How every feedtax command fails: one line on stderr naming what is wrong, and an exit code."""
+"""How every feedtax command reads its options (name lists, sizes) and fails: one line on stderr, an exit code."""
 
 from __future__ import annotations
 
 import typer
+
+from feedtax.units import parse_size
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -22,3 +24,11 @@ def choices(values: list[str] | None, known: tuple[str, ...], what: str, default
     if unknown:
         raise typer.BadParameter(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
     return list(dict.fromkeys(chosen))
+
+
+def size_option(text: str, what: str) -> int:
+    """Bytes from `256M`, `1G` or `300MB` (feedtax.units.parse_size); a bad size fails naming the option `what`."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise fail(f"{what}: {exc}") from None

@@ -13,25 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from feedtax.cli.options import fail
-from feedtax.units import parse_size
+from feedtax.cli.options import fail, size_option
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 probe_app = typer.Typer(help="Measure this machine: disk, memory bandwidth, host metadata, energy counters.",
                         no_args_is_help=True)
-
-def _size(text: str, what: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise fail(f"{what}: {exc}")
+_JSON_HELP = "print one JSON object"
 
 
 def _cell(value: Any) -> str:
+    """A value for a table cell: a distribution as its median, IQR and count; floats to 6 significant digits."""
     if isinstance(value, dict) and "median" in value and "iqr" in value:  # a feedtax.stats.Distribution
-        return f"{value['median']:.6g} {value['unit']} (IQR {value['iqr']:.3g}, n={value['n']}{', UNSTABLE' if value['unstable'] else ''})"
+        unstable = ", UNSTABLE" if value["unstable"] else ""
+        return f"{value['median']:.6g} {value['unit']} (IQR {value['iqr']:.3g}, n={value['n']}{unstable})"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -69,22 +65,23 @@ def _emit(model: BaseModel, as_json: bool, title: str) -> None:
 
 @probe_app.command()
 def disk(
-    path: Path | None = typer.Option(None, "--path", help="directory on the disk to measure [default: a temp dir under the current directory]"),
+    path: Path | None = typer.Option(
+        None, "--path", help="directory on the disk to measure [default: a temp dir under the current directory]"),
     size: str = typer.Option("256M", "--size", help="test file size: bytes or 256M, 1G (binary) / 300MB (decimal)"),
     block_size: str = typer.Option("1M", "--block-size", help="sequential block size"),
     time_budget_s: float = typer.Option(60.0, "--time-budget-s", help="time the probe aims to stay within"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Sequential write/read (cold and warm), random 4 KiB IOPS and latency; MB = 1e6 bytes."""
     from feedtax.probes.disk import ProbeError, measure_disk
 
-    size_bytes, block_bytes = _size(size, "--size"), _size(block_size, "--block-size")
+    size_bytes, block_bytes = size_option(size, "--size"), size_option(block_size, "--block-size")
     made = None
     if path is None:
         try:
             made = path = Path(tempfile.mkdtemp(prefix=".feedtax-probe-", dir=Path.cwd()))
         except OSError as exc:
-            raise fail(f"{Path.cwd()}: cannot make a temp directory: {exc.strerror or exc}")
+            raise fail(f"{Path.cwd()}: cannot make a temp directory: {exc.strerror or exc}") from None
     progress = None
     if not as_json:
         from rich.console import Console
@@ -92,9 +89,10 @@ def disk(
         err = Console(stderr=True)
         progress = lambda msg: err.print(f"[dim]{msg}[/]")  # noqa: E731
     try:
-        result = measure_disk(path, size_bytes, block_size_bytes=block_bytes, time_budget_s=time_budget_s, progress=progress)
+        result = measure_disk(path, size_bytes, block_size_bytes=block_bytes, time_budget_s=time_budget_s,
+                              progress=progress)
     except ProbeError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     finally:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
@@ -104,21 +102,22 @@ def disk(
 @probe_app.command()
 def memory(
     size: str = typer.Option("512M", "--size", help="bytes per array (source and destination)"),
-    threads: int | None = typer.Option(None, "--threads", help="threads for the all-cores copy [default: usable cores]"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    threads: int | None = typer.Option(None, "--threads",
+                                       help="threads for the all-cores copy [default: usable cores]"),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Memory copy bandwidth with numpy, one core and all cores (read + written bytes per second)."""
     from feedtax.probes.memory import measure_memory
 
     try:
-        result = measure_memory(_size(size, "--size"), threads=threads)
+        result = measure_memory(size_option(size, "--size"), threads=threads)
     except ValueError as exc:
-        raise fail(f"memory: {exc}")
+        raise fail(f"memory: {exc}") from None
     _emit(result, as_json, "memory copy bandwidth")
 
 
 @probe_app.command()
-def host(as_json: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
+def host(as_json: bool = typer.Option(False, "--json", help=_JSON_HELP)) -> None:
     """What machine and software this is (CPU, memory, OS, packages)."""
     from feedtax.probes.host import collect
 
@@ -128,7 +127,7 @@ def host(as_json: bool = typer.Option(False, "--json", help="print one JSON obje
 @probe_app.command()
 def energy(
     window_s: float = typer.Option(1.0, "--window-s", help="idle window to measure over, seconds"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Energy counters (RAPL, NVML) over an idle window; absent counters are listed with the reason."""
     from feedtax.probes.counters import measure_energy

@@ -15,6 +15,9 @@ import typer
 from feedtax.cli.options import choices, fail
 from feedtax.vocabulary import FORMATS, TRACKS
 
+_FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
+_TRACK_HELP = f"Track whose samples to load: {', '.join(TRACKS)}."
+
 
 def _workers(text: str) -> list[int]:
     try:
@@ -27,10 +30,11 @@ def _workers(text: str) -> list[int]:
 
 
 def sweep(
-    format: list[str] | None = typer.Option(None, "--format", help=f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."),
+    format: list[str] | None = typer.Option(None, "--format", help=_FORMAT_HELP),
     workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
-    track: str = typer.Option("edge", help=f"Track whose samples to load: {', '.join(TRACKS)}."),
-    step_ms: float | None = typer.Option(None, "--step-ms", min=0.0, help="Emulated accelerator: sleep this long per batch (default 5)."),
+    track: str = typer.Option("edge", help=_TRACK_HELP),
+    step_ms: float | None = typer.Option(None, "--step-ms", min=0.0,
+                                         help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
     device: str | None = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
     peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
@@ -51,9 +55,10 @@ def sweep(
         raise typer.BadParameter("--device is cpu or cuda")
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
-    fmts = choices(format, FORMATS, "format", ["csv", "parquet", "raw"])
-    counts = _workers(workers)
     from feedtax.measure import profiles
+
+    fmts = choices(format, FORMATS, "format", list(profiles.CI_SWEEP.formats))
+    counts = _workers(workers)
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
@@ -104,7 +109,8 @@ def _print(rows, summary) -> None:
     for r in rows:
         eq = summary.flow_equilibrium.get(r.format)
         mark = " *" if eq == r.num_workers else ""
-        table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
+        table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
+                      f"{r.samples_per_s:,.0f}",
                       f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
                       f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}",
                       *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
@@ -120,7 +126,8 @@ def _print(rows, summary) -> None:
         console.print(f"NVML: {summary.nvml_absent_reason}")
     for fmt, eq in summary.flow_equilibrium.items():
         fit = next((f for f in summary.fits if f.format == fmt), None)
-        pred = f"; USL fit predicts {fit.flow_equilibrium_predicted} (extrapolated)" if fit and fit.flow_equilibrium_predicted and (eq is None) else ""
+        predicted = fit.flow_equilibrium_predicted if fit and eq is None else None
+        pred = f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""
         console.print(f"flow equilibrium {fmt}: {eq if eq is not None else 'not reached'} workers (*){pred}")
     for f in summary.fits:
         console.print(f"USL fit {f.format} over workers {', '.join(map(str, f.measured_workers))}: lambda "
@@ -131,12 +138,14 @@ def _print(rows, summary) -> None:
     for b in summary.breakdown:
         fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else
                  "hidden (cold no slower than warm)" if b.cache_evicted else "not measured (cache not evicted)")
-        console.print(f"wait breakdown {b.format} @ {b.num_workers} workers: in-memory {b.in_memory_samples_per_s:,.0f}/s, "
+        console.print(f"wait breakdown {b.format} @ {b.num_workers} workers: "
+                      f"in-memory {b.in_memory_samples_per_s:,.0f}/s, "
                       f"prep {b.prep_samples_per_s:,.0f}/s, fetch {fetch}, consumer {b.consumer_samples_per_s:,.0f}/s "
                       f"-> binds: [bold]{b.binding}[/bold]")
     if summary.transport:
         t = summary.transport
         handover = (f"1 worker at full speed {t.worker_s_per_batch * 1e3:.2f} ms (the handover adds "
                     f"{t.ipc_s_per_batch * 1e3:.2f} ms), " if t.worker_s_per_batch is not None else "")
-        console.print(f"transport per batch ({t.batch_bytes:,} B, ready data): in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
+        console.print(f"transport per batch ({t.batch_bytes:,} B, ready data): "
+                      f"in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
                       f"{handover}wait per step behind the consumer {t.transport_s_per_batch * 1e3:.2f} ms")

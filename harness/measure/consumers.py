@@ -5,6 +5,7 @@ A consumer's step(batch) returns the seconds the device was busy with that batch
 measured length, the host-measured step on cpu, or CUDA-event time on gpu (the host then waits for
 the step to finish, so the loader's wait is never hidden behind asynchronous launches). Only the
 training step is timed: host-side input preparation and the host-to-device copy come before it.
+Consumer is what feeding needs of any of them; make_consumer builds one from a ConsumerSpec.
 """
 
 from __future__ import annotations
@@ -13,13 +14,34 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from feedtax.loader import INDEX_KEY, STAGE_KEY
+from feedtax.results.feeding import ConsumerSpec
+
+
+class Consumer(Protocol):
+    """What feeding a consumer needs: a step per batch returning the seconds it was busy, the FLOPs of a
+    sample (None when unknown: no MFU) and the device it runs on ("emulated", "cpu", "cuda:0")."""
+
+    flops_per_sample: float | None
+    device: str
+
+    def step(self, batch: dict) -> float: ...
+
+
+class Drain:
+    """A consumer that takes no time: the loader alone."""
+
+    flops_per_sample = None
+    device = "emulated"
+
+    def step(self, batch: dict) -> float:
+        return 0.0
 
 
 @dataclass
@@ -59,7 +81,7 @@ class EmulatedConsumer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Small real models, one per track (sized so a cpu step on 2 cores takes ~5-50 ms at batch 16-32)
+# Small real models, one per track (a cpu step about as long as an emulated one: docs/measurement.md)
 
 
 class TokenBlock(nn.Module):
@@ -266,9 +288,8 @@ def _batch_len(batch: dict) -> int:
     return 0
 
 
-def make_consumer(kind: Literal["emulated", "model"], *, track: str = "edge", step_s: float = 0.01,
-                  device: str | None = None, jitter_s: float = 0.0, seed: int = 0):
-    """An EmulatedConsumer(step_s) or a ModelConsumer for the track."""
-    if kind == "emulated":
-        return EmulatedConsumer(step_s, jitter_s=jitter_s, seed=seed)
-    return ModelConsumer(track, device=device, seed=seed)
+def make_consumer(spec: ConsumerSpec, track: str) -> EmulatedConsumer | ModelConsumer:
+    """The consumer a spec asks for: the track's ModelConsumer on spec.device, or an EmulatedConsumer(spec.step_s)."""
+    if spec.kind == "model":
+        return ModelConsumer(track, device=spec.device)
+    return EmulatedConsumer(spec.step_s or 0.0)

@@ -6,19 +6,22 @@ loop's own bookkeeping; only a progress callback is left out), so the steps' wal
 elapsed time. Over the measured steps (warm-up steps excluded, MLPerf Storage's rule): AU =
 sum(compute) / sum(wall), feeding_tax = 1 - AU. An exhausted loader is restarted (a new epoch), and
 that restart is counted as waiting, as the consumer really waits for it.
-MFU = achieved FLOP/s / the device's peak FLOP/s; None (absent) when either is unknown.
+MFU = achieved FLOP/s / the device's peak FLOP/s (feedtax.model.peaks); None (absent) when either is unknown.
+Also the loader alone: epoch_rate times one whole pass, count_samples counts a format's shards once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from feedtax.loader import INDEX_KEY, STAGE_KEY
+from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
+from feedtax.measure.consumers import Consumer
 from feedtax.stats import Distribution, summarize
 
 
@@ -81,7 +84,7 @@ def samples_and_bytes(batch: dict) -> tuple[int, int]:
 
 def measure_feeding(
     loader: Iterable[dict],
-    consumer: Any,
+    consumer: Consumer,
     *,
     warmup_steps: int,
     steps: int,
@@ -93,41 +96,12 @@ def measure_feeding(
     """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it.
 
     sampler: an optional feedtax.probes.nvml.NvmlSampler, started at the first measured step and stopped at
-    the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (see peak_flops).
+    the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (feedtax.model.peaks).
     """
     if steps < 1 or warmup_steps < 0:
         raise ValueError("steps must be >= 1 and warmup_steps >= 0")
-    raw: list[tuple] = []  # per step (t0, t1, busy, t_end, samples, bytes, warm); StepRecords built after
-    stage_rows: list[np.ndarray] = []
-    it = iter(loader)
-    epochs = 1
-    t_origin = None
     try:
-        for i in range(warmup_steps + steps):
-            warm = i < warmup_steps
-            if not warm and t_origin is None:
-                t_origin = time.perf_counter()
-                if sampler is not None:
-                    sampler.start()
-            t0 = time.perf_counter()
-            batch = next(it, None)
-            if batch is None:  # epoch over: start another, the consumer waits for it
-                it = iter(loader)
-                epochs += 1
-                batch = next(it, None)
-                if batch is None:
-                    raise RuntimeError("the loader yields no batches" if i == 0 else
-                                       f"the loader ran out after {i} batches and gives none when restarted "
-                                       "(a one-shot iterator cannot start another epoch)")
-            t1 = time.perf_counter()
-            stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
-            busy = float(consumer.step(batch))
-            n, nbytes = samples_and_bytes(batch)
-            if stage is not None and not warm:
-                stage_rows.append(np.asarray(stage, dtype=np.float64))
-            raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm))
-            if on_step is not None:
-                on_step(i)
+        raw, stage_rows, epochs, t_origin = _feed(loader, consumer, warmup_steps, steps, sampler, on_step)
     except BaseException:
         if sampler is not None:
             sampler.stop()  # no sampling thread left running behind an error
@@ -142,15 +116,9 @@ def measure_feeding(
     wall = sum(r.wall_s for r in measured)
     samples = sum(r.samples for r in measured)
     au = min(1.0, compute / wall) if wall > 0 else 0.0
-    flops = getattr(consumer, "flops_per_sample", None)
+    flops = consumer.flops_per_sample
     achieved = flops * samples / wall if flops and wall > 0 else None
     mfu = achieved / peak_flop_per_s if achieved and peak_flop_per_s else None
-    if stage_rows:
-        s = np.mean(stage_rows, axis=0)
-        stages = StageSeconds(decode_s_per_batch=float(s[0]), transform_s_per_batch=float(s[1]),
-                              collate_s_per_batch=float(s[2]))
-    else:
-        stages = StageSeconds(decode_s_per_batch=None, transform_s_per_batch=None, collate_s_per_batch=None)
     return FeedingResult(
         steps=steps, warmup_steps=warmup_steps, epochs_started=epochs, au=au, feeding_tax=1.0 - au,
         samples_per_s=samples / wall if wall > 0 else 0.0,
@@ -158,52 +126,88 @@ def measure_feeding(
         wait_s=wait, compute_s=compute, wall_s=wall,
         step_wall_s=summarize([r.wall_s for r in measured], "s"),
         step_wait_s=summarize([r.wait_s for r in measured], "s"),
-        stages=stages, flops_per_sample=flops, achieved_flop_per_s=achieved, peak_flop_per_s=peak_flop_per_s,
-        mfu=mfu, nvml=nvml.model_dump() if hasattr(nvml, "model_dump") else nvml,
+        stages=_stage_seconds(stage_rows), flops_per_sample=flops, achieved_flop_per_s=achieved,
+        peak_flop_per_s=peak_flop_per_s, mfu=mfu, nvml=nvml.model_dump() if hasattr(nvml, "model_dump") else nvml,
         timeline=records if keep_timeline else [],
     )
 
 
+def _feed(loader: Iterable[dict], consumer: Consumer, warmup_steps: int, steps: int, sampler: Any | None,
+          on_step: Callable[[int], None] | None) -> tuple[list[tuple], list[np.ndarray], int, float | None]:
+    """The timed loop: (per step (t0, t1, busy, t_end, samples, bytes, warm), the measured steps' worker
+    stage seconds, epochs started, the clock at the first measured step). The sampler starts there."""
+    raw: list[tuple] = []  # StepRecords are built after the loop: the loop's own cost stays small
+    stage_rows: list[np.ndarray] = []
+    it = iter(loader)
+    epochs = 1
+    t_origin = None
+    for i in range(warmup_steps + steps):
+        warm = i < warmup_steps
+        if not warm and t_origin is None:
+            t_origin = time.perf_counter()
+            if sampler is not None:
+                sampler.start()
+        t0 = time.perf_counter()
+        batch = next(it, None)
+        if batch is None:  # epoch over: start another, the consumer waits for it
+            it, batch = _restart(loader, i)
+            epochs += 1
+        t1 = time.perf_counter()
+        stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
+        busy = float(consumer.step(batch))
+        n, nbytes = samples_and_bytes(batch)
+        if stage is not None and not warm:
+            stage_rows.append(np.asarray(stage, dtype=np.float64))
+        raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm))
+        if on_step is not None:
+            on_step(i)
+    return raw, stage_rows, epochs, t_origin
+
+
+def _restart(loader: Iterable[dict], delivered: int) -> tuple[Iterator[dict], dict]:
+    """A new epoch's iterator and its first batch; an error when the loader gives none."""
+    it = iter(loader)
+    batch = next(it, None)
+    if batch is None:
+        raise RuntimeError("the loader yields no batches" if delivered == 0 else
+                           f"the loader ran out after {delivered} batches and gives none when restarted "
+                           "(a one-shot iterator cannot start another epoch)")
+    return it, batch
+
+
+def _stage_seconds(stage_rows: list[np.ndarray]) -> StageSeconds:
+    """The mean worker stage seconds per batch, or all None when no batch carried them."""
+    if not stage_rows:
+        return StageSeconds(decode_s_per_batch=None, transform_s_per_batch=None, collate_s_per_batch=None)
+    s = np.mean(stage_rows, axis=0)
+    return StageSeconds(decode_s_per_batch=float(s[0]), transform_s_per_batch=float(s[1]),
+                        collate_s_per_batch=float(s[2]))
+
+
 # ---------------------------------------------------------------------------------------------
-# Device peak FLOP/s for MFU
+# The loader alone
 
 
-def peak_flops(device_name: str | None, precision: str = "fp32", *, registry: Iterable[Any] | None = None,
-               user_peak: float | None = None) -> tuple[float | None, str]:
-    """(peak FLOP/s, where it came from) for a GPU name as NVML/torch reports it.
-
-    The registry (default: mlsysim's Hardware.Cloud/Edge nodes, imported lazily: slow) is matched by
-    the longest node name contained in the device name ("NVIDIA H100 80GB HBM3" -> "NVIDIA H100").
-    A user-given peak wins; with neither, (None, "absent").
-    """
-    if user_peak:
-        return float(user_peak), "given by the user"
-    if not device_name:
-        return None, "absent: no GPU"
-    if registry is None:
-        registry = _mlsysim_nodes()
-    name = device_name.lower().replace("tesla ", "nvidia ")  # NVML: "Tesla T4", the registry: "NVIDIA T4"
-    best = None
-    for node in registry:
-        node_name = str(getattr(node, "name", "")).lower()
-        if node_name and node_name in name and (best is None or len(node_name) > len(best.name)):
-            best = node
-    if best is None:
-        return None, f"absent: {device_name!r} is not in mlsysim's registry (give --peak-tflops)"
-    value = (getattr(best.compute, "precision_flops", None) or {}).get(precision)
-    if value is None:  # its headline peak is another precision's (T4: fp16 65 TFLOP/s, fp32 8.1): not a stand-in
-        return None, f"absent: mlsysim's registry has no {precision} peak for {best.name} (give --peak-tflops)"
-    flops = float(value.to("flop/s").magnitude) if hasattr(value, "to") else float(value)
-    return flops, f"mlsysim registry: {best.name} {precision}"
+def epoch_rate(loader: Iterable[dict], stages: list | None = None) -> tuple[float, int, float]:
+    """(seconds for one whole pass from iter(), samples, seconds to the first batch); each batch's
+    STAGE_KEY is appended to stages when given."""
+    t0 = time.perf_counter()
+    n, first = 0, None
+    for batch in loader:
+        if first is None:
+            first = time.perf_counter() - t0
+        n += samples_and_bytes(batch)[0]
+        if stages is not None:
+            stages.append(batch[STAGE_KEY])
+    return time.perf_counter() - t0, n, first or 0.0
 
 
-def _mlsysim_nodes() -> list[Any]:
-    from mlsysim import Hardware  # slow import: only when a GPU is present and MFU is asked for
+_COUNTS: dict[tuple, int] = {}
 
-    nodes = []
-    for group in (Hardware.Cloud, Hardware.Edge):
-        for attr in dir(group):
-            node = getattr(group, attr)
-            if hasattr(node, "compute") and hasattr(node, "name"):
-                nodes.append(node)
-    return nodes
+
+def count_samples(fmt: str, paths: Sequence[Path]) -> int:
+    """Samples in a format's shards, counted once per (format, paths) in this process."""
+    key = (fmt, tuple(str(p) for p in paths))
+    if key not in _COUNTS:
+        _COUNTS[key] = sum(shard_lengths(fmt, paths))
+    return _COUNTS[key]

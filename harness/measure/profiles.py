@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from feedtax.datasets import Sizes
 from feedtax.vocabulary import FORMATS, TRACKS
@@ -26,6 +26,12 @@ class SweepPlan:
         return [w for w in self.worker_counts if w <= limit]
 
 
+# The ci sweep (and every profile's default): one track, a text, a columnar and the raw format, 0-2 workers,
+# a short emulated step; `feedtax sweep` defaults to its formats too.
+CI_SWEEP = SweepPlan(tracks=("edge",), formats=("csv", "parquet", "raw"), batch_size=16, steps=16, step_s=0.005,
+                     max_workers=2)
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -40,7 +46,7 @@ class Profile:
     disk_probe_bytes: int = 1 << 30
     disk_probe_budget_s: float = 30.0
     memory_probe_bytes: int = 256 << 20
-    sweep: SweepPlan = field(default_factory=lambda: SweepPlan(("edge",), ("csv", "parquet", "raw"), 16, 16, 0.005, 2))
+    sweep: SweepPlan = CI_SWEEP
     selection: str = "ci"  # feedtax.measure.selection.CONFIGS key
 
 
@@ -56,9 +62,7 @@ PROFILES = {
         disk_probe_bytes=32 << 20,
         disk_probe_budget_s=4.0,
         memory_probe_bytes=128 << 20,
-        # one track, a text, a columnar and the raw format, 0-2 workers: about 10 s
-        sweep=SweepPlan(tracks=("edge",), formats=("csv", "parquet", "raw"), batch_size=16, steps=16,
-                        step_s=0.005, max_workers=2),
+        sweep=CI_SWEEP,
     ),
     "laptop": Profile(
         name="laptop",

@@ -43,6 +43,9 @@ class _Silent:
         pass
 
 
+_SILENT = _Silent()
+
+
 class RunError(RuntimeError):
     """A run that cannot start or continue, with a message for the user."""
 
@@ -113,7 +116,8 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
-    from feedtax.measure.sweep import loader_overhead, run_sweep
+    from feedtax.measure.overhead import loader_overhead
+    from feedtax.measure.sweep import run_sweep
     from feedtax.results.feeding import ConsumerSpec
 
     workers = plan.workers(res.host.usable_cores)
@@ -122,8 +126,9 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     res.feeding = results.Feeding(flow_equilibrium={})
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
     sizes = datasets.Sizes.from_json(res.config.sizes)
+    data_dir = Path(res.config.data_dir)
     for track in tracks:
-        sweep_shards = write_sweep_shards(track, formats, Path(res.config.data_dir), plan, max(workers), res.config.seed, sizes)
+        sweep_shards = write_sweep_shards(track, formats, data_dir, plan, max(workers), res.config.seed, sizes)
         res.feeding.shards[track] = len(next(iter(sweep_shards.values())))
         rows, summary = run_sweep(
             track, formats, sweep_shards, workers, batch_size=plan.batch_size,
@@ -141,24 +146,9 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
         results.save(res, path)
 
 
-def run(
-    profile: Profile,
-    out_dir: Path,
-    *,
-    tracks: Sequence[str] = TRACKS,
-    formats: Sequence[str] = FORMATS,
-    seed: int = 0,
-    keep_data: bool = False,
-    assume: Sequence[str] = (),
-    progress: Progress = _Silent(),
-) -> results.Results:
-    """Measure everything the profile asks for; results.json is valid after every step."""
-    if assume:  # refuse a bad --assume before measuring anything
-        from feedtax.model import assumptions
-
-        assumptions.load(overrides=list(assume))
-    path = prepare_out(out_dir)
-    data_dir = out_dir / "data"
+def _new_results(profile: Profile, out_dir: Path, data_dir: Path, tracks: Sequence[str], formats: Sequence[str],
+                 seed: int) -> results.Results:
+    """A fresh results document: the run's configuration and this host, nothing measured yet."""
     config = results.RunConfig(
         profile=profile.name, seed=seed, tracks=list(tracks), formats=list(formats),
         samples_per_track=profile.samples_per_track, samples_per_shard=profile.samples_per_shard,
@@ -168,39 +158,73 @@ def run(
         sizes=profile.sizes.to_json(),
         sweep=asdict(profile.sweep), data_dir=str(data_dir),
     )
-    res = results.Results(
+    return results.Results(
         run_id=results.new_run_id(), profile=profile.name, created_utc=results.now_utc(),
         host=host.collect(out_dir), config=config,
     )
+
+
+def run_probe_stage(res: results.Results, path: Path, profile: Profile, data_dir: Path, progress: Progress) -> None:
+    """The disk probe (in the data directory) and the memory probe."""
+    progress.start("disk and memory probes", 2)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    res.disk = measure_disk(data_dir, profile.disk_probe_bytes, time_budget_s=profile.disk_probe_budget_s)
+    progress.advance()
+    results.save(res, path)
+    res.memory = measure_memory(profile.memory_probe_bytes)
+    progress.advance()
+
+
+def run_format_stage(res: results.Results, path: Path, profile: Profile, tracks: Sequence[str],
+                     formats: Sequence[str], seed: int, data_dir: Path,
+                     progress: Progress) -> dict[tuple[str, str], list[Path]]:
+    """Every track x format's costs and each track's transform, saving as it goes; the shards written."""
+    shards: dict[tuple[str, str], list[Path]] = {}
+    passes_per_format = 3 * profile.repeats
+    progress.start("format costs", len(tracks) * (len(formats) * passes_per_format + profile.repeats))
+    for track in tracks:
+        samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
+        for fmt in formats:
+            result, shards[track, fmt] = measure_format(
+                track, fmt, samples, data_dir,
+                samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
+                repeats=profile.repeats, min_time_s=profile.min_time_s,
+                budget_s=profile.format_budget_s, on_repeat=progress.advance,
+            )
+            res.formats.append(result)
+            results.save(res, path)
+        res.transforms.append(measure_transform(track, samples, profile, progress.advance))
+        results.save(res, path)
+    return shards
+
+
+def run(
+    profile: Profile,
+    out_dir: Path,
+    *,
+    tracks: Sequence[str] = TRACKS,
+    formats: Sequence[str] = FORMATS,
+    seed: int = 0,
+    keep_data: bool = False,
+    assume: Sequence[str] = (),
+    progress: Progress = _SILENT,
+) -> results.Results:
+    """Measure everything the profile asks for; results.json is valid after every step."""
+    if assume:  # refuse a bad --assume before measuring anything
+        from feedtax.model import assumptions
+
+        assumptions.load(overrides=list(assume))
+    path = prepare_out(out_dir)
+    data_dir = out_dir / "data"
+    res = _new_results(profile, out_dir, data_dir, tracks, formats, seed)
     results.save(res, path)
     meter = EnergyMeter()
     try:
         with meter:
             with stage(res, path, "probes"):
-                progress.start("disk and memory probes", 2)
-                data_dir.mkdir(parents=True, exist_ok=True)
-                res.disk = measure_disk(data_dir, profile.disk_probe_bytes, time_budget_s=profile.disk_probe_budget_s)
-                progress.advance()
-                results.save(res, path)
-                res.memory = measure_memory(profile.memory_probe_bytes)
-                progress.advance()
-            shards: dict[tuple[str, str], list[Path]] = {}
+                run_probe_stage(res, path, profile, data_dir, progress)
             with stage(res, path, "formats"):
-                passes_per_format = 3 * profile.repeats
-                progress.start("format costs", len(tracks) * (len(formats) * passes_per_format + profile.repeats))
-                for track in tracks:
-                    samples = list(datasets.generate(track, profile.samples_per_track, seed, profile.sizes))
-                    for fmt in formats:
-                        result, shards[track, fmt] = measure_format(
-                            track, fmt, samples, data_dir,
-                            samples_per_shard=profile.samples_per_shard, warmups=profile.warmups,
-                            repeats=profile.repeats, min_time_s=profile.min_time_s,
-                            budget_s=profile.format_budget_s, on_repeat=progress.advance,
-                        )
-                        res.formats.append(result)
-                        results.save(res, path)
-                    res.transforms.append(measure_transform(track, samples, profile, progress.advance))
-                    results.save(res, path)
+                shards = run_format_stage(res, path, profile, tracks, formats, seed, data_dir, progress)
             plan = profile.sweep
             sweep_tracks = [t for t in plan.tracks if t in tracks]
             sweep_formats = [f for f in plan.formats if f in formats]

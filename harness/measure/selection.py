@@ -1,11 +1,11 @@
 """The Zero-Waste experiment: many noisy samples vs few curated ones, trained to the same accuracy target.
 
 A real, small experiment on this CPU: logistic regression (numpy, mini-batch SGD) on seeded synthetic
-two-class Gaussian data whose training labels are wrong at a rate set by the label quality (systematically: missed positives). Curation
-drops the `filter_ratio` share of samples a probe model (one epoch on the pool) finds least consistent
-with their labels; the probe's pass is counted as work. Each row records accuracy on clean test labels,
-samples and bytes processed, wall time and energy: measured by a meter callback, or wall time x the
-assumed CPU power (labelled as such).
+two-class Gaussian data whose training labels are wrong at a rate set by the label quality (systematically:
+missed positives). Curation drops the `filter_ratio` share of samples a probe model (one epoch on the
+pool) finds least consistent with their labels; the probe's pass is counted as work. Each row records
+accuracy on clean test labels, samples and bytes processed, wall time and energy: measured by a meter
+callback, or wall time x the assumed CPU power (labelled as such).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from feedtax.results.projections import Assumption, AssumptionError, Assumptions
 
 DEFAULT_PATH = Path(__file__).with_name("assumptions.json")
-SOURCE_PREFIXES = ("measured", "mlsysim:", "assumption:")
 
 
 def parse_overrides(items: Iterable[str] | None) -> dict[str, float]:

@@ -54,7 +54,7 @@ def crossover_km(net_s: float, write_s: float, read_s: float, speed_km_per_h: fl
 
 def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: float | None) -> tuple[Sourced, Sourced]:
     """Disk write/read bandwidth: measured values where given (unless a tier is chosen), else the tier's (mlsysim)."""
-    from feedtax.model.calibrate import from_mlsysim
+    from feedtax.model.sources import from_mlsysim
 
     tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
     if tier:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from feedtax.model.calibrate import Measured, derived, frame_4k_bytes, from_mlsysim, measured
+from feedtax.model.inputs import Measured
+from feedtax.model.sources import derived, frame_4k_bytes, from_mlsysim, measured
 from feedtax.results.audits import Ledger, LedgerRow, TrackLedger
 from feedtax.results.projections import Assumptions, Sourced
 from feedtax.vocabulary import TRACKS
@@ -37,7 +38,7 @@ def _row(axis: str, medium: str, amount: Sourced, per_unit: Sourced) -> LedgerRo
 def _rows(track: str, m: Measured, fmt: str, a: Assumptions) -> tuple[str, list[LedgerRow]]:
     from mlsysim.core.units import BITS_PER_BYTE
 
-    fm = next(f for f in m.of(track) if f.format == fmt)
+    fm = m.format_of(track, fmt)
     on_disk = measured(fm.bytes_per_sample, "byte", f"{fmt} bytes on disk per sample")
     raw = measured(fm.raw_bytes_per_sample, "byte", "in-memory bytes per sample")
     flops_path, pj_flop_path = WORKLOADS[track]
@@ -45,7 +46,8 @@ def _rows(track: str, m: Measured, fmt: str, a: Assumptions) -> tuple[str, list[
     e_flop = from_mlsysim(pj_flop_path, "J/flop")
     if track == "cloud":
         tokens = measured(m.sample_fields["cloud"]["tokens"].items, "", "tokens per measured sample")
-        params, width = from_mlsysim("Models.Language.Llama3_70B.parameters", "param"), from_mlsysim("core.units.BYTES_INT8", "byte")
+        params = from_mlsysim("Models.Language.Llama3_70B.parameters", "param")
+        width = from_mlsysim("core.units.BYTES_INT8", "byte")
         weights = derived(params.value * width.value, "byte", [params, width], "fp8 weights, read once per pass")
         flops = derived(per_inference.value * tokens.value, "flop", [per_inference, tokens], "prefill over the prompt")
         rows = [_row("compute", "GPU FLOPs", flops, e_flop),
@@ -56,7 +58,8 @@ def _rows(track: str, m: Measured, fmt: str, a: Assumptions) -> tuple[str, list[
     if track == "edge":
         streams, frame = a.sourced("edge_streams"), frame_4k_bytes()
         frames = derived(streams.value * frame.value, "byte", [streams, frame], "one raw 4K frame per camera")
-        flops = derived(per_inference.value * streams.value, "flop", [per_inference, streams], "one detection per camera")
+        flops = derived(per_inference.value * streams.value, "flop", [per_inference, streams],
+                        "one detection per camera")
         return "one frame from every camera", [_row("compute", "GPU FLOPs", flops, e_flop),
                                               _row("memory", "DRAM", frames, from_mlsysim(DRAM, "J/byte"))]
     if track == "mobile":

@@ -1,7 +1,6 @@
-"""The projection stage: a run's measured sections -> mlsysim's models (feedtax.model.calibrate) -> the
-missions, the model's check against the measured sweep, the Data Gravity Audit and the energy
-ledger. It reads only the results object, so `feedtax project RESULTS.json` re-projects without
-measuring again (with other assumptions, say)."""
+"""The projection stage: a run's measured sections -> the model's inputs -> the missions, the model's check
+against the measured sweep, the Data Gravity Audit and the energy ledger. It reads only the results object,
+so `feedtax project RESULTS.json` re-projects without measuring again (with other assumptions, say)."""
 
 from __future__ import annotations
 
@@ -13,10 +12,11 @@ from feedtax.results.schema import Results
 
 def stage_rates(res: Results) -> list:
     """Per-worker stage rates of each swept track x format, from the sweep's 1-worker (else first) rows."""
-    from feedtax.model.calibrate import StageRates
+    from feedtax.model.validation import StageRates
 
     disk = res.disk
-    transport = {s.track: s.transport.transport_s_per_batch for s in (res.feeding.summaries if res.feeding else []) if s.transport}
+    summaries = res.feeding.summaries if res.feeding else []
+    transport = {s.track: s.transport.transport_s_per_batch for s in summaries if s.transport}
     sizes = {(f.track, f.format): f for f in res.formats}
     out = []
     for (track, fmt), rows in _by_pair(res.loader).items():
@@ -46,7 +46,7 @@ def _by_pair(rows: Iterable) -> dict[tuple[str, str], list]:
 def project_results(res: Results, assume: list[str] | None = None) -> None:
     """Fill res.assumptions, projections, model_validation, gravity and energy_ledger from what res measured."""
     from feedtax.model import assumptions as assumptions_mod
-    from feedtax.model import calibrate, gravity
+    from feedtax.model import gravity, inputs, missions, validation
     from feedtax.model import ledger as energy
 
     if res.disk is None or not res.formats:
@@ -55,20 +55,19 @@ def project_results(res: Results, assume: list[str] | None = None) -> None:
     res.assumptions = a
     tracks = list(dict.fromkeys(f.track for f in res.formats))
     sizes = datasets.Sizes.from_json(res.config.sizes)
-    fields = calibrate.sample_fields({t: [datasets.sample(t, 0, res.config.seed, sizes)] for t in tracks})
+    fields = inputs.sample_fields({t: [datasets.sample(t, 0, res.config.seed, sizes)] for t in tracks})
     mfu = [r.mfu for r in res.loader if r.mfu is not None]
-    m = calibrate.measured_from(
+    m = inputs.measured_from(
         res.formats,
         transform_samples_per_s={t.track: t.samples_per_s.median for t in res.transforms},
         sample_fields=fields,
         disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold,
-        disk_write_mb_per_s=res.disk.seq_write_mb_per_s,
-        memory_copy_mb_per_s=res.memory.copy_mb_per_s_one_core if res.memory else None,
         gpu_mfu=max(mfu) if mfu else None,
         audio_rate_hz=datasets.AUDIO_RATE_HZ,
     )
-    res.projections = calibrate.project(m, a, tracks)
-    res.model_validation = calibrate.model_validation(res.loader, stage_rates(res), cpu_count=res.host.cpu_affinity_cores)
+    res.projections = missions.project(m, a, tracks)
+    res.model_validation = validation.model_validation(res.loader, stage_rates(res),
+                                                      cpu_count=res.host.cpu_affinity_cores)
     res.gravity = gravity.gravity(disk_write_mb_per_s=res.disk.seq_write_mb_per_s,
                                   disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold, assumptions=a)
     res.energy_ledger = energy.ledger(m, a)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from feedtax.results.projections import Sourced
-from feedtax.vocabulary import Axis
+from feedtax.vocabulary import BYTES, COUNT, DURATION_S, JOULES, SECONDS, Axis, Metric
 
 
 class LedgerRow(BaseModel):
@@ -21,8 +23,8 @@ class TrackLedger(BaseModel):
     unit_of_work: str
     format: str
     rows: list[LedgerRow]
-    move_j: float
-    compute_j: float
+    move_j: Annotated[float, JOULES]
+    compute_j: Annotated[float, JOULES]
     move_over_compute: float
     measured_joules: float | None = Field(None, description="from energy counters, where they exist")
     measured_source: str | None = None
@@ -35,17 +37,17 @@ class Ledger(BaseModel):
 class GravityTier(BaseModel):
     """One dataset size x link: both paths' times, the crossover distance and the costs."""
 
-    dataset_bytes: int
+    dataset_bytes: Annotated[int, BYTES]
     link_gbps: float
-    network_s: float
-    sneakernet_s: float = Field(description="at distance_km")
+    network_s: Annotated[float, SECONDS]
+    sneakernet_s: Annotated[float, SECONDS] = Field(description="at distance_km")
     crossover_km: float | None = Field(description="longest distance where sneakernet is no slower; None: never")
     distance_km: float
     winner: str
     drives: int
-    write_s: float
-    ship_s: float
-    read_s: float
+    write_s: Annotated[float, SECONDS]
+    ship_s: Annotated[float, SECONDS]
+    read_s: Annotated[float, SECONDS]
     egress_usd: float
     drives_usd: float
 
@@ -70,7 +72,7 @@ class SelectionConfig(BaseModel):
     filter_ratios: list[float] = [0.0, 0.5, 0.9]
     target_accuracy: float = 0.87
     max_epochs: int = 10
-    batch_size: int = 256
+    batch_size: Annotated[int, COUNT] = 256
     learning_rate: float = 0.5
 
 
@@ -83,11 +85,11 @@ class SelectionRow(BaseModel):
     kept_samples: int
     epochs: int
     samples_processed: int
-    bytes_processed: int
-    accuracy: float
+    bytes_processed: Annotated[int, BYTES]
+    accuracy: Annotated[float, Metric("fraction", "higher")]
     reached_target: bool
-    wall_s: float
-    energy_j: float
+    wall_s: Annotated[float, DURATION_S]
+    energy_j: Annotated[float, JOULES]
     energy_source: str
 
 

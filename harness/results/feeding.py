@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from feedtax.vocabulary import OVERHEAD_TARGET
+from feedtax.vocabulary import (
+    BYTES,
+    COUNT,
+    DURATION_S,
+    FEEDING_TAX,
+    FRACTION,
+    JOULES,
+    MB_PER_S,
+    OVERHEAD_TARGET,
+    PERCENT,
+    RATIO,
+    S_PER_BATCH,
+    SAMPLES_PER_S,
+    SECONDS,
+    UTILIZATION,
+    WATTS,
+    Metric,
+)
+
+WorkerCount = Annotated[int, Field(ge=1)]  # a flow equilibrium: 0 workers load in series with the consumer
+GPU_BUSY_PCT = replace(PERCENT, better="higher")  # NVML utilization: the share of time any kernel ran
+IDLE_FRACTION = replace(FRACTION, better="lower")
+FITTED_SAMPLES_PER_S = Metric("samples/s", "higher")  # a fit's parameter, which collect does not bound
+PEAK_FLOP_PER_S = Metric("FLOP/s", "higher")
 
 
 class ConsumerSpec(BaseModel):
     """The consumer to feed: emulated (sleep step_s per batch) or the track's real model."""
 
     kind: Literal["emulated", "model"] = "emulated"
-    step_s: float | None = 0.005
+    step_s: Annotated[float | None, DURATION_S] = 0.005
     device: str | None = None  # model: cuda when present else cpu
 
 
@@ -22,37 +46,43 @@ class LoaderRow(BaseModel):
 
     track: str
     format: str
-    num_workers: int
-    batch_size: int
-    samples_per_s: float = Field(description="delivered to the consumer, warm-up excluded")
-    feeding_tax: float
-    au: float
-    step_s: float = Field(description="the consumer's step time (mean measured compute per step)")
-    ingestion_samples_per_s: float = Field(description="the loader alone, no consumer")
-    ingestion_mb_per_s: float = Field(description="in-memory bytes/s of the loader alone, 1e6 B/s")
-    mb_per_s: float
-    wait_s: float = Field(description="blocked waiting for batches, measured steps")
-    compute_s: float = Field(description="the consumer's busy time: its sleep, or the timed training step")
-    wall_s: float = Field(description="wait + compute + the consumer's own host time (a model's input "
-                          "preparation and copy to the device) + the loop's bookkeeping: all of it counts against AU")
+    num_workers: Annotated[int, COUNT]
+    batch_size: Annotated[int, COUNT]
+    samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="delivered to the consumer, warm-up excluded")
+    feeding_tax: Annotated[float, FEEDING_TAX]
+    au: Annotated[float, UTILIZATION]
+    step_s: Annotated[float, DURATION_S] = Field(
+        description="the consumer's step time (mean measured compute per step)")
+    ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the loader alone, no consumer")
+    ingestion_mb_per_s: Annotated[float, MB_PER_S] = Field(
+        description="in-memory bytes/s of the loader alone, 1e6 B/s")
+    mb_per_s: Annotated[float, MB_PER_S]
+    wait_s: Annotated[float, DURATION_S] = Field(description="blocked waiting for batches, measured steps")
+    compute_s: Annotated[float, DURATION_S] = Field(
+        description="the consumer's busy time: its sleep, or the timed training step")
+    wall_s: Annotated[float, DURATION_S] = Field(
+        description="wait + compute + the consumer's own host time (a model's input preparation and copy to the "
+        "device) + the loop's bookkeeping: all of it counts against AU")
     step_wall_s_iqr: float
     unstable: bool
     consumer: str
     device: str
-    mfu: float | None = None
-    decode_s_per_batch: float | None = None
-    transform_s_per_batch: float | None = None
-    collate_s_per_batch: float | None = None
-    nvml_util_gpu_pct: float | None = Field(None, description="NVML utilization.gpu, mean over the run: a coarse duty "
-                                            "cycle (share of time any kernel ran), not SM occupancy; None without NVML")
-    nvml_idle_fraction: float | None = Field(None, description="1 - NVML utilization: to set against feeding_tax")
-    nvml_power_w: float | None = None
-    nvml_energy_j: float | None = None
+    mfu: Annotated[float | None, UTILIZATION] = None
+    decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    transform_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    nvml_util_gpu_pct: Annotated[float | None, GPU_BUSY_PCT] = Field(
+        None, description="NVML utilization.gpu, mean over the run: a coarse duty cycle (share of time any kernel "
+        "ran), not SM occupancy; None without NVML")
+    nvml_idle_fraction: Annotated[float | None, IDLE_FRACTION] = Field(
+        None, description="1 - NVML utilization: to set against feeding_tax")
+    nvml_power_w: Annotated[float | None, WATTS] = None
+    nvml_energy_j: Annotated[float | None, JOULES] = None
 
 
 class ScalingPoint(BaseModel):
-    num_workers: int
-    samples_per_s: float
+    num_workers: Annotated[int, COUNT]
+    samples_per_s: Annotated[float, SAMPLES_PER_S]
     extrapolated: bool
 
 
@@ -62,7 +92,7 @@ class ScalingFit(BaseModel):
     track: str
     format: str
     model: str = "usl"
-    lam_per_s: float = Field(description="single-worker rate of the fit")
+    lam_per_s: Annotated[float, FITTED_SAMPLES_PER_S] = Field(description="single-worker rate of the fit")
     sigma: float = Field(description="contention")
     kappa: float = Field(description="coherency (crosstalk)")
     measured_workers: list[int]
@@ -77,14 +107,19 @@ class TransportCost(BaseModel):
     """The DataLoader's own per-batch cost with ready data (no decode): at full speed, with no
     consumer, and as the wait each step of a consumer sees."""
 
-    batch_size: int
-    batch_bytes: int
-    in_process_s_per_batch: float = Field(description="num_workers=0, no consumer: making a ready batch in the main process")
-    worker_s_per_batch: float | None = Field(None, description="num_workers=1, no consumer: one batch handed over from "
-                                             "the worker, at full speed (the slower of worker and main process)")
-    ipc_s_per_batch: float = Field(description="worker_s_per_batch - in_process_s_per_batch: what the handover adds")
-    transport_s_per_batch: float = Field(description="num_workers=1, consumer sleeping step_s: the wait per step for a "
-                                         "ready batch (what the main process's receive costs each step)")
+    batch_size: Annotated[int, COUNT]
+    batch_bytes: Annotated[int, BYTES]
+    in_process_s_per_batch: Annotated[float, S_PER_BATCH] = Field(
+        description="num_workers=0, no consumer: making a ready batch in the main process")
+    worker_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+        None, description="num_workers=1, no consumer: one batch handed over from the worker, at full speed (the "
+        "slower of worker and main process); None: a schema 1 file from before it was measured")
+    ipc_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+        description="worker_s_per_batch - in_process_s_per_batch: what the handover adds; None where "
+        "worker_s_per_batch is")
+    transport_s_per_batch: Annotated[float, S_PER_BATCH] = Field(
+        description="num_workers=1, consumer sleeping step_s: the wait per step for a ready batch (what the main "
+        "process's receive costs each step)")
 
 
 class WaitBreakdown(BaseModel):
@@ -92,35 +127,41 @@ class WaitBreakdown(BaseModel):
 
     track: str
     format: str
-    num_workers: int
-    in_memory_samples_per_s: float = Field(description="synthetic in-memory batches: the loader's ceiling")
-    warm_samples_per_s: float = Field(description="prep only (fetch from the page cache)")
-    cold_samples_per_s: float = Field(description="prep + fetch (page cache evicted)")
-    prep_samples_per_s: float
-    fetch_samples_per_s: float | None = Field(description="None: the cache was not evicted, or cold epochs were not "
-                                              "slower than warm ones by more than their own spread (fetch hidden)")
-    consumer_samples_per_s: float
+    num_workers: Annotated[int, COUNT]
+    in_memory_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
+        description="synthetic in-memory batches: the loader's ceiling")
+    warm_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="prep only (fetch from the page cache)")
+    cold_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="prep + fetch (page cache evicted)")
+    prep_samples_per_s: Annotated[float, SAMPLES_PER_S]
+    fetch_samples_per_s: Annotated[float | None, SAMPLES_PER_S] = Field(
+        description="None: the cache was not evicted, or cold epochs were not slower than warm ones by more than "
+        "their own spread (fetch hidden)")
+    consumer_samples_per_s: Annotated[float, SAMPLES_PER_S]
     binding: Literal["fetch", "prep", "transport", "compute"]
     cache_evicted: bool
-    rounds: int | None = Field(None, description="warm and cold epochs, alternating, after a warm-up epoch; rates are medians")
-    decode_s_per_batch: float | None = None
-    transform_s_per_batch: float | None = None
-    collate_s_per_batch: float | None = None
+    rounds: int | None = Field(
+        None, description="warm and cold epochs, alternating, after a warm-up epoch; rates are medians")
+    decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    transform_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
 
 
 class FeedingSummary(BaseModel):
     track: str
     consumer: ConsumerSpec
-    batch_size: int
-    consumption_samples_per_s: float = Field(description="batch_size / the consumer's step time")
-    flow_equilibrium: dict[str, int | None] = Field(description="format -> smallest measured worker count (>= 1) keeping up")
+    batch_size: Annotated[int, COUNT]
+    consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
+        description="batch_size / the consumer's step time")
+    flow_equilibrium: dict[str, WorkerCount | None] = Field(
+        description="format -> smallest measured worker count (>= 1) keeping up")
     fits: list[ScalingFit] = []
     breakdown: list[WaitBreakdown] = []
     transport: TransportCost | None = None
-    peak_flop_per_s: float | None = Field(None, description="the device peak MFU is taken against; None: no MFU")
+    peak_flop_per_s: Annotated[float | None, PEAK_FLOP_PER_S] = Field(
+        None, description="the device peak MFU is taken against; None: no MFU")
     peak_source: str | None = Field(None, description="where the peak came from, or why it is absent")
     nvml_absent_reason: str | None = Field(None, description="why a GPU run has no (or no utilization) NVML figures")
-    elapsed_s: float | None = None
+    elapsed_s: Annotated[float | None, DURATION_S] = None
 
 
 class LoaderOverhead(BaseModel):
@@ -135,33 +176,41 @@ class LoaderOverhead(BaseModel):
 
     track: str
     format: str
-    batch_size: int = Field(description="the sweep's batch")
-    loader_samples_per_s: float = Field(description="1 worker at batch_size, no consumer, no transform")
-    decode_samples_per_s: float = Field(description="the format stage's warm decode rate, same shards")
-    ratio: float = Field(description="loader / decode at the sweep's batch: torch's per-batch cost included")
+    batch_size: Annotated[int, COUNT] = Field(description="the sweep's batch")
+    loader_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
+        description="1 worker at batch_size, no consumer, no transform")
+    decode_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
+        description="the format stage's warm decode rate, same shards")
+    ratio: Annotated[float, RATIO] = Field(
+        description="loader / decode at the sweep's batch: torch's per-batch cost included")
     amortized_batch_size: int = Field(description="decode time of a batch >= AMORTIZED_BATCH_DECODE_S (byte-capped)")
-    amortized_loader_samples_per_s: float
-    amortized_ratio: float = Field(description="loader / the format stage's decode at amortized_batch_size")
-    per_batch_s: float | None = Field(description="fixed seconds per batch at 1 worker (fit of the two batch "
-                                                  "sizes: time = per_batch_s + rows x per_sample); None when "
-                                                  "the amortized batch is under twice the sweep's, or the fit "
-                                                  "is lost in noise (intercept <= 0)")
+    amortized_loader_samples_per_s: Annotated[float, SAMPLES_PER_S]
+    amortized_ratio: Annotated[float, RATIO] = Field(
+        description="loader / the format stage's decode at amortized_batch_size")
+    per_batch_s: Annotated[float | None, SECONDS] = Field(
+        description="fixed seconds per batch at 1 worker (fit of the two batch sizes: time = per_batch_s + rows x "
+        "per_sample); None when the amortized batch is under twice the sweep's, or the fit is lost in noise "
+        "(intercept <= 0)")
     column_batches: bool = Field(description="batches sliced from the shard's decoded columns (csv, parquet, raw)")
     rounds: int | None = Field(None, description="paired rounds (decode, then the loader, alternating)")
-    paired_decode_samples_per_s: float | None = Field(None, description="median decode rate of the rounds")
-    paired_ratio: float | None = Field(None, description="median over rounds of loader / decode, sweep's batch")
-    amortized_paired_ratio: float | None = Field(None, description="median over rounds of loader / decode at "
-                                                 "amortized_batch_size: the check wants >= 0.9")
+    paired_decode_samples_per_s: Annotated[float | None, SAMPLES_PER_S] = Field(
+        None, description="median decode rate of the rounds")
+    paired_ratio: Annotated[float | None, RATIO] = Field(
+        None, description="median over rounds of loader / decode, sweep's batch")
+    amortized_paired_ratio: Annotated[float | None, RATIO] = Field(
+        None, description="median over rounds of loader / decode at amortized_batch_size: "
+                    "meets_target when >= vocabulary.OVERHEAD_TARGET")
     amortized_paired_ratio_iqr: tuple[float, float] | None = Field(None, description="quartiles of the rounds")
-    in_process_ratio: float | None = Field(None, description="no worker (batches formed in this process) / "
-                                           "decode, median of rounds, sweep's batch: the batching cost alone")
-    amortized_in_process_ratio: float | None = None
-    amortized_worker_decode_s_per_batch: float | None = Field(None, description="1 worker, amortized batch: "
-                                                              "decoding, by the worker's own clock")
-    amortized_worker_collate_s_per_batch: float | None = Field(None, description="... writing the batch into its "
-                                                               "slot (the batch's one copy)")
-    amortized_wall_s_per_batch: float | None = Field(None, description="... delivered rows / loader rate; minus the "
-                                                     "two above: the DataLoader's own per-batch cost")
+    in_process_ratio: Annotated[float | None, RATIO] = Field(
+        None, description="no worker (batches formed in this process) / decode, median of rounds, sweep's batch: the "
+        "batching cost alone")
+    amortized_in_process_ratio: Annotated[float | None, RATIO] = None
+    amortized_worker_decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+        None, description="1 worker, amortized batch: decoding, by the worker's own clock")
+    amortized_worker_collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+        None, description="... writing the batch into its slot (the batch's one copy)")
+    amortized_wall_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+        None, description="... delivered rows / loader rate; minus the two above: the DataLoader's own per-batch cost")
 
     @property
     def meets_target(self) -> bool | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from feedtax.atomic import write_atomic
+from feedtax.results.migrations import MigrationError, migrate
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
 
@@ -25,29 +27,6 @@ def json_schema() -> dict:
     return Results.model_json_schema()
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
-    """Replace path with data via a temp file and rename, so a reader sees the old file or the new one,
-    never half of one; durable also fsyncs the file and its directory (the rename survives a crash)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if durable:
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save(results: Results, path: Path) -> None:
     """Write results.json atomically and durably (it is what a stopped run leaves)."""
     write_atomic(path, results.model_dump_json(indent=2).encode(), durable=True)
@@ -58,13 +37,28 @@ class ResultsFileError(ValueError):
 
 
 def load(path: Path) -> Results:
+    """The results file at path, migrated from the schema version it was written with and validated.
+
+    Every reader (report, project, compare) loads through here; a file that cannot be used raises ResultsFileError,
+    one line naming the file and the problem.
+    """
     try:
         text = Path(path).read_bytes()
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8 or too deep: validation says so in pydantic's words
+        doc = None
+    try:
+        version = doc.get("schema_version") if isinstance(doc, dict) else None
+        if isinstance(doc, dict) and not (type(version) is int and version == SCHEMA_VERSION):
+            return Results.model_validate(migrate(doc)[0])  # 2.0 or "2" is refused, as collect does
         return Results.model_validate_json(text)
+    except MigrationError as exc:
+        raise ResultsFileError(f"{path}: not a valid feedtax results file: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ResultsFileError(f"{path}: not a valid feedtax results file (schema {SCHEMA_VERSION}): {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        raise ResultsFileError(f"{path}: not a valid feedtax results file (schema {SCHEMA_VERSION}): {where}: "
+                               f"{first['msg']} ({exc.error_count()} problem(s))") from None

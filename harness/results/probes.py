@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from feedtax.stats import Distribution
-from feedtax.vocabulary import CONVENTION
+from feedtax.vocabulary import (
+    BYTES,
+    CONVENTION,
+    CORES,
+    COUNT,
+    DURATION_S,
+    FRACTION,
+    IOPS,
+    JOULES,
+    MB_PER_S,
+    MEMORY_BYTES,
+    MHZ,
+    WATTS,
+)
 
 
 class BlockSizeResult(BaseModel):
     """Cold sequential read speed at one block size (one bounded pass)."""
 
-    block_size_bytes: int
-    bytes_read: int
-    seq_read_mb_per_s: float
+    block_size_bytes: Annotated[int, BYTES]
+    bytes_read: Annotated[int, BYTES]
+    seq_read_mb_per_s: Annotated[float, MB_PER_S]
     method: str
 
 
@@ -22,35 +37,39 @@ class DiskResult(BaseModel):
 
     path: str
     fs_type: str
-    size_bytes: int
-    block_size_bytes: int
+    size_bytes: Annotated[int, BYTES]
+    block_size_bytes: Annotated[int, BYTES]
     mb_definition: str = "1 MB = 1e6 bytes"
-    seq_write_mb_per_s: float = Field(description="median; buffered writes, fsync included")
-    seq_read_mb_per_s_cold: float = Field(description="median; buffered reads after fsync + fadvise(DONTNEED)")
-    seq_read_mb_per_s_warm: float = Field(description="median; buffered reads with the file in the page cache")
-    seq_read_mb_per_s_direct: float | None = Field(description="median; O_DIRECT reads, None where not allowed")
-    rand_read_iops_4k: float = Field(description="median over segments; pread, queue depth 1")
-    read_latency_p50_s: float
-    read_latency_p99_s: float
-    rand_read_ops: int
+    seq_write_mb_per_s: Annotated[float, MB_PER_S] = Field(description="median; buffered writes, fsync included")
+    seq_read_mb_per_s_cold: Annotated[float, MB_PER_S] = Field(
+        description="median; buffered reads after fsync + fadvise(DONTNEED)")
+    seq_read_mb_per_s_warm: Annotated[float, MB_PER_S] = Field(
+        description="median; buffered reads with the file in the page cache")
+    seq_read_mb_per_s_direct: Annotated[float | None, MB_PER_S] = Field(
+        description="median; O_DIRECT reads, None where not allowed")
+    rand_read_iops_4k: Annotated[float, IOPS] = Field(description="median over segments; pread, queue depth 1")
+    read_latency_p50_s: Annotated[float, DURATION_S]
+    read_latency_p99_s: Annotated[float, DURATION_S]
+    rand_read_ops: Annotated[int, COUNT]
     rand_read_method: str
     cache_evicted: bool = Field(description="every eviction before a buffered cold read was confirmed by mincore")
-    cache_resident_fraction_max: float | None = Field(description="worst page residency right after eviction")
+    cache_resident_fraction_max: Annotated[float | None, FRACTION] = Field(
+        description="worst page residency right after eviction")
     cache_method: str = "fsync + posix_fadvise(POSIX_FADV_DONTNEED), checked with mincore"
     o_direct: bool
     distributions: dict[str, Distribution] = Field(description="the repeats behind each median, by field name")
     block_sizes: list[BlockSizeResult]
     warnings: list[str]
-    elapsed_s: float
+    elapsed_s: Annotated[float, DURATION_S]
 
 
 class CounterResult(BaseModel):
     name: str  # e.g. "rapl:package-0", "rapl:package-0/dram", "nvml:gpu0"
     source: str  # "rapl" or "nvml"
-    energy_j: float | None
-    average_power_w: float | None
-    update_period_s: float
-    readings: int
+    energy_j: Annotated[float | None, JOULES]
+    average_power_w: Annotated[float | None, WATTS]
+    update_period_s: Annotated[float, DURATION_S]
+    readings: Annotated[int, COUNT]
     wraps: int
     warning: str | None = None
 
@@ -58,12 +77,12 @@ class CounterResult(BaseModel):
 class EnergyResult(BaseModel):
     """Energy each available counter saw over one window; absent sources with the reason."""
 
-    window_s: float
+    window_s: Annotated[float, DURATION_S]
     counters: list[CounterResult]
     absent: dict[str, str]  # source ("rapl", "nvml") -> why it could not be read
-    cpu_package_j: float | None  # sum of RAPL package zones
-    dram_j: float | None  # sum of RAPL dram zones
-    gpu_j: float | None  # sum of NVML GPUs
+    cpu_package_j: Annotated[float | None, JOULES]  # sum of RAPL package zones
+    dram_j: Annotated[float | None, JOULES]  # sum of RAPL dram zones
+    gpu_j: Annotated[float | None, JOULES]  # sum of NVML GPUs
     warnings: list[str]
 
 
@@ -71,7 +90,7 @@ class GpuInfo(BaseModel):
     index: int
     name: str
     uuid: str | None
-    memory_total_bytes: int | None
+    memory_total_bytes: Annotated[int | None, MEMORY_BYTES]
     pcie_link_gen_current: int | None
     pcie_link_gen_max: int | None
     pcie_link_width_current: int | None
@@ -101,10 +120,10 @@ class DataDir(BaseModel):
 
 class HostInfo(BaseModel):
     cpu_model: str
-    cpu_logical_cores: int
-    cpu_physical_cores: int | None
-    cpu_affinity_cores: int | None
-    memory_total_bytes: int
+    cpu_logical_cores: Annotated[int, CORES]
+    cpu_physical_cores: Annotated[int | None, CORES]
+    cpu_affinity_cores: Annotated[int | None, CORES]
+    memory_total_bytes: Annotated[int, MEMORY_BYTES]
     os: str
     kernel: str
     machine: str
@@ -113,8 +132,8 @@ class HostInfo(BaseModel):
     packages: dict[str, str | None]
     protobuf_backend: str | None
     git_sha: str | None
-    cpu_freq_mhz: float | None = None
-    cpu_freq_max_mhz: float | None = None
+    cpu_freq_mhz: Annotated[float | None, MHZ] = None
+    cpu_freq_max_mhz: Annotated[float | None, MHZ] = None
     cpu_governor: str | None = None
     load_average_1m: float | None = None
     virtualization: str | None = Field(None, description="'vm' when the CPU reports a hypervisor, else None")
@@ -132,11 +151,11 @@ class HostInfo(BaseModel):
 class MemoryResult(BaseModel):
     """Copy bandwidth of this machine's memory; medians with their distributions."""
 
-    size_bytes: int = Field(description="bytes in each of the source and destination arrays")
+    size_bytes: Annotated[int, BYTES] = Field(description="bytes in each of the source and destination arrays")
     convention: str = CONVENTION
-    copy_mb_per_s_one_core: float
-    copy_mb_per_s_all_cores: float
-    threads: int
-    last_level_cache_bytes: int | None
+    copy_mb_per_s_one_core: Annotated[float, MB_PER_S]
+    copy_mb_per_s_all_cores: Annotated[float, MB_PER_S]
+    threads: Annotated[int, COUNT]
+    last_level_cache_bytes: Annotated[int | None, BYTES]
     distributions: dict[str, Distribution]
     warnings: list[str]

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from feedtax.vocabulary import Track
+from feedtax.vocabulary import (
+    BYTES_PER_SAMPLE,
+    COUNT,
+    FEEDING_TAX,
+    FRACTION,
+    MB_PER_S,
+    PERCENTAGE_POINTS,
+    SECONDS,
+    UTILIZATION,
+    WATTS,
+    Track,
+)
+
+WAIT_FRACTION = replace(FRACTION, better="lower")
+DEMAND_MB_PER_S = replace(MB_PER_S, better=None)  # what a mission needs: neither more nor less is better
 
 
 class Sourced(BaseModel):
@@ -61,7 +76,7 @@ class PipelineOut(BaseModel):
     service_rate_per_second: float
     required_rate_per_second: float
     bottleneck_stage: str
-    accelerator_wait_fraction: float
+    accelerator_wait_fraction: Annotated[float, WAIT_FRACTION]
 
 
 class Check(BaseModel):
@@ -82,8 +97,8 @@ class DataWall(BaseModel):
 
     node: str
     storage_source: str
-    demand_mb_per_s: float
-    supply_mb_per_s: float
+    demand_mb_per_s: Annotated[float, DEMAND_MB_PER_S]
+    supply_mb_per_s: Annotated[float, MB_PER_S]
     utilization: float
     bottleneck: str
     stalled: bool
@@ -92,9 +107,9 @@ class DataWall(BaseModel):
 class TransformWall(BaseModel):
     """mlsysim TransformationModel for one sample: transform time against the accelerator's time per sample."""
 
-    transform_time_s: float
-    accelerator_step_time_s: float
-    accelerator_utilization: float
+    transform_time_s: Annotated[float, SECONDS]
+    accelerator_step_time_s: Annotated[float, SECONDS]
+    accelerator_utilization: Annotated[float, UTILIZATION]
     is_bottleneck: bool
 
 
@@ -110,8 +125,8 @@ class Alternative(BaseModel):
     """An architectural alternative (mobile: pre-process on the glasses, send less)."""
 
     name: str
-    bytes_per_frame: float
-    radio_power_w: float
+    bytes_per_frame: Annotated[float, BYTES_PER_SAMPLE]
+    radio_power_w: Annotated[float, WATTS]
     cut_vs_baseline: float = Field(description="1 - alternative radio energy / baseline radio energy")
     meets_cut: bool
 
@@ -136,9 +151,9 @@ class Projection(BaseModel):
 class ValidationRow(BaseModel):
     track: str
     format: str
-    num_workers: int
-    predicted_feeding_tax: float
-    measured_feeding_tax: float
-    error_pp: float
+    num_workers: Annotated[int, COUNT]
+    predicted_feeding_tax: Annotated[float, FEEDING_TAX]
+    measured_feeding_tax: Annotated[float, FEEDING_TAX]
+    error_pp: Annotated[float, PERCENTAGE_POINTS] = Field(description="predicted - measured feeding tax, x 100")
     model: str
     likely_reason: str | None = None

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from feedtax.results.audits import GravityResult, Ledger, SelectionResult
-from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow
+from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
 from feedtax.stats import Distribution
-from feedtax.vocabulary import Format, Track
+from feedtax.vocabulary import (
+    BYTES,
+    BYTES_PER_SAMPLE,
+    COMPRESSION_RATIO,
+    COUNT,
+    DURATION_S,
+    FRACTION,
+    MB_PER_S,
+    SAMPLES_PER_S,
+    SETTING_S,
+    Format,
+    Track,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
+# a count; collect's samples_per_s name pattern also matched this name, so that rule's upper bound (1e9) is kept
+SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
 
 
 class CacheState(BaseModel):
@@ -21,7 +36,8 @@ class CacheState(BaseModel):
 
     method: str
     evicted: bool
-    resident_fraction_max: float | None = Field(description="worst page residency seen right after eviction")
+    resident_fraction_max: Annotated[float | None, FRACTION] = Field(
+        description="worst page residency seen right after eviction")
 
 
 class FormatResult(BaseModel):
@@ -29,19 +45,23 @@ class FormatResult(BaseModel):
 
     track: Track
     format: Format
-    n_samples: int = Field(description="samples measured: all the track's, or fewer whole shards for a format too slow for the budget")
-    n_shards: int
-    bytes_on_disk: int
-    bytes_per_sample: float
-    raw_bytes_per_sample: int = Field(description="the sample's in-memory size")
-    compression_ratio: float = Field(description="raw bytes / bytes on disk (>1: smaller than raw)")
+    n_samples: Annotated[int, COUNT] = Field(
+        description="samples measured: all the track's, or fewer whole shards for a format too slow for the budget")
+    n_shards: Annotated[int, COUNT]
+    bytes_on_disk: Annotated[int, BYTES]
+    bytes_per_sample: Annotated[float, BYTES_PER_SAMPLE]
+    raw_bytes_per_sample: Annotated[int, BYTES_PER_SAMPLE] = Field(description="the sample's in-memory size")
+    compression_ratio: Annotated[float, COMPRESSION_RATIO] = Field(
+        description="raw bytes / bytes on disk (>1: smaller than raw)")
     random_access: bool
-    encode_samples_per_s: Distribution
-    encode_mb_per_s: Distribution = Field(description="shard bytes written per second, 1e6 bytes/s")
-    decode_samples_per_s_cold: Distribution
-    decode_mb_per_s_cold: Distribution = Field(description="shard bytes read per second, 1e6 bytes/s")
-    decode_samples_per_s_warm: Distribution
-    decode_mb_per_s_warm: Distribution
+    encode_samples_per_s: Annotated[Distribution, SAMPLES_PER_S]
+    encode_mb_per_s: Annotated[Distribution, MB_PER_S] = Field(
+        description="shard bytes written per second, 1e6 bytes/s")
+    decode_samples_per_s_cold: Annotated[Distribution, SAMPLES_PER_S]
+    decode_mb_per_s_cold: Annotated[Distribution, MB_PER_S] = Field(
+        description="shard bytes read per second, 1e6 bytes/s")
+    decode_samples_per_s_warm: Annotated[Distribution, SAMPLES_PER_S]
+    decode_mb_per_s_warm: Annotated[Distribution, MB_PER_S]
     cold_cache: CacheState
 
 
@@ -50,26 +70,28 @@ class TransformResult(BaseModel):
 
     track: Track
     transform: str
-    samples_per_s: Distribution
+    samples_per_s: Annotated[Distribution, SAMPLES_PER_S]
 
 
 class Feeding(BaseModel):
     """The sweep's conclusions: the flow equilibrium per track and format, and where the wait comes from."""
 
-    flow_equilibrium: dict[str, dict[str, int | None]] = Field(
-        description="track -> format -> smallest measured worker count (>= 1) whose ingestion keeps up with the consumer; null: never")
+    flow_equilibrium: dict[str, dict[str, WorkerCount | None]] = Field(
+        description="track -> format -> smallest measured worker count (>= 1) whose ingestion keeps up with the "
+        "consumer; null: never")
     summaries: list[FeedingSummary] = []
     shards: dict[str, int] = Field(default_factory=dict, description="track -> shards per format the sweep streamed "
                                    "(at least 2 per worker, so stream-only formats can keep every worker busy)")
     loader_overhead: list[LoaderOverhead] = Field(
-        default_factory=list, description="1-worker loader throughput vs the format stage's decode rate of the same shards")
+        default_factory=list,
+        description="1-worker loader throughput vs the format stage's decode rate of the same shards")
 
 
 class Stage(BaseModel):
     name: str
     status: Literal["running", "complete", "interrupted", "failed"]
     started_utc: str
-    elapsed_s: float | None = None
+    elapsed_s: Annotated[float | None, DURATION_S] = None
     error: str | None = None
 
 
@@ -79,20 +101,22 @@ class RunConfig(BaseModel):
     tracks: list[Track]
     formats: list[Format]
     samples_per_track: int
-    samples_per_shard: int
+    samples_per_shard: Annotated[int, SHARD_SAMPLES]
     warmups: int
     repeats: int
-    min_time_s: float
-    disk_probe_bytes: int | None = None
-    memory_probe_bytes: int | None = None
-    format_budget_s: float | None = Field(None, description="per track x format; slower formats are measured on fewer samples")
+    min_time_s: Annotated[float, SETTING_S]
+    disk_probe_bytes: Annotated[int | None, BYTES] = None
+    memory_probe_bytes: Annotated[int | None, BYTES] = None
+    format_budget_s: Annotated[float | None, SETTING_S] = Field(
+        None, description="per track x format; slower formats are measured on fewer samples")
     sizes: dict[str, int | list[int]]
-    sweep: dict | None = Field(None, description="the DataLoader sweep's plan: tracks, formats, batch size, steps, consumer step")
+    sweep: dict | None = Field(
+        None, description="the DataLoader sweep's plan: tracks, formats, batch size, steps, consumer step")
     data_dir: str
 
 
 class Results(BaseModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run_id: str
     profile: str
     created_utc: str
@@ -104,12 +128,15 @@ class Results(BaseModel):
     memory: MemoryResult | None = None
     formats: list[FormatResult] = []
     transforms: list[TransformResult] = []
-    loader: list[LoaderRow] = Field(default_factory=list, description="the worker sweep: one row per track x format x workers")
+    loader: list[LoaderRow] = Field(
+        default_factory=list, description="the worker sweep: one row per track x format x workers")
     feeding: Feeding | None = None
     selection: SelectionResult | None = Field(None, description="the Zero-Waste experiment: noisy many vs curated few")
     assumptions: Assumptions | None = Field(None, description="every assumption the projections used, with its source")
-    projections: dict[str, Projection] = Field(default_factory=dict, description="per track: the mission through mlsysim")
+    projections: dict[str, Projection] = Field(
+        default_factory=dict, description="per track: the mission through mlsysim")
     model_validation: list[ValidationRow] = []
     gravity: GravityResult | None = None
     energy_ledger: Ledger | None = None
-    energy: EnergyResult | None = Field(None, description="energy counters over the measuring stages; absent ones say why")
+    energy: EnergyResult | None = Field(
+        None, description="energy counters over the measuring stages; absent ones say why")

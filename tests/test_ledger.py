@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_calibrate import make_measured
+from test_inputs import make_measured
 
 from feedtax.model import assumptions
 from feedtax.model import ledger as energy

@@ -11,6 +11,7 @@ import torch
 from feedtax import datasets
 from feedtax.loader import stack, to_tensors, transform_for
 from feedtax.measure.consumers import EmulatedConsumer, ModelConsumer, make_consumer
+from feedtax.results.feeding import ConsumerSpec
 
 
 def test_emulated_step_sleeps_its_step():
@@ -42,12 +43,12 @@ def test_model_trains_a_step_and_counts_flops(track_samples, track, transformed)
     if transformed:
         samples = [transform_for(track)(s, rng) for s in samples]
     batch = to_tensors(stack(samples))
-    c = make_consumer("model", track=track, device="cpu")
+    c = make_consumer(ConsumerSpec(kind="model", device="cpu"), track)
     assert isinstance(c, ModelConsumer) and c.device == "cpu"
     before = [p.detach().clone() for p in c.model.parameters()]
     busy = c.step(batch)
     assert busy > 0 and c.flops_per_sample > 0 and c.flops_batch_size == 8
-    assert any(not torch.equal(a, b) for a, b in zip(before, c.model.parameters()))  # it trained
+    assert any(not torch.equal(a, b) for a, b in zip(before, c.model.parameters(), strict=True))  # it trained
 
 
 def test_flops_scale_with_the_batch(track_samples):

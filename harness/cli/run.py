@@ -1,0 +1,112 @@
+"""`feedtax run`: measure every stage with progress bars, save results.json as it goes, then write the report.
+
+A stopped run (Ctrl-C, a failed stage) still renders a report of what it saved. Only typer is imported
+here; the runner, rich and the report load inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from feedtax.cli.options import choices, fail
+from feedtax.vocabulary import FORMATS, TRACKS
+
+_TRACKS_HELP = f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."
+_FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
+
+
+def run(
+    profile: str = typer.Option("laptop", help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
+    out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
+    tracks: list[str] | None = typer.Option(None, help=_TRACKS_HELP),
+    formats: list[str] | None = typer.Option(None, help=_FORMATS_HELP),
+    seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
+    keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
+    assume: list[str] | None = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
+    submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
+) -> None:
+    """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from feedtax.measure import profiles, runner
+    from feedtax.reports import html
+    from feedtax.results.projections import AssumptionError
+
+    try:
+        prof = profiles.get(profile)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    track_list = choices(tracks, TRACKS, "track")
+    format_list = choices(formats, FORMATS, "format")
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    res = None
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
+                             keep_data=keep_data, assume=assume or (), progress=_Bars(progress))
+    except (runner.RunError, AssumptionError) as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        _report_partial(out)
+        raise fail(f"interrupted: what was measured is in {out / 'results.json'}", 130) from None
+    except Exception as exc:
+        _report_partial(out)
+        raise fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1) from None
+    report = html.write(res, out / "report.html")
+    _summary(console, res)
+    console.print(f"results: {out / 'results.json'}\nreport:  {report}")
+    if submit is not None:
+        from feedtax.classroom.submit import SubmitError, write_submission
+
+        try:
+            console.print(f"submission: {write_submission(res, submit)}")
+        except SubmitError as exc:
+            raise fail(str(exc)) from None
+
+
+class _Bars:
+    """The runner's progress callback as rich progress bars: one bar per stage."""
+
+    def __init__(self, progress):
+        self.progress, self.task = progress, None
+
+    def start(self, description: str, total: int) -> None:
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self) -> None:
+        self.progress.advance(self.task)
+
+
+def _report_partial(out: Path) -> None:
+    """Render whatever a stopped run saved, so the user still gets a report."""
+    from feedtax import results
+    from feedtax.reports import html
+
+    try:
+        html.write(results.load(out / "results.json"), out / "report.html")
+    except Exception:  # nothing saved yet, or unreadable: results.json itself says what there is
+        pass
+
+
+def _summary(console, res) -> None:
+    """The format costs as a table on the console: medians, unstable ones marked, and a note if not evicted."""
+    from rich.table import Table
+
+    table = Table(title=f"format costs ({res.profile} profile; median, one process)")
+    for col in ("track", "format", "bytes/sample", "ratio", "encode/s", "decode/s cold", "decode/s warm"):
+        table.add_column(col, justify="left" if col in ("track", "format") else "right")
+
+    def d(x) -> str:
+        return f"{x.median:,.0f}" + (" [red]![/red]" if x.unstable else "")
+
+    for r in res.formats:
+        table.add_row(r.track, r.format, f"{r.bytes_per_sample:,.0f}", f"{r.compression_ratio:.2f}x",
+                      d(r.encode_samples_per_s), d(r.decode_samples_per_s_cold), d(r.decode_samples_per_s_warm))
+    console.print(table)
+    if any(not r.cold_cache.evicted for r in res.formats):
+        console.print("[yellow]note: the page cache could not be evicted for some shards (tmpfs?): "
+                      "their 'cold' reads were warm.[/yellow]")

@@ -1,0 +1,99 @@
+"""Older results.json documents brought up to this schema version, one step per version (as pyperf keeps its files).
+
+``MIGRATIONS[v]`` turns a version-v document into version v+1, plain JSON dict in and out; ``migrate`` chains them
+up to SCHEMA_VERSION before a document is validated, for every reader (results.load, the class collection).
+What each version changed: docs/results-schema.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+from feedtax.results.schema import SCHEMA_VERSION
+
+
+class MigrationError(ValueError):
+    """A document this feedtax cannot bring to its schema version; the message is one line saying why."""
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _transport_v2(transport: Any) -> None:
+    """Written before the full-speed measurement (no worker_s_per_batch), ipc_s_per_batch held the difference of two
+    waits behind the consumer (transport - in-process), not what a handover adds at full speed: it becomes null.
+    Nothing is lost: both waits stay (with 0 workers the wait per step is making the batch, as at full speed)."""
+    if isinstance(transport, dict) and "worker_s_per_batch" not in transport:
+        transport["worker_s_per_batch"] = None
+        transport["ipc_s_per_batch"] = None
+
+
+def _keeping_up(rows: list, track: Any, fmt: str, consumption: Any) -> int | None:
+    """The smallest measured worker count >= 1 whose loader-alone rate meets the consumer's, from the loader rows."""
+    if not _is_number(consumption):
+        return None
+    counts = [r["num_workers"] for r in rows if isinstance(r, dict) and r.get("track") == track
+              and r.get("format") == fmt and type(r.get("num_workers")) is int and r["num_workers"] >= 1
+              and _is_number(r.get("ingestion_samples_per_s")) and r["ingestion_samples_per_s"] >= consumption]
+    return min(counts, default=None)
+
+
+def _equilibrium_v2(per_format: Any, track: Any, consumption: Any, rows: list) -> None:
+    """An equilibrium of 0 workers (counted before schema 2: the main process loads in series with the consumer, so
+    it always pays) is recomputed from the file's own loader rows by the rule schema 2 states: 1 worker or more."""
+    if not isinstance(per_format, dict):
+        return
+    for fmt, workers in per_format.items():
+        if type(workers) is int and workers == 0:
+            per_format[fmt] = _keeping_up(rows, track, fmt, consumption)
+
+
+def _v1_to_v2(doc: dict) -> dict:
+    """Schema 1 -> 2: a transport's handover only ever at full speed; no flow equilibrium at 0 workers."""
+    feeding = doc.get("feeding")
+    if not isinstance(feeding, dict):
+        return doc
+    rows = doc["loader"] if isinstance(doc.get("loader"), list) else []
+    summaries = feeding.get("summaries")
+    summaries = [s for s in summaries if isinstance(s, dict)] if isinstance(summaries, list) else []
+    consumption = {}
+    for s in summaries:
+        _transport_v2(s.get("transport"))
+        _equilibrium_v2(s.get("flow_equilibrium"), s.get("track"), s.get("consumption_samples_per_s"), rows)
+        consumption.setdefault(s.get("track"), s.get("consumption_samples_per_s"))
+    if isinstance(feeding.get("flow_equilibrium"), dict):
+        for track, per_format in feeding["flow_equilibrium"].items():
+            _equilibrium_v2(per_format, track, consumption.get(track), rows)
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+
+
+def migrate(doc: dict) -> tuple[dict, int]:
+    """(The document at SCHEMA_VERSION, the version it was written with); MigrationError for a version that is
+    missing, not an integer, newer than this feedtax knows or older than any migration. The input is not changed."""
+    if "schema_version" not in doc:
+        raise MigrationError("no schema_version: not a feedtax results file")
+    version = doc["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise MigrationError(f"schema_version is {json.dumps(version)[:40]}, expected an integer")
+    if version > SCHEMA_VERSION:
+        raise MigrationError(f"schema_version {version} is newer than this feedtax reads ({SCHEMA_VERSION}): "
+                             "update feedtax to read it")
+    if version < SCHEMA_VERSION and any(v not in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+        known = ", ".join(map(str, sorted(MIGRATIONS))) or "none"
+        raise MigrationError(f"schema_version {version} is older than any this feedtax migrates (from: {known})")
+    if version < SCHEMA_VERSION:
+        doc = copy.deepcopy(doc)
+    for v in range(version, SCHEMA_VERSION):
+        doc = MIGRATIONS[v](doc)
+        doc["schema_version"] = v + 1
+    return doc, version
+
+
+__all__ = ["MIGRATIONS", "MigrationError", "migrate"]

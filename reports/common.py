@@ -1,0 +1,82 @@
+"""What every report page shares: the stylesheet, a figure as inline SVG, and the HTML cells and tables."""
+
+from __future__ import annotations
+
+import io
+from html import escape
+
+from feedtax.results.metrics import metrics_by_name
+from feedtax.stats import Distribution
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}.warn{color:#b00;font-weight:bold}.note{color:#555;font-size:.9em}
+ul.warnings{background:#fff8e6;border-left:3px solid #e0a000;padding:.4em 1em .4em 2em;font-size:.85em;color:#6b4500}
+figure{margin:1em 0}figure svg{max-width:100%;height:auto}.status{padding:.2em .5em;border-radius:4px;background:#eee}
+"""  # noqa: E501  (one CSS rule per line reads better than wrapped rules)
+
+
+class Markup:
+    """A table cell that is HTML already (not escaped)."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+
+def svg(fig) -> str:
+    """The figure as an inline <svg> element; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def figure(fig) -> str:
+    return f"<figure>{svg(fig)}</figure>"
+
+
+def dist(d: Distribution) -> str:
+    """Median ± half the IQR, with a red ! (its note as the tooltip) when the measurement is unstable."""
+    flag = f' <span class="warn" title="{escape(d.note or "")}">!</span>' if d.unstable else ""
+    return f"{d.median:,.0f} <span class='note'>±{d.iqr / 2:,.0f}</span>{flag}"
+
+
+def quantity(value: float, field: str, spec: str = ",.0f") -> str:
+    """A measured value with the unit its results field declares (vocabulary.Metric), e.g. "1,234 MB/s"."""
+    return f"{value:{spec}} {metrics_by_name()[field].unit}"
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0%}"
+
+
+def kv(rows: list[tuple[str, object]]) -> str:
+    """A two-column table of names and values, both escaped."""
+    cells = "".join(f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def table(header: list[str], rows: list[list[object]], left: int = 1, text: tuple[int, ...] = ()) -> str:
+    """A table: the first `left` columns and the `text` ones left-aligned, numbers right; cells escaped
+    unless Markup."""
+    def is_left(i: int) -> bool:
+        return i < left or i in text or i - len(header) in text
+
+    def cell(i: int, v: object) -> str:
+        html = v.html if isinstance(v, Markup) else escape(f"{v:,.3g}" if isinstance(v, float) else str(v))
+        return f"<td class='l'>{html}</td>" if is_left(i) else f"<td>{html}</td>"
+
+    head = "".join(f"<th class='l'>{escape(h)}</th>" if is_left(i) else f"<th>{escape(h)}</th>"
+                   for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def warning_list(items: list[str]) -> str:
+    """The probe's warnings as a highlighted list, or nothing."""
+    return "<ul class='warnings'>" + "".join(f"<li>{escape(w)}</li>" for w in items) + "</ul>" if items else ""

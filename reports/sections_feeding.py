@@ -1,0 +1,137 @@
+"""Part 2 of the run report, the Feeding Tax Solver: the DataLoader sweep, where the wait comes from, and the
+harness's own overhead. Each function returns the section's HTML parts, or none when the run has no sweep."""
+
+from __future__ import annotations
+
+from html import escape
+
+from feedtax.reports import text
+from feedtax.reports.common import figure, pct, table
+from feedtax.results.schema import Results
+from feedtax.vocabulary import OVERHEAD_TARGET
+
+
+def feeding(results: Results) -> list[str]:
+    """The sweep's figures and tables, one block per track summary, then every sweep point and the overhead."""
+    from feedtax.reports import feeding_figures
+
+    if not results.loader:
+        return []
+    plan = results.config.sweep or {}
+    parts = [
+        "<h2>2. Feeding tax: the DataLoader sweep</h2>",
+        text.FEEDING_INTRO.format(step_ms=plan.get("step_s", 0) * 1e3, batch_size=plan.get("batch_size", "?")),
+        figure(feeding_figures.feeding_tax_gauge(results.loader)),
+    ]
+    for summary in results.feeding.summaries if results.feeding else []:
+        parts += _summary(results, summary)
+    parts += _sweep_points(results)
+    if results.feeding and results.feeding.loader_overhead:
+        parts += _overhead(results.feeding.loader_overhead)
+    return parts
+
+
+def _summary(results: Results, summary) -> list[str]:
+    """One track: MFU vs ingestion, the scaling fit, the wait breakdown, equilibrium, transport, MFU peak."""
+    from feedtax.reports import feeding_figures
+
+    rows = [r for r in results.loader if r.track == summary.track]
+    parts = [figure(feeding_figures.mfu_vs_ingestion(rows, summary))]
+    if (fig := feeding_figures.scaling(rows, summary, results.host.usable_cores)) is not None:
+        parts += [figure(fig), _fits(summary)]
+    if summary.breakdown:
+        parts.append(figure(feeding_figures.wait_breakdown(summary)))
+    eq = ", ".join(f"{f}: {'never reached' if n is None else f'{n} worker(s)'}"
+                   for f, n in summary.flow_equilibrium.items())
+    parts.append(text.EQUILIBRIUM.format(track=escape(summary.track), rate=summary.consumption_samples_per_s,
+                                         equilibrium=escape(eq)))
+    if summary.transport:
+        parts.append(_transport(summary.transport))
+    if summary.peak_source:
+        source = escape(summary.peak_source)
+        parts.append(text.MFU_PEAK.format(source=source, tflops=summary.peak_flop_per_s / 1e12)
+                     if summary.peak_flop_per_s else text.MFU_NO_PEAK.format(source=source))
+    if summary.nvml_absent_reason:
+        parts.append(text.NVML_ABSENT.format(reason=escape(summary.nvml_absent_reason)))
+    return parts
+
+
+def _fits(summary) -> str:
+    """The Universal Scalability Law fit per format: parameters, quality, and what it predicts."""
+    return table(
+        ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
+         "predicted at 32 workers", "predicted equilibrium", "note"],
+        [[f.format, ", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}",
+          f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f}"
+          + (" (extrapolated)" if f.predicted[-1].extrapolated else ""),
+          "—" if f.flow_equilibrium_predicted is None else f"{f.flow_equilibrium_predicted} (extrapolated)",
+          f.note or ""] for f in summary.fits], left=2, text=(-1,))
+
+
+def _transport(t) -> str:
+    """The DataLoader's handover cost with ready batches: at full speed (where measured) and behind the consumer."""
+    full = "" if t.worker_s_per_batch is None else text.TRANSPORT_FULL_SPEED.format(
+        worker_ms=t.worker_s_per_batch * 1e3, in_process_ms=t.in_process_s_per_batch * 1e3,
+        ipc_ms=t.ipc_s_per_batch * 1e3, noise=text.TRANSPORT_NO_COST if t.ipc_s_per_batch <= 0 else "")
+    return text.TRANSPORT.format(batch_size=t.batch_size, batch_kb=t.batch_bytes / 1e3, full_speed=full,
+                                 wait_ms=t.transport_s_per_batch * 1e3)
+
+
+def _sweep_points(results: Results) -> list[str]:
+    """Every sweep point; MFU and NVML idle columns only where some point has them."""
+    mfu = any(r.mfu is not None for r in results.loader)
+    nvml = any(r.nvml_idle_fraction is not None for r in results.loader)
+    parts = [table(
+        ["track", "format", "workers", "batch", "delivered samples/s", "loader alone samples/s", "feeding tax", "AU",
+         "step (ms)", "noisy"] + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
+        [[r.track, r.format, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}",
+          f"{r.ingestion_samples_per_s:,.0f}", pct(r.feeding_tax), pct(r.au), f"{r.step_s * 1e3:.2f}",
+          "!" if r.unstable else ""]
+         + ([f"{r.mfu:.2%}" if r.mfu is not None else "—"] if mfu else [])
+         + ([pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
+         for r in results.loader], left=2)]
+    if nvml:
+        parts.append(text.NVML_IDLE)
+    return parts
+
+
+def _ratio(r: float | None) -> str:
+    return "—" if r is None else f"{r:.2f}"
+
+
+def _rate(r: float | None) -> str:
+    return "—" if r is None else f"{r:,.0f}"
+
+
+def _split(o) -> str:
+    """One worker's batch time at the amortized batch: decode / copy into the slot / the rest (DataLoader), ms."""
+    d, c = o.amortized_worker_decode_s_per_batch, o.amortized_worker_collate_s_per_batch
+    w = o.amortized_wall_s_per_batch
+    if d is None or c is None or w is None:
+        return "—"
+    return f"{d * 1e3:.2f} / {c * 1e3:.2f} / {max(0.0, w - d - c) * 1e3:.2f}"
+
+
+def _amortized(o) -> str:
+    """The paired ratio at the amortized batch with its IQR (else the format stage's), and ✓/✗ against the target."""
+    value = (f"{_ratio(o.amortized_paired_ratio)} [{o.amortized_paired_ratio_iqr[0]:.2f}–"
+             f"{o.amortized_paired_ratio_iqr[1]:.2f}]" if o.amortized_paired_ratio_iqr else
+             f"{o.amortized_ratio:.2f} (stage)")
+    return value + ("" if o.meets_target is None else (" ✓" if o.meets_target else " ✗"))
+
+
+def _overhead(overhead) -> list[str]:
+    """The loader at one worker against one-process decode, at the sweep's batch and the amortized one."""
+    return ["<h3>The harness's own overhead</h3>",
+            text.OVERHEAD.format(target=OVERHEAD_TARGET),
+            table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
+                   "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
+                   "no worker", "1 worker at it, ms per batch: decode / copy / DataLoader",
+                   "fixed cost per batch (ms)"],
+                  [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}",
+                    f"{o.decode_samples_per_s:,.0f} / {_rate(o.paired_decode_samples_per_s)}",
+                    f"{o.ratio:.2f} / {_ratio(o.paired_ratio)}",
+                    _ratio(o.in_process_ratio), o.amortized_batch_size, _amortized(o),
+                    _ratio(o.amortized_in_process_ratio), _split(o),
+                    "—" if o.per_batch_s is None else f"{o.per_batch_s * 1e3:.2f}"]
+                   for o in overhead], left=2)]

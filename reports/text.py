@@ -1,0 +1,119 @@
+"""The run report's prose: what each section measured and how to read it, as templates the sections fill in.
+
+Kept apart so the section code reads as code. Templates take named fields (``str.format``); the
+numbers they state are the definitions feedtax uses (limits, spreads), never one machine's measurement.
+"""
+
+from __future__ import annotations
+
+INCOMPLETE = "<p class='warn'>This run did not complete: the report shows what was measured before it stopped.</p>"
+
+# --- 1. format costs --------------------------------------------------------------------------------
+FORMATS_INTRO = (
+    "<p>Per track, what each serialization costs: bytes on disk per sample (label: compression ratio versus the"
+    " in-memory size) and decode throughput in one process. <b>Cold</b>: the shards' pages were evicted from the"
+    " page cache before each read (fsync + posix_fadvise DONTNEED, checked with mincore); <b>warm</b>: read from"
+    " the page cache. Bars are medians over repeats (warm-ups excluded), whiskers the interquartile range;"
+    " <span class='warn'>!</span> marks a noisy measurement (spread over {spread:.0%}).</p>"
+)
+FORMATS_NOTE = (
+    "<p class='note'>Values: median ± half the IQR. MB = 10<sup>6</sup> bytes of shard file. "
+    "Encode includes writing the shards to the page cache (no fsync). A format too slow to repeat over all"
+    " of a track's samples within the profile's time budget is measured on fewer whole shards"
+    " (<i>samples</i>); a per-sample cost does not depend on the count.</p>"
+)
+
+# --- 2. feeding tax ---------------------------------------------------------------------------------
+FEEDING_INTRO = (
+    "<p>Each format's shards streamed through <code>torch.utils.data.DataLoader</code> with 0..N workers into a"
+    " consumer: an emulated accelerator that computes for {step_ms:g} ms per batch of"
+    " {batch_size} (as MLPerf Storage/DLIO emulate one), or a real model on the GPU/CPU."
+    " <b>AU</b> = compute time / wall time with the warm-up steps excluded (MLPerf Storage's definition);"
+    " <b>feeding tax</b> = 1 &minus; AU, the share of time the accelerator waits for data. The <b>flow equilibrium</b>"
+    " is the smallest worker count (one or more: with none, loading runs in series with the consumer and"
+    " always costs load / (load + step)) whose ingestion rate (the loader alone) meets the consumer's rate.</p>"
+)
+EQUILIBRIUM = "<p><b>{track}</b>: the consumer takes {rate:,.0f} samples/s; flow equilibrium: {equilibrium}.</p>"
+TRANSPORT_FULL_SPEED = (
+    " At full speed (no consumer) one worker hands over a batch every {worker_ms:.2f} ms,"
+    " against {in_process_ms:.2f} ms to make it in the main process: the handover adds"
+    " {ipc_ms:.2f} ms{noise}."
+)
+TRANSPORT_NO_COST = " (no cost beyond noise)"
+TRANSPORT = (
+    "<p class='note'>The DataLoader's own transport, with a ready batch of {batch_size}"
+    " ({batch_kb:,.0f} kB), not decode.{full_speed} Behind the consumer, each step waits"
+    " {wait_ms:.2f} ms for a batch a worker already made (the main process's receive).</p>"
+)
+MFU_PEAK = "<p class='note'>MFU is taken against {source} ({tflops:,.1f} TFLOP/s).</p>"
+MFU_NO_PEAK = "<p class='note'>No MFU: the device's peak is {source}.</p>"
+NVML_ABSENT = "<p class='note'>NVML: {reason}.</p>"
+NVML_IDLE = (
+    "<p class='note'>NVML idle is 1 − utilization.gpu, NVML's coarse duty cycle (the share of each"
+    " sample period in which any kernel ran, not how full the SMs were): set it against the feeding"
+    " tax, which is measured by timing each step.</p>"
+)
+OVERHEAD = (
+    "<p class='note'>Loader throughput at one worker (no consumer, no transform) against the"
+    " one-process decode rate of the same shards: the format stage's figure, and the same decode"
+    " re-measured in rounds alternating with the loader (paired: the median of per-round ratios, so a"
+    " busy moment hits both). At the sweep's batch and at a batch large enough (about 10 ms of"
+    " decoding) to amortize the DataLoader's fixed cost per batch, which is fitted from the two. "
+    "“No worker” forms the batches in this process: what batching itself costs (keeping a batch of"
+    " samples alive and the one copy that makes it contiguous) apart from the transport. The check"
+    " asks for at least {target:.2f} at the amortized batch; at the sweep's batch, fast formats decode a"
+    " batch in less time than torch's DataLoader takes to hand it over. Where the no-worker ratio is as"
+    " low as the loader's, forming the batch is the limit, not the transport: its one copy of every"
+    " byte weighs most against formats whose decode barely touches the bytes (raw: a checksum). The"
+    " split of one worker's batch time (the worker's own clock) shows the same: decode, the copy into"
+    " the slot, and what remains, the DataLoader's per-batch cost.</p>"
+)
+
+# --- 3. missions ------------------------------------------------------------------------------------
+MISSIONS_INTRO = (
+    "<p>The measured numbers above, fed as calibration into the course's own models (mlsysim's"
+    " <code>evaluate_pipeline</code>, <code>DataModel</code>, <code>TransformationModel</code>), answer each track's"
+    " mission. Every input names its source: <i>measured</i> here, <i>mlsysim:</i> a registry value, or"
+    " <i>assumption:</i> an entry of the assumptions file (listed at the end; change one with"
+    " <code>--assume key=value</code> and <code>feedtax project</code>).</p>"
+)
+MISSION_SUMMARY = (
+    "<p class='note'>Headline format: {format}; pipeline bottleneck: {bottleneck},"
+    " accelerator waiting {wait:.0%} of the time.</p>"
+)
+ALTERNATIVE = (
+    "<p>Alternative <b>{name}</b>: {bytes_per_frame:,.0f} bytes per frame,"
+    " radio {radio_mw:,.1f} mW, transmission energy cut {cut:.0%}"
+    " ({verdict} the 50% cut).</p>"
+)
+VALIDATION = (
+    "<p class='note'>For every sweep point: the pipeline model's feeding tax, predicted from the measured stage rates"
+    " (a worker's decode, transform and collate in series, times the workers, against the consumer's demand; plus"
+    " the measured per-batch transport each step waits for), against the feeding tax measured end to end. Errors"
+    " over {limit:g} percentage points are flagged with the likely reason.</p>"
+)
+
+# --- 4. data gravity, 5. zero waste, assumptions ------------------------------------------------------
+GRAVITY = (
+    "<p class='note'>{definition}. Drives are written and read at this machine's measured disk bandwidth"
+    " unless a storage tier is chosen (<code>feedtax gravity --tier</code>).</p>"
+)
+SELECTION = (
+    "<p class='note'>A real training run per setting (seeded); the best accuracy any classifier can reach here is"
+    " {bayes:.1%}. Energy: {energy_source}.</p>"
+)
+ASSUMPTIONS = (
+    "<p class='note'>What neither this machine measures nor mlsysim provides. Override any with"
+    " <code>--assume key=value</code> (on <code>feedtax run</code> or <code>feedtax project</code>).</p>"
+)
+
+# --- the machine's probes -----------------------------------------------------------------------------
+DISK = (
+    "<p class='note'>{path} on {fs_type}; test file {size_mb:,.0f} MB,"
+    " {block_kib} KiB blocks; MB = 10<sup>6</sup> bytes. Cold reads: {cache_method}"
+    " ({evicted}).</p>"
+)
+ENERGY = (
+    "<p class='note'>Read over the measuring stages ({window_s:,.1f} s). Absent counters are reported"
+    " as absent, never estimated here.</p>"
+)

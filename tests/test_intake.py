@@ -1,0 +1,60 @@
+"""Intake: every way a submission goes wrong is refused with a specific reason; limits hold without recursion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_collect import make_corpus
+
+from feedtax.classroom import collect as c
+from feedtax.classroom import intake
+from feedtax.results import migrations
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_reasons_are_specific(corpus, tmp_path):
+    _, _, bad = corpus
+    report = c.collect([p for p, _ in bad.values()], tmp_path / "db.duckdb")
+    why = {Path(r.path).name: r.reason for r in report.rejected}
+    assert "NaN" in why["bad_nan.json"]
+    assert "host" in why["bad_no_host.json"]
+    assert "99" in why["bad_future_version.json"] and "newer" in why["bad_future_version.json"]
+    assert "bytes_per_sample" in why["bad_negative_bytes.json"]
+    assert "decode_samples_per_s_cold" in why["bad_absurd_rate.json"] and "1e+09" in why["bad_absurd_rate.json"]
+    assert "limit" in why["bad_oversized.json"] and "deep" in why["bad_deep.json"]
+    assert "formats.0.n_samples" in why["bad_wrong_type.json"]
+    assert report.table_rows["runs"] == 0  # nothing of a rejected file is stored
+
+
+def test_migration_hook_upgrades_an_older_version(corpus, tmp_path, monkeypatch):
+    _, good, _ = corpus
+    doc = json.loads(next(iter(good.values())).read_text())
+    doc["schema_version"] = 0
+    doc["profile_name"] = doc.pop("profile")  # pretend v0 called it profile_name
+    p = tmp_path / "v0.json"
+    p.write_text(json.dumps(doc))
+    monkeypatch.setattr(migrations, "MIGRATIONS", {**migrations.MIGRATIONS,
+        0: lambda d: {**{k: v for k, v in d.items() if k != "profile_name"}, "profile": d["profile_name"]}})
+    report = c.collect([p], tmp_path / "c.duckdb")
+    assert len(report.accepted) == 1 and "migrated from schema_version 0" in report.accepted[0].warnings[0]
+
+
+def test_depth_is_measured_without_recursion_and_ignores_brackets_in_strings():
+    assert intake.json_depth(b'{"a": [1, {"b": "[[[[{{{{"}]}') == (3, 0)
+    assert intake.json_depth(b"[" * 200_000) == (200_000, 200_000)
+    assert intake.json_depth(b'{"a": "\\"[["}') == (1, 0)
+
+
+def test_plausibility_bounds_are_named():
+    doc = {"formats": [{"bytes_per_sample": 0.0, "decode_samples_per_s": 2e9, "compression_ratio": 1.2}],
+           "host": {"cpu_logical_cores": 0}, "loader": [{"au": -0.1, "step_s": -1.0}]}
+    problems = " | ".join(intake.implausible(doc))
+    for what in ("bytes_per_sample", "decode_samples_per_s", "cpu_logical_cores", "au", "step_s"):
+        assert what in problems
+    assert "compression_ratio" not in problems

@@ -1,0 +1,154 @@
+"""results.migrations: every older schema version is brought up to this one, and unknown versions are refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from feedtax import results
+from feedtax.results import migrations
+from feedtax.results.migrations import MIGRATIONS, MigrationError, migrate
+from feedtax.results.schema import SCHEMA_VERSION, Results
+
+V1 = Path(__file__).parent / "data" / "results-v1.json"
+
+
+@pytest.fixture()
+def v1() -> dict:
+    """A results.json written by the release before schema 2 (`feedtax run --profile ci`), as users have it."""
+    return json.loads(V1.read_text())
+
+
+def test_every_version_has_its_step():
+    assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
+
+
+def test_v1_is_migrated_and_validates(v1):
+    before = copy.deepcopy(v1)
+    doc, original = migrate(v1)
+    assert original == 1 and doc["schema_version"] == SCHEMA_VERSION
+    assert v1 == before, "the caller's document is left as it was"
+    res = Results.model_validate(doc)
+    assert res.formats and res.loader and res.feeding and res.feeding.summaries
+    # a transport measured at full speed (worker_s_per_batch present) keeps every figure
+    assert doc["feeding"]["summaries"][0]["transport"] == before["feeding"]["summaries"][0]["transport"]
+    equilibrium = {"edge": {"csv": 2, "parquet": 1, "raw": 1}}
+    assert doc["feeding"]["flow_equilibrium"] == before["feeding"]["flow_equilibrium"] == equilibrium
+
+
+def test_the_current_version_passes_through(v1):
+    doc, _ = migrate(v1)
+    again, original = migrate(doc)
+    assert original == SCHEMA_VERSION and again == doc
+
+
+def test_a_transport_from_before_the_full_speed_measurement_loses_only_its_wait_difference(v1):
+    """Schema 1 files written before worker_s_per_batch held ipc = transport - in_process, two waits behind the
+    consumer (and it could come out negative): schema 2's ipc is the full-speed handover, so it becomes null."""
+    t = v1["feeding"]["summaries"][0]["transport"]
+    del t["worker_s_per_batch"]
+    t["ipc_s_per_batch"] = t["transport_s_per_batch"] - t["in_process_s_per_batch"] - 1.0  # negative, as it could be
+    doc, _ = migrate(v1)
+    t2 = doc["feeding"]["summaries"][0]["transport"]
+    assert t2["worker_s_per_batch"] is None and t2["ipc_s_per_batch"] is None
+    assert (t2["in_process_s_per_batch"], t2["transport_s_per_batch"]) == (t["in_process_s_per_batch"],
+                                                                         t["transport_s_per_batch"])
+    assert Results.model_validate(doc).feeding.summaries[0].transport.ipc_s_per_batch is None
+
+
+def test_a_zero_worker_equilibrium_is_recomputed_from_the_files_own_rows(v1):
+    """Before schema 2 a 0-worker loader fast enough counted as the flow equilibrium; the migration applies
+    schema 2's rule (1 worker or more) to the file's own loader rows and consumer rate."""
+    summary = v1["feeding"]["summaries"][0]
+    track, expected = summary["track"], dict(summary["flow_equilibrium"])
+    for fmt in expected:
+        summary["flow_equilibrium"][fmt] = 0
+        v1["feeding"]["flow_equilibrium"][track][fmt] = 0
+    doc, _ = migrate(v1)
+    assert doc["feeding"]["summaries"][0]["flow_equilibrium"] == expected
+    assert doc["feeding"]["flow_equilibrium"][track] == expected
+    # no count of 1 or more keeps up: never reached
+    fast = copy.deepcopy(v1)
+    fast["feeding"]["summaries"][0]["consumption_samples_per_s"] = 1e12
+    doc, _ = migrate(fast)
+    assert set(doc["feeding"]["summaries"][0]["flow_equilibrium"].values()) == {None}
+    assert set(doc["feeding"]["flow_equilibrium"][track].values()) == {None}
+
+
+def test_schema_2_refuses_a_zero_worker_equilibrium(v1):
+    doc, _ = migrate(v1)
+    doc["feeding"]["flow_equilibrium"]["edge"]["csv"] = 0
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        Results.model_validate(doc)
+
+
+def test_a_first_release_v1_file_loads(v1, tmp_path):
+    """The first release's file: host, config, stages and formats only, none of the fields added later."""
+    later = ("disk", "memory", "transforms", "loader", "feeding", "selection", "assumptions", "projections",
+             "model_validation", "gravity", "energy_ledger", "energy")
+    for key in later:
+        del v1[key]
+    for key in ("cpu_freq_mhz", "cpu_freq_max_mhz", "cpu_governor", "load_average_1m", "virtualization", "container",
+                "data_dir", "gpus", "gpu_absent_reason"):
+        v1["host"].pop(key, None)
+    for key in ("disk_probe_bytes", "memory_probe_bytes", "format_budget_s", "sweep"):
+        del v1["config"][key]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(v1))
+    res = results.load(path)
+    assert res.schema_version == SCHEMA_VERSION and len(res.formats) == 20 and res.feeding is None
+
+
+MALFORMED = [
+    {"schema_version": 1, "feeding": []},
+    {"schema_version": 1, "feeding": {"summaries": "x"}},
+    {"schema_version": 1, "loader": {}, "feeding": {"summaries": [1, {"transport": 3}],
+                                                    "flow_equilibrium": {"edge": [0]}}},
+    {"schema_version": 1, "loader": [None], "feeding": {"summaries": [
+        {"track": "edge", "flow_equilibrium": {"csv": 0}, "consumption_samples_per_s": "x"}]}},
+    {"schema_version": 1, "run_id": 3},
+]
+
+
+@pytest.mark.parametrize("doc", MALFORMED)
+def test_a_malformed_document_migrates_without_error_and_fails_validation_instead(doc):
+    migrated, original = migrate(doc)
+    assert original == 1 and migrated["schema_version"] == SCHEMA_VERSION
+    with pytest.raises(ValueError):
+        Results.model_validate(migrated)
+
+
+@pytest.mark.parametrize("version, message", [
+    (99, f"schema_version 99 is newer than this feedtax reads ({SCHEMA_VERSION}): update feedtax"),
+    ("two", 'schema_version is "two", expected an integer'),
+    (2.0, "schema_version is 2.0, expected an integer"),
+    (True, "schema_version is true, expected an integer"),
+    (None, "schema_version is null, expected an integer"),
+    (0, "schema_version 0 is older than any this feedtax migrates (from: 1)"),
+])
+def test_unknown_versions_are_refused_in_one_line(version, message):
+    with pytest.raises(MigrationError) as info:
+        migrate({"schema_version": version, "run_id": "x"})
+    assert message in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(MigrationError, match="no schema_version"):
+        migrate({"run_id": "x"})
+
+
+def test_a_missing_step_is_refused(monkeypatch):
+    monkeypatch.setattr(migrations, "MIGRATIONS", {})
+    with pytest.raises(MigrationError, match=r"schema_version 1 is older than any this feedtax migrates \(from: none"):
+        migrate({"schema_version": 1})
+
+
+def test_steps_chain_from_an_older_version(v1, monkeypatch):
+    """A step per version, applied in order: a pretend version 0 that called `profile` `profile_name`."""
+    v1["schema_version"] = 0
+    v1["profile_name"] = v1.pop("profile")
+    monkeypatch.setattr(migrations, "MIGRATIONS", {**MIGRATIONS, 0: lambda d: {
+        **{k: v for k, v in d.items() if k != "profile_name"}, "profile": d["profile_name"]}})
+    doc, original = migrate(v1)
+    assert original == 0 and doc["schema_version"] == SCHEMA_VERSION and doc["profile"] == "ci"
+    assert Results.model_validate(doc).profile == "ci"

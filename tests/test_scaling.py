@@ -1,0 +1,48 @@
+"""The flow equilibrium and the USL scaling fit on known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feedtax.measure.scaling import fit_usl, flow_equilibrium, scaling_fit, usl
+
+
+def test_flow_equilibrium_is_the_smallest_count_keeping_up():
+    assert flow_equilibrium({0: 50, 1: 90, 2: 180, 4: 300}, 150) == 2
+    assert flow_equilibrium({0: 50, 1: 90}, 150) is None
+    assert flow_equilibrium({4: 300, 2: 150}, 150) == 2  # equal counts as keeping up
+    # 0 workers load in series with the consumer: never an equilibrium, however fast
+    assert flow_equilibrium({0: 10_000, 1: 90, 2: 180}, 150) == 2
+    assert flow_equilibrium({0: 10_000}, 150) is None
+
+
+def test_usl_fit_recovers_known_parameters():
+    n = np.array([1, 2, 4, 8, 16])
+    x = usl(n, 1000.0, 0.05, 0.002)
+    lam, sigma, kappa, rmse = fit_usl(n, x)
+    assert lam == pytest.approx(1000, rel=0.02) and sigma == pytest.approx(0.05, abs=0.01)
+    assert kappa == pytest.approx(0.002, rel=0.3) and rmse < 0.01
+
+
+def test_scaling_fit_marks_extrapolation_and_predicts_equilibrium():
+    ingestion = {0: 400.0, 1: 500.0, 2: 950.0, 4: 1800.0}
+    fit = scaling_fit("edge", "csv", ingestion, consumption_per_s=3000.0)
+    assert fit.measured_workers == [1, 2, 4]
+    assert [p.extrapolated for p in fit.predicted[:5]] == [False, False, False, False, True]
+    assert len(fit.predicted) == 32 and fit.flow_equilibrium_predicted is not None
+    assert fit.flow_equilibrium_predicted > 4
+
+
+def test_scaling_fit_never_contradicts_the_measured_counts():
+    """A prediction only beyond the measured range, and only when no measured count kept up; a point
+    below the measured range is as extrapolated as one above it."""
+    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 2450.0}, consumption_per_s=2500.0)
+    assert fit.flow_equilibrium_predicted is None or fit.flow_equilibrium_predicted > 4
+    assert scaling_fit("edge", "csv", {1: 1000.0, 2: 2100.0, 4: 3000.0}, 2500.0).flow_equilibrium_predicted is None
+    fit = scaling_fit("edge", "csv", {2: 900.0, 4: 1700.0, 8: 3000.0}, 1e9)
+    assert [p.num_workers for p in fit.predicted if not p.extrapolated] == [2, 3, 4, 5, 6, 7, 8]
+    # two points that slow down: kappa held at 0 cannot follow, so the fit says so and predicts nothing
+    fit = scaling_fit("edge", "csv", {1: 1000.0, 2: 600.0}, 5000.0)
+    assert fit.rel_rmse > 0.1 and "poor fit" in fit.note and fit.flow_equilibrium_predicted is None
+    assert scaling_fit("edge", "csv", {0: 1.0, 1: 2.0}, 10.0) is None
