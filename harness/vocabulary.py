@@ -9,6 +9,9 @@ TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet", "protobuf", "raw")
 Track = Literal["cloud", "edge", "mobile", "tiny"]
 Format = Literal["csv", "json", "parquet", "protobuf", "raw"]
+# run profiles, smallest first (measure.profiles defines each); a run without --profile uses the default
+PROFILE_NAMES: tuple[str, ...] = ("ci", "laptop", "full")
+DEFAULT_PROFILE = "laptop"
 
 # the energy ledger's axes (EnergyRadar)
 Axis = Literal["compute", "memory", "storage", "network", "radio"]

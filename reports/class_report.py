@@ -23,6 +23,7 @@ from feedtax.reports import class_figures
 from feedtax.reports.class_figures import order
 from feedtax.reports.common import CSS, figure, kv
 from feedtax.results.io import write_atomic
+from feedtax.vocabulary import PROFILE_NAMES
 
 Z_OUTLIER = 3.5
 MIN_GROUP_FOR_OUTLIERS = 5
@@ -201,7 +202,7 @@ def render(con) -> str:
 
     runs = _query(con, "SELECT r.run_id, r.profile, r.status, h.cpu_model, h.cpu_logical_cores FROM runs r "
                        "LEFT JOIN hosts h USING (run_id)")
-    profiles = order((r["profile"] for r in runs), ("ci", "laptop", "full"))
+    profiles = order((r["profile"] for r in runs), PROFILE_NAMES)
     status = defaultdict(int)
     for r in runs:
         status[r["status"]] += 1

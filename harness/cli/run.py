@@ -11,14 +11,14 @@ from pathlib import Path
 import typer
 
 from feedtax.cli.options import choices, fail
-from feedtax.vocabulary import FORMATS, TRACKS
+from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, TRACKS
 
 _TRACKS_HELP = f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."
 _FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
 
 
 def run(
-    profile: str = typer.Option("laptop", help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
+    profile: str = typer.Option(DEFAULT_PROFILE, help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
     out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
     tracks: list[str] | None = typer.Option(None, help=_TRACKS_HELP),
     formats: list[str] | None = typer.Option(None, help=_FORMATS_HELP),
