@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from feedtax import datasets
-from feedtax.measure.profiles import get
+from feedtax.bench.profiles import get
 
 N = 500
 

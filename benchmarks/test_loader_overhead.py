@@ -1,6 +1,6 @@
 """Harness overhead: the DataLoader at 1 worker vs the format's one-process decode rate, same shards.
 
-Runs feedtax.measure.overhead.loader_overhead (what results.json reports): paired rounds that alternate a decode
+Runs feedtax.bench.overhead.loader_overhead (what results.json reports): paired rounds that alternate a decode
 pass with loader passes, at the sweep's batch (64 here) and at an amortized batch whose decode takes
 AMORTIZED_BATCH_DECODE_S, so torch's fixed per-batch cost is a few percent; the fixed cost itself
 comes from the two. The target is an amortized paired ratio of at least vocabulary.OVERHEAD_TARGET. Also
@@ -14,7 +14,7 @@ import time
 import pytest
 
 from feedtax import formats
-from feedtax.measure.overhead import loader_overhead
+from feedtax.bench.overhead import loader_overhead
 
 
 def _decode_rate(codec, paths) -> float:

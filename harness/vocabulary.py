@@ -9,7 +9,7 @@ TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet", "protobuf", "raw")
 Track = Literal["cloud", "edge", "mobile", "tiny"]
 Format = Literal["csv", "json", "parquet", "protobuf", "raw"]
-# run profiles, smallest first (measure.profiles defines each); a run without --profile uses the default
+# run profiles, smallest first (bench.profiles defines each); a run without --profile uses the default
 PROFILE_NAMES: tuple[str, ...] = ("ci", "laptop", "full")
 DEFAULT_PROFILE = "laptop"
 

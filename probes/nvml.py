@@ -238,3 +238,20 @@ class NvmlSampler:
         if self._close is not None:
             close, self._close = self._close, None
             close()
+
+
+def cuda_sampler(device: str) -> Callable[[], NvmlSampler]:
+    """NVML samplers for the consumer's GPU, found by PCI bus id (else UUID): CUDA_VISIBLE_DEVICES
+    renumbers CUDA's devices, so CUDA's index need not be NVML's."""
+    import torch
+
+    dev = torch.device(device)
+    props = torch.cuda.get_device_properties(dev)
+    if all(hasattr(props, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
+        device_id = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    elif getattr(props, "uuid", None) is not None:
+        device_id = f"GPU-{props.uuid}"
+    else:
+        device_id = None  # NVML's index, as CUDA's: right unless CUDA_VISIBLE_DEVICES reorders
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    return lambda: NvmlSampler(index=index, device_id=device_id)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from feedtax import datasets, formats
-from feedtax.measure.profiles import get
+from feedtax.bench.profiles import get
 
 CI_SIZES = get("ci").sizes
 

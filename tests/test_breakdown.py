@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from feedtax import formats
-from feedtax.measure.breakdown import binding_stage
+from feedtax.bench.breakdown import binding_stage
 
 
 def test_binding_stage_is_the_slowest():
@@ -14,7 +14,7 @@ def test_binding_stage_is_the_slowest():
 
 def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, track_samples, monkeypatch):
     """Epochs after an eviction run 10x slower, but the eviction reports pages still cached: no fetch rate."""
-    import feedtax.measure.breakdown as breakdown
+    import feedtax.bench.breakdown as breakdown
     from feedtax.probes import pagecache
 
     paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)

@@ -20,10 +20,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from feedtax.bench.profiles import Profile, SweepPlan, get
 from feedtax.classroom import collect as c
 from feedtax.classroom import intake, store
 from feedtax.cli.classroom import collect_cmd
-from feedtax.measure.profiles import Profile, SweepPlan, get
 
 N_GOOD = 20
 _DIST_STATS = ("median", "iqr", "q1", "q3", "mean", "stdev", "min", "max")
@@ -42,7 +42,7 @@ def base_run(tracks: tuple[str, ...] = ("tiny", "edge"), formats: tuple[str, ...
     """A real results.json of a small run of every stage on this machine, as JSON text (once per session)."""
     import tempfile
 
-    from feedtax.measure import runner
+    from feedtax.bench import runner
 
     with tempfile.TemporaryDirectory() as d:
         res = runner.run(TEST_PROFILE, Path(d), tracks=list(tracks), formats=list(formats))

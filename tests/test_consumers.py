@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from feedtax import datasets
+from feedtax.bench.consumers import EmulatedConsumer, ModelConsumer, make_consumer
 from feedtax.loader import stack, to_tensors, transform_for
-from feedtax.measure.consumers import EmulatedConsumer, ModelConsumer, make_consumer
 from feedtax.results.feeding import ConsumerSpec
 
 
@@ -86,7 +86,7 @@ def test_first_step_reports_the_counting_step_as_busy(track_samples, monkeypatch
 def test_host_input_preparation_is_not_timed(track_samples, monkeypatch, track, prep):
     # Spectrogram / uint8->float on the host happen before the timed step: they show up as the
     # caller's wait (step's wall minus busy), not as device busy.
-    import feedtax.measure.consumers as consumer
+    import feedtax.bench.consumers as consumer
 
     monkeypatch.setattr(consumer, prep, _slowed(getattr(consumer, prep), 0.05))
     c = ModelConsumer(track, device="cpu")

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from feedtax.bench.consumers import EmulatedConsumer
+from feedtax.bench.feeding import StepRecord, measure_feeding
 from feedtax.loader import LoaderConfig, SyntheticBatches, make_loader
-from feedtax.measure.consumers import EmulatedConsumer
-from feedtax.measure.feeding import StepRecord, measure_feeding
 
 B = 4
 BATCH = {"x": np.arange(B * 16, dtype=np.float32).reshape(B, 16)}
@@ -81,7 +81,7 @@ class _FixedConsumer:
 
 def test_accounting_with_a_controlled_clock(monkeypatch):
     """Waits and steps from a fake clock: AU excludes warm-up steps, epochs restart, MFU from peak."""
-    import feedtax.measure.feeding as feeding
+    import feedtax.bench.feeding as feeding
 
     clock = iter(np.arange(0, 100, 0.25))  # every clock read advances 0.25 s
     monkeypatch.setattr(feeding.time, "perf_counter", lambda: float(next(clock)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedtax import formats
-from feedtax.measure.formatstage import measure_format, samples_within_budget
+from feedtax.bench.formatstage import measure_format, samples_within_budget
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "raw"])

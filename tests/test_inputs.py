@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from feedtax import datasets
-from feedtax.measure.profiles import get
+from feedtax.bench.profiles import get
 from feedtax.model import inputs
 from feedtax.model.inputs import FormatMeasure, Measured
 

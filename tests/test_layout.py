@@ -15,7 +15,7 @@ MAX_FUNCTION_LINES = 80
 GENERATED = {"feedtax.formats.sample_pb2"}
 
 # what each part of feedtax may import (besides itself and third-party packages); the layers, top to bottom:
-# cli -> measure/classroom -> model/loader/formats/probes -> results/vocabulary; reports read results only
+# cli -> bench/classroom -> model/loader/formats/probes -> results/vocabulary; reports read results only
 ALLOWED: dict[str, set[str]] = {
     "vocabulary": set(),
     "units": set(),
@@ -27,13 +27,14 @@ ALLOWED: dict[str, set[str]] = {
     "probes": {"results", "stats", "vocabulary", "units", "atomic"},
     "loader": {"formats", "datasets", "vocabulary", "stats", "atomic"},
     "model": {"results", "vocabulary", "stats", "formats", "datasets", "units", "atomic"},
-    "measure": {"model", "loader", "formats", "datasets", "probes", "results", "stats", "vocabulary", "units",
+    "bench": {"model", "loader", "formats", "datasets", "probes", "results", "stats", "vocabulary", "units",
                 "atomic"},
     "classroom": {"results", "vocabulary", "stats", "units", "atomic"},
     # the class report reads the classroom's store
     "reports": {"results", "vocabulary", "stats", "classroom", "atomic"},
-    "cli": {"measure", "classroom", "model", "loader", "formats", "datasets", "probes", "results", "reports",
+    "cli": {"bench", "classroom", "model", "loader", "formats", "datasets", "probes", "results", "reports",
             "stats", "vocabulary", "units", "atomic"},
+    "api": {"bench", "formats", "probes", "results", "stats", "vocabulary"},
     "__main__": {"cli"},
 }
 

@@ -8,7 +8,7 @@ from feedtax import formats
 
 
 def test_loader_overhead_reports_both_batches_paired(tmp_path, track_samples):
-    from feedtax.measure.overhead import AMORTIZED_BATCH_DECODE_S, loader_overhead
+    from feedtax.bench.overhead import AMORTIZED_BATCH_DECODE_S, loader_overhead
     from feedtax.results.feeding import LoaderOverhead
 
     paths = formats.get("raw").write(track_samples["tiny"], tmp_path, samples_per_shard=8)
@@ -31,7 +31,7 @@ def test_max_batch_bytes_keeps_the_ring_within_shared_memory(tmp_path, monkeypat
     import shutil
     from collections import namedtuple
 
-    from feedtax.measure.overhead import AMORTIZED_BATCH_MAX_BYTES, max_batch_bytes
+    from feedtax.bench.overhead import AMORTIZED_BATCH_MAX_BYTES, max_batch_bytes
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(64 << 20, 0, 64 << 20))  # Docker's default /dev/shm

@@ -1,10 +1,10 @@
-"""measure.profiles: every profile the vocabulary names exists, in order of size, and unknown names are refused."""
+"""bench.profiles: every profile the vocabulary names exists, in order of size, and unknown names are refused."""
 
 from __future__ import annotations
 
 import pytest
 
-from feedtax.measure import profiles
+from feedtax.bench import profiles
 from feedtax.vocabulary import DEFAULT_PROFILE, PROFILE_NAMES
 
 

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from feedtax import results
+from feedtax.bench.formatstage import measure_format
+from feedtax.bench.profiles import get
 from feedtax.cli import app
-from feedtax.measure.formatstage import measure_format
-from feedtax.measure.profiles import get
 from feedtax.probes import host
 
 DATA = Path(__file__).parent / "data"

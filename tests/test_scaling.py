@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feedtax.measure.scaling import fit_usl, flow_equilibrium, scaling_fit, usl
+from feedtax.bench.scaling import fit_usl, flow_equilibrium, scaling_fit, usl
 
 
 def test_flow_equilibrium_is_the_smallest_count_keeping_up():

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from feedtax.measure import selection
+from feedtax.bench import selection
 
 
 @pytest.fixture(scope="module")

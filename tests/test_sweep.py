@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from feedtax import formats
-from feedtax.measure.scaling import scaling_fit
-from feedtax.measure.sweep import run_sweep
+from feedtax.bench.scaling import scaling_fit
+from feedtax.bench.sweep import run_sweep
 from feedtax.results.feeding import ConsumerSpec, FeedingSummary, LoaderRow
 
 
@@ -89,18 +89,19 @@ def test_gpu_sampler_names_nvmls_gpu_by_bus_id_and_peak_follows_the_precision(mo
     import torch
 
     import feedtax.model.peaks as peaks
-    from feedtax.measure.consumers import ModelConsumer
-    from feedtax.measure.sweep import _gpu_peak, _gpu_sampler
+    from feedtax.bench.consumers import ModelConsumer
+    from feedtax.bench.sweep import _gpu_peak
     from feedtax.probes import nvml
+    from feedtax.probes.nvml import cuda_sampler
 
     made = []
     monkeypatch.setattr(nvml, "NvmlSampler", lambda **kw: made.append(kw))
     props = NS(pci_domain_id=0, pci_bus_id=0x3B, pci_device_id=0, uuid="1234-abcd")
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
-    _gpu_sampler("cuda:1")()
+    cuda_sampler("cuda:1")()
     assert made[-1] == {"index": 1, "device_id": "00000000:3b:00.0"}
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: NS(uuid="1234-abcd"))
-    _gpu_sampler("cuda:0")()
+    cuda_sampler("cuda:0")()
     assert made[-1] == {"index": 0, "device_id": "GPU-1234-abcd"}
 
     class Q(float):

@@ -31,7 +31,7 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from feedtax.measure import profiles, runner
+    from feedtax.bench import profiles, runner
     from feedtax.reports import html
     from feedtax.results.projections import AssumptionError
 

@@ -55,7 +55,7 @@ def sweep(
         raise typer.BadParameter("--device is cpu or cuda")
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
-    from feedtax.measure import profiles
+    from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", list(profiles.CI_SWEEP.formats))
     counts = _workers(workers)
@@ -66,7 +66,7 @@ def sweep(
 
     from feedtax import datasets
     from feedtax import formats as codecs
-    from feedtax.measure.sweep import run_sweep
+    from feedtax.bench.sweep import run_sweep
     from feedtax.results.feeding import ConsumerSpec
 
     if device == "cuda":

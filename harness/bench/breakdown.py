@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from feedtax.bench.consumers import Consumer, Drain, EmulatedConsumer
+from feedtax.bench.feeding import epoch_rate, measure_feeding
 from feedtax.loader import LoaderConfig, SyntheticBatches, make_loader
-from feedtax.measure.consumers import Consumer, Drain, EmulatedConsumer
-from feedtax.measure.feeding import epoch_rate, measure_feeding
 from feedtax.probes import pagecache
 from feedtax.results.feeding import TransportCost, WaitBreakdown
 

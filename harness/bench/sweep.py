@@ -3,7 +3,7 @@ and where the wait comes from.
 
 Per format and worker count two runs: the loader alone (ingestion rate) and the loader feeding the
 consumer (feeding tax, AU, samples/s, MFU and NVML on a GPU). The equilibrium and the USL fit are
-feedtax.measure.scaling's, the wait breakdown and the transport cost feedtax.measure.breakdown's.
+feedtax.bench.scaling's, the wait breakdown and the transport cost feedtax.bench.breakdown's.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from feedtax.bench.breakdown import ready_batch, transport_cost, wait_breakdown
+from feedtax.bench.consumers import Consumer, Drain, make_consumer
+from feedtax.bench.feeding import count_samples, measure_feeding
+from feedtax.bench.scaling import flow_equilibrium, scaling_fit
 from feedtax.loader import LoaderConfig, make_loader, transform_for
-from feedtax.measure.breakdown import ready_batch, transport_cost, wait_breakdown
-from feedtax.measure.consumers import Consumer, Drain, make_consumer
-from feedtax.measure.feeding import count_samples, measure_feeding
-from feedtax.measure.scaling import flow_equilibrium, scaling_fit
 from feedtax.model.peaks import peak_flops
 from feedtax.probes import nvml
 from feedtax.results.feeding import ConsumerSpec, FeedingSummary, LoaderRow, WaitBreakdown
@@ -81,7 +81,7 @@ def run_sweep(
     peak_source = None
     if cons.device.startswith("cuda"):
         peak_flop_per_s, peak_source = _gpu_peak(cons.device, getattr(cons, "precision", "fp32"), peak_flop_per_s)
-        sampler_factory = sampler_factory or _gpu_sampler(cons.device)
+        sampler_factory = sampler_factory or nvml.cuda_sampler(cons.device)
     elif peak_flop_per_s and consumer.kind == "model":
         peak_source = "given by the user"
     feed = _Feed(track, consumer, cons, batch_size, steps, warmup_steps, tf, peak_flop_per_s, sampler_factory, on_step)
@@ -162,23 +162,6 @@ def _gpu_peak(device: str, precision: str, given: float | None) -> tuple[float |
     import torch
 
     return peak_flops(torch.cuda.get_device_name(torch.device(device)), precision, user_peak=given)
-
-
-def _gpu_sampler(device: str) -> Callable[[], Any]:
-    """NVML samplers for the consumer's GPU, found by PCI bus id (else UUID): CUDA_VISIBLE_DEVICES
-    renumbers CUDA's devices, so CUDA's index need not be NVML's."""
-    import torch
-
-    dev = torch.device(device)
-    props = torch.cuda.get_device_properties(dev)
-    if all(hasattr(props, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
-        device_id = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
-    elif getattr(props, "uuid", None) is not None:
-        device_id = f"GPU-{props.uuid}"
-    else:
-        device_id = None  # NVML's index, as CUDA's: right unless CUDA_VISIBLE_DEVICES reorders
-    index = dev.index if dev.index is not None else torch.cuda.current_device()
-    return lambda: nvml.NvmlSampler(index=index, device_id=device_id)
 
 
 def _tick(on_step: Callable[[str], None] | None, label: str) -> None:

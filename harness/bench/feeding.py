@@ -12,17 +12,22 @@ Also the loader alone: epoch_rate times one whole pass, count_samples counts a f
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from feedtax.bench.consumers import Consumer
 from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
-from feedtax.measure.consumers import Consumer
 from feedtax.stats import Distribution, summarize
+
+
+class FeedingError(RuntimeError):
+    """The loader or the consumer failed, or gave nothing to measure: says which, at which batch, and why."""
 
 
 class StepRecord(BaseModel):
@@ -70,14 +75,42 @@ class FeedingResult(BaseModel):
     timeline: list[StepRecord] = []
 
 
-def samples_and_bytes(batch: dict) -> tuple[int, int]:
-    """(samples, bytes) of a batch of tensors/arrays."""
-    n, nbytes = 0, 0
-    for k, v in batch.items():
-        if k in (STAGE_KEY, INDEX_KEY) or not hasattr(v, "shape"):
+_MAX_DEPTH = 16  # how deep a batch's containers are searched for tensors
+
+
+def _leaves(batch: Any) -> Iterator[Any]:
+    """The tensors and arrays in a batch of any structure default_collate or a user's collate makes: a tensor,
+    tuples and lists, mappings, dataclasses and objects holding them (feedtax's own bookkeeping keys skipped)."""
+    stack = [(batch, 0)]
+    seen: set[int] = set()
+    while stack:
+        obj, depth = stack.pop()
+        if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+            yield obj
             continue
-        if not n and len(v.shape):
-            n = int(v.shape[0])
+        if depth >= _MAX_DEPTH or id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Mapping):
+            items = [v for k, v in obj.items() if k not in (STAGE_KEY, INDEX_KEY)]
+        elif isinstance(obj, (list, tuple)):
+            items = list(obj)
+        elif dataclasses.is_dataclass(obj):
+            items = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            items = list(vars(obj).values())
+        else:
+            continue
+        stack += [(v, depth + 1) for v in reversed(items)]
+
+
+def samples_and_bytes(batch: Any) -> tuple[int, int]:
+    """(samples, bytes) of a batch: samples from the leading dimension of its first tensor or array (0 when it
+    holds none), bytes of all of them."""
+    n, nbytes, first = 0, 0, True
+    for v in _leaves(batch):
+        if first and len(v.shape):
+            n, first = int(v.shape[0]), False
         nbytes += int(v.nbytes) if hasattr(v, "nbytes") else int(v.numel() * v.element_size())
     return n, nbytes
 
@@ -92,16 +125,19 @@ def measure_feeding(
     sampler: Any | None = None,
     on_step: Callable[[int], None] | None = None,
     keep_timeline: bool = True,
+    batch_size_of: Callable[[Any], int] | None = None,
 ) -> FeedingResult:
     """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it.
 
     sampler: an optional feedtax.probes.nvml.NvmlSampler, started at the first measured step and stopped at
     the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (feedtax.model.peaks).
+    batch_size_of: samples in a batch, for batches whose first tensor does not lead with the batch dimension.
     """
     if steps < 1 or warmup_steps < 0:
         raise ValueError("steps must be >= 1 and warmup_steps >= 0")
     try:
-        raw, stage_rows, epochs, t_origin = _feed(loader, consumer, warmup_steps, steps, sampler, on_step)
+        raw, stage_rows, epochs, t_origin = _feed(loader, consumer, warmup_steps, steps, sampler, on_step,
+                                                  batch_size_of)
     except BaseException:
         if sampler is not None:
             sampler.stop()  # no sampling thread left running behind an error
@@ -132,8 +168,9 @@ def measure_feeding(
     )
 
 
-def _feed(loader: Iterable[dict], consumer: Consumer, warmup_steps: int, steps: int, sampler: Any | None,
-          on_step: Callable[[int], None] | None) -> tuple[list[tuple], list[np.ndarray], int, float | None]:
+def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, sampler: Any | None,
+          on_step: Callable[[int], None] | None,
+          batch_size_of: Callable[[Any], int] | None = None) -> tuple[list[tuple], list[np.ndarray], int, float | None]:
     """The timed loop: (per step (t0, t1, busy, t_end, samples, bytes, warm), the measured steps' worker
     stage seconds, epochs started, the clock at the first measured step). The sampler starts there."""
     raw: list[tuple] = []  # StepRecords are built after the loop: the loop's own cost stays small
@@ -156,6 +193,11 @@ def _feed(loader: Iterable[dict], consumer: Consumer, warmup_steps: int, steps: 
         stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
         busy = float(consumer.step(batch))
         n, nbytes = samples_and_bytes(batch)
+        if batch_size_of is not None:
+            n = int(batch_size_of(batch))
+        elif n == 0:
+            raise FeedingError(f"batch {i + 1} holds no tensor or array with a batch dimension: pass batch_size_of "
+                               "to say how many samples a batch has")
         if stage is not None and not warm:
             stage_rows.append(np.asarray(stage, dtype=np.float64))
         raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm))
@@ -169,7 +211,7 @@ def _restart(loader: Iterable[dict], delivered: int) -> tuple[Iterator[dict], di
     it = iter(loader)
     batch = next(it, None)
     if batch is None:
-        raise RuntimeError("the loader yields no batches" if delivered == 0 else
+        raise FeedingError("the loader yields no batches" if delivered == 0 else
                            f"the loader ran out after {delivered} batches and gives none when restarted "
                            "(a one-shot iterator cannot start another epoch)")
     return it, batch

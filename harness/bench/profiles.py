@@ -47,7 +47,7 @@ class Profile:
     disk_probe_budget_s: float = 30.0
     memory_probe_bytes: int = 256 << 20
     sweep: SweepPlan = CI_SWEEP
-    selection: str = "ci"  # feedtax.measure.selection.CONFIGS key
+    selection: str = "ci"  # feedtax.bench.selection.CONFIGS key
 
 
 PROFILES = {

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from feedtax import formats as codecs
+from feedtax.bench.feeding import count_samples, epoch_rate, samples_and_bytes
 from feedtax.loader import LoaderConfig, make_loader, ring_slots
-from feedtax.measure.feeding import count_samples, epoch_rate, samples_and_bytes
 from feedtax.results.feeding import LoaderOverhead
 
 # The amortized batch: big enough that torch's fixed per-batch cost at 1 worker (the worker->main

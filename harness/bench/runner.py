@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from feedtax import datasets, results
-from feedtax.measure.formatstage import measure_format
-from feedtax.measure.profiles import Profile, SweepPlan
+from feedtax.bench.formatstage import measure_format
+from feedtax.bench.profiles import Profile, SweepPlan
 from feedtax.probes import host
 from feedtax.probes.counters import EnergyMeter
 from feedtax.probes.disk import measure_disk
@@ -116,8 +116,8 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
-    from feedtax.measure.overhead import loader_overhead
-    from feedtax.measure.sweep import run_sweep
+    from feedtax.bench.overhead import loader_overhead
+    from feedtax.bench.sweep import run_sweep
     from feedtax.results.feeding import ConsumerSpec
 
     workers = plan.workers(res.host.usable_cores)
@@ -232,7 +232,7 @@ def run(
                 with stage(res, path, "sweep"):
                     run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
             with stage(res, path, "selection"):
-                from feedtax.measure import selection
+                from feedtax.bench import selection
 
                 progress.start("selection experiment", 1)
                 res.selection = selection.run(selection.CONFIGS[profile.selection])

@@ -1,0 +1,158 @@
+"""The public Python API: the feeding tax of anyone's own pipeline, measured as feedtax measures its own.
+
+    import feedtax
+    result = feedtax.measure(my_dataloader, train_step, warmup_steps=5, steps=50)
+    print(result.feeding_tax, result.samples_per_s)
+
+The loader is any iterable of batches (a torch DataLoader, a generator factory: anything iter() can restart);
+the consumer is a feedtax consumer (``step(batch) -> busy seconds``), a plain ``train_step(batch)`` that feedtax
+times (synchronising CUDA around it, so asynchronous launches never hide the wait), or a number: an emulated
+accelerator that is busy that many seconds per batch (as MLPerf Storage and DLIO emulate one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from feedtax.bench.consumers import Consumer, EmulatedConsumer
+from feedtax.bench.feeding import FeedingError, FeedingResult, measure_feeding
+from feedtax.formats.base import ShardError
+
+
+class TimedStep:
+    """A user's train_step(batch) as a consumer: busy for as long as the call takes, CUDA synchronised around it
+    on a GPU so the time is the device's work, not just its launch."""
+
+    def __init__(self, fn: Callable[[Any], Any], device: str | None = None, flops_per_sample: float | None = None):
+        self.fn, self.flops_per_sample = fn, flops_per_sample
+        self.device = device or _default_device()
+
+    def step(self, batch: Any) -> float:
+        sync = _cuda_sync(self.device)
+        sync()
+        t0 = time.perf_counter()
+        self.fn(batch)
+        sync()
+        return time.perf_counter() - t0
+
+
+class _Guarded:
+    """A consumer whose failure is reported as the consumer's, with the step it failed at."""
+
+    def __init__(self, consumer: Consumer):
+        self.consumer, self.steps = consumer, 0
+        self.flops_per_sample = getattr(consumer, "flops_per_sample", None)
+        self.device = getattr(consumer, "device", "unknown")
+
+    def step(self, batch: Any) -> float:
+        self.steps += 1
+        try:
+            busy = self.consumer.step(batch)
+        except Exception as exc:
+            raise FeedingError(f"the consumer raised at step {self.steps}: {type(exc).__name__}: {exc}") from exc
+        try:
+            return float(busy)
+        except (TypeError, ValueError):
+            raise FeedingError(f"the consumer's step returned {busy!r}, not the seconds it was busy (a number); "
+                               "pass a plain function to have feedtax time it") from None
+
+
+class _GuardedLoader:
+    """The user's loader, whose failure is reported as the loader's, with the batch it failed at."""
+
+    def __init__(self, loader: Iterable):
+        self.loader, self.batches = loader, 0
+
+    def __iter__(self) -> Iterator:
+        try:
+            it = iter(self.loader)
+        except Exception as exc:
+            raise FeedingError(f"the loader cannot be iterated: {type(exc).__name__}: {exc}") from exc
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except ShardError:
+                raise  # already names the shard, the position and the problem
+            except Exception as exc:
+                raise FeedingError(f"the loader raised at batch {self.batches + 1}: {type(exc).__name__}: {exc}") \
+                    from exc
+            self.batches += 1
+            yield batch
+
+
+def measure(
+    loader: Iterable,
+    consumer: Consumer | Callable[[Any], Any] | float,
+    *,
+    warmup_steps: int = 5,
+    steps: int = 50,
+    batch_size_of: Callable[[Any], int] | None = None,
+    device: str | None = None,
+    flops_per_sample: float | None = None,
+    peak_flop_per_s: float | None = None,
+    nvml: bool = True,
+    keep_timeline: bool = True,
+) -> FeedingResult:
+    """Feed `steps` batches (after `warmup_steps`, excluded) from loader to consumer and say how long it waited.
+
+    consumer: an object with step(batch) -> busy seconds, a plain train_step(batch) that feedtax times, or a
+    number of seconds per batch (an emulated accelerator). batch_size_of(batch) -> samples, for batches whose
+    first tensor does not lead with the batch dimension. device: where a plain train_step runs (default: cuda
+    when torch sees a GPU, else cpu); on cuda NVML samples the GPU (nvml=False: not) and MFU needs
+    flops_per_sample and peak_flop_per_s. Returns AU, the feeding tax, samples/s, wait/compute/wall and the
+    per-step timeline. Raises FeedingError naming the loader or the consumer when either fails, for a loader that
+    yields nothing, and for batches with no tensor in them.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
+    cons = _Guarded(as_consumer(consumer, device=device, flops_per_sample=flops_per_sample))
+    sampler = None
+    if nvml and str(cons.device).startswith("cuda") and _cuda_available():
+        from feedtax.probes.nvml import cuda_sampler
+
+        sampler = cuda_sampler(cons.device)()
+    return measure_feeding(_GuardedLoader(loader), cons, warmup_steps=warmup_steps, steps=steps,
+                           peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=keep_timeline,
+                           batch_size_of=batch_size_of)
+
+
+def as_consumer(consumer: Any, *, device: str | None = None, flops_per_sample: float | None = None) -> Consumer:
+    """A consumer from what a user passes: a consumer as it is, a callable timed by feedtax, or seconds per step."""
+    if isinstance(consumer, (int, float)) and not isinstance(consumer, bool):
+        if not consumer >= 0:
+            raise ValueError(f"an emulated step must be >= 0 seconds, got {consumer!r}")
+        return EmulatedConsumer(float(consumer), flops_per_sample=flops_per_sample)
+    if callable(getattr(consumer, "step", None)):
+        return consumer
+    if callable(consumer):
+        return TimedStep(consumer, device, flops_per_sample)
+    raise TypeError(f"a consumer is an object with step(batch), a function train_step(batch) or seconds per step; "
+                    f"got {type(consumer).__name__}")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _default_device() -> str:
+    return "cuda" if _cuda_available() else "cpu"
+
+
+def _cuda_sync(device: str) -> Callable[[], None]:
+    """torch.cuda.synchronize for a CUDA device that has been used, else a no-op."""
+    if not str(device).startswith("cuda") or not _cuda_available():
+        return lambda: None
+    import torch
+
+    return lambda: torch.cuda.synchronize(torch.device(device)) if torch.cuda.is_initialized() else None
+
+
+__all__ = ["FeedingError", "FeedingResult", "TimedStep", "as_consumer", "measure"]
