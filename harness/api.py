@@ -12,30 +12,13 @@ accelerator that is busy that many seconds per batch (as MLPerf Storage and DLIO
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from feedtax.bench.consumers import Consumer, EmulatedConsumer
+from feedtax.bench.consumers import Consumer, TimedStep, as_consumer
 from feedtax.bench.feeding import FeedingError, FeedingResult, measure_feeding
+from feedtax.bench.ranks import measure_ranks, wants_gather
 from feedtax.formats.base import ShardError
-
-
-class TimedStep:
-    """A user's train_step(batch) as a consumer: busy for as long as the call takes, CUDA synchronised around it
-    on a GPU so the time is the device's work, not just its launch."""
-
-    def __init__(self, fn: Callable[[Any], Any], device: str | None = None, flops_per_sample: float | None = None):
-        self.fn, self.flops_per_sample = fn, flops_per_sample
-        self.device = device or _default_device()
-
-    def step(self, batch: Any) -> float:
-        sync = _cuda_sync(self.device)
-        sync()
-        t0 = time.perf_counter()
-        self.fn(batch)
-        sync()
-        return time.perf_counter() - t0
 
 
 class _Guarded:
@@ -96,6 +79,7 @@ def measure(
     peak_flop_per_s: float | None = None,
     nvml: bool = True,
     keep_timeline: bool = True,
+    distributed: bool | None = None,
 ) -> FeedingResult:
     """Feed `steps` batches (after `warmup_steps`, excluded) from loader to consumer and say how long it waited.
 
@@ -106,53 +90,35 @@ def measure(
     flops_per_sample and peak_flop_per_s. Returns AU, the feeding tax, samples/s, wait/compute/wall and the
     per-step timeline. Raises FeedingError naming the loader or the consumer when either fails, for a loader that
     yields nothing, and for batches with no tensor in them.
+    distributed: under an initialised torch.distributed process group (None: gather when there is one; False:
+    never; True: require one) every rank measures its own loader and consumer, starting together, and every rank
+    gets all ranks' figures in .ranks, .slowest_rank and .world_samples_per_s (docs/ranks.md); a rank that raises,
+    or does not arrive within the group's timeout, makes every rank raise a FeedingError naming it.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
+    gather = wants_gather(distributed)
     cons = _Guarded(as_consumer(consumer, device=device, flops_per_sample=flops_per_sample))
-    sampler = None
-    if nvml and str(cons.device).startswith("cuda") and _cuda_available():
-        from feedtax.probes.nvml import cuda_sampler
 
-        sampler = cuda_sampler(cons.device)()
-    return measure_feeding(_GuardedLoader(loader), cons, warmup_steps=warmup_steps, steps=steps,
-                           peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=keep_timeline,
-                           batch_size_of=batch_size_of)
+    def run() -> FeedingResult:
+        sampler = None
+        if nvml and str(cons.device).startswith("cuda") and _cuda_available():
+            from feedtax.probes.nvml import cuda_sampler
 
+            sampler = cuda_sampler(cons.device)()
+        return measure_feeding(_GuardedLoader(loader), cons, warmup_steps=warmup_steps, steps=steps,
+                               peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=keep_timeline,
+                               batch_size_of=batch_size_of)
 
-def as_consumer(consumer: Any, *, device: str | None = None, flops_per_sample: float | None = None) -> Consumer:
-    """A consumer from what a user passes: a consumer as it is, a callable timed by feedtax, or seconds per step."""
-    if isinstance(consumer, (int, float)) and not isinstance(consumer, bool):
-        if not consumer >= 0:
-            raise ValueError(f"an emulated step must be >= 0 seconds, got {consumer!r}")
-        return EmulatedConsumer(float(consumer), flops_per_sample=flops_per_sample)
-    if callable(getattr(consumer, "step", None)):
-        return consumer
-    if callable(consumer):
-        return TimedStep(consumer, device, flops_per_sample)
-    raise TypeError(f"a consumer is an object with step(batch), a function train_step(batch) or seconds per step; "
-                    f"got {type(consumer).__name__}")
+    return measure_ranks(run, device=str(cons.device)) if gather else run()
 
 
 def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _default_device() -> str:
-    return "cuda" if _cuda_available() else "cpu"
-
-
-def _cuda_sync(device: str) -> Callable[[], None]:
-    """torch.cuda.synchronize for a CUDA device that has been used, else a no-op."""
-    if not str(device).startswith("cuda") or not _cuda_available():
-        return lambda: None
-    import torch
-
-    return lambda: torch.cuda.synchronize(torch.device(device)) if torch.cuda.is_initialized() else None
 
 
 __all__ = ["FeedingError", "FeedingResult", "TimedStep", "as_consumer", "measure"]

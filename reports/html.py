@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from feedtax.reports import sections_feeding, sections_machine, sections_missions, text
+from feedtax.reports import sections_feeding, sections_machine, sections_missions, sections_pipeline, text
 from feedtax.reports.common import CSS, dist, figure
 from feedtax.results.io import write_atomic
 from feedtax.results.schema import Results
@@ -60,6 +60,7 @@ def _formats(results: Results) -> list[str]:
 def render(results: Results) -> str:
     """The whole report as an HTML string."""
     parts = (_header(results) + _formats(results) + sections_feeding.feeding(results)
+             + sections_pipeline.pipeline(results)
              + sections_missions.missions(results) + sections_missions.gravity(results)
              + sections_missions.zero_waste(results) + sections_machine.probes(results)
              + sections_missions.assumptions(results) + sections_machine.machine(results)

@@ -7,6 +7,7 @@ from html import escape
 
 from feedtax.reports import text
 from feedtax.reports.common import figure, pct, table
+from feedtax.results.feeding import VS_PLAIN_TARGET, decode_share_with_one_copy
 from feedtax.results.schema import Results
 from feedtax.vocabulary import OVERHEAD_TARGET
 
@@ -112,26 +113,84 @@ def _split(o) -> str:
     return f"{d * 1e3:.2f} / {c * 1e3:.2f} / {max(0.0, w - d - c) * 1e3:.2f}"
 
 
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else (" ✓" if ok else " ✗")
+
+
 def _amortized(o) -> str:
-    """The paired ratio at the amortized batch with its IQR (else the format stage's), and ✓/✗ against the target."""
+    """The paired ratio at the amortized batch with its IQR (else the format stage's), and ✓/✗ against the decode
+    target where it applies."""
     value = (f"{_ratio(o.amortized_paired_ratio)} [{o.amortized_paired_ratio_iqr[0]:.2f}–"
              f"{o.amortized_paired_ratio_iqr[1]:.2f}]" if o.amortized_paired_ratio_iqr else
              f"{o.amortized_ratio:.2f} (stage)")
-    return value + ("" if o.meets_target is None else (" ✓" if o.meets_target else " ✗"))
+    if o.decode_target_applies is False:
+        return value + " (target n/a)"
+    return value + _mark(o.meets_decode_target)
 
 
 def _overhead(overhead) -> list[str]:
-    """The loader at one worker against one-process decode, at the sweep's batch and the amortized one."""
-    return ["<h3>The harness's own overhead</h3>",
-            text.OVERHEAD.format(target=OVERHEAD_TARGET),
-            table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
-                   "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
-                   "no worker", "1 worker at it, ms per batch: decode / copy / DataLoader",
-                   "fixed cost per batch (ms)"],
-                  [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}",
-                    f"{o.decode_samples_per_s:,.0f} / {_rate(o.paired_decode_samples_per_s)}",
-                    f"{o.ratio:.2f} / {_ratio(o.paired_ratio)}",
-                    _ratio(o.in_process_ratio), o.amortized_batch_size, _amortized(o),
-                    _ratio(o.amortized_in_process_ratio), _split(o),
-                    "—" if o.per_batch_s is None else f"{o.per_batch_s * 1e3:.2f}"]
-                   for o in overhead], left=2)]
+    """The loader at one worker against a plain DataLoader and against one-process decode, at the sweep's batch
+    and the amortized one."""
+    parts = ["<h3>The harness's own overhead</h3>",
+             text.OVERHEAD.format(plain_target=VS_PLAIN_TARGET, target=OVERHEAD_TARGET)]
+    plain = [o for o in overhead if o.vs_plain_ratio is not None]
+    parts += [_vs_plain(plain), _applies(plain)] if plain else [text.OVERHEAD_NO_PLAIN]
+    return parts + [
+        text.OVERHEAD_DECODE,
+        table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
+               "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
+               "no worker", "1 worker at it, ms per batch: decode / copy / DataLoader",
+               "fixed cost per batch (ms)"],
+              [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}",
+                f"{o.decode_samples_per_s:,.0f} / {_rate(o.paired_decode_samples_per_s)}",
+                f"{o.ratio:.2f} / {_ratio(o.paired_ratio)}",
+                _ratio(o.in_process_ratio), o.amortized_batch_size, _amortized(o),
+                _ratio(o.amortized_in_process_ratio), _split(o),
+                "—" if o.per_batch_s is None else f"{o.per_batch_s * 1e3:.2f}"]
+               for o in overhead], left=2)]
+
+
+def _vs(ratio: float | None, iqr: tuple[float, float] | None) -> str:
+    """feedtax / plain with its IQR, ✓/✗ against VS_PLAIN_TARGET."""
+    if ratio is None:
+        return "—"
+    return f"{ratio:.2f}" + ("" if iqr is None else f" [{iqr[0]:.2f}–{iqr[1]:.2f}]") + _mark(ratio >= VS_PLAIN_TARGET)
+
+
+def _ns(s_per_byte: float | None) -> str:
+    return "—" if s_per_byte is None else f"{s_per_byte * 1e9:.3f}"
+
+
+def _ceiling(o) -> str:
+    """decode / (decode + copy): the most of the decode rate a worker that decodes, then copies each byte once, gets."""
+    d, c = o.decode_s_per_byte, o.copy_s_per_byte
+    return "—" if d is None or c is None else f"{decode_share_with_one_copy(d, c):.2f}"
+
+
+def _vs_plain(overhead) -> str:
+    """feedtax's loader against the plain DataLoader at both batches, and decode's cost per byte against a copy's."""
+    return table(
+        ["track", "format", "plain dataset", "batch", "plain samples/s", "feedtax / plain [IQR]", "amortized batch",
+         "plain samples/s at it", "feedtax / plain at it [IQR]", "decode ns/B", "one copy ns/B",
+         "decode share with one copy", "decode target", "check"],
+        [[o.track, o.format, o.plain_dataset or "—", o.batch_size, _rate(o.plain_samples_per_s),
+          _vs(o.vs_plain_ratio, o.vs_plain_ratio_iqr), o.amortized_batch_size, _rate(o.amortized_plain_samples_per_s),
+          _vs(o.amortized_vs_plain_ratio, o.amortized_vs_plain_ratio_iqr),
+          _ns(o.decode_s_per_byte), _ns(o.copy_s_per_byte), _ceiling(o),
+          {True: "applies", False: "n/a"}.get(o.decode_target_applies, "—"), _mark(o.meets_target).strip() or "—"]
+         for o in overhead], left=3)
+
+
+def _applies(overhead) -> str:
+    """Which formats the decode target applies to, per track, and why the others are not held to it."""
+    def formats(applies: bool) -> str:
+        by_track: dict[str, list[str]] = {}
+        for o in overhead:
+            if o.decode_target_applies is applies:
+                by_track.setdefault(o.track, []).append(o.format)
+        return "; ".join(f"{escape(t)}: {escape(', '.join(f))}" for t, f in by_track.items()) or "none"
+
+    exempt = formats(False)
+    return text.OVERHEAD_APPLIES.format(target=OVERHEAD_TARGET, copies=OVERHEAD_TARGET / (1 - OVERHEAD_TARGET),
+                                        applies=formats(True),
+                                        exempt="" if exempt == "none" else text.OVERHEAD_EXEMPT.format(formats=exempt))

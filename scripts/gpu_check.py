@@ -126,7 +126,7 @@ def check_api(device: str, steps: int) -> dict:
 
 
 RANK_SCRIPT = textwrap.dedent("""
-    import json, os, sys, time
+    import datetime, json, sys
     import torch, torch.distributed as dist
     from torch.utils.data import DataLoader, Dataset, DistributedSampler
     import feedtax
@@ -137,7 +137,7 @@ RANK_SCRIPT = textwrap.dedent("""
         def __getitem__(self, i):
             return torch.full((256,), float(i))
 
-    dist.init_process_group(sys.argv[1])
+    dist.init_process_group(sys.argv[1], timeout=datetime.timedelta(seconds=120))
     rank = dist.get_rank()
     device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
     model = torch.nn.Linear(256, 256).to(device)

@@ -113,7 +113,7 @@ def test_cli_prints_json_and_table(real, tmp_path):
 # the unit a field's name ends in says which way is better; the declarations must agree with it
 UNIT_RULES: list[tuple[str, str | None]] = [
     (r"(_per_s(_|$)|iops)", "higher"),  # throughputs
-    (r"(_s|_s_per_batch)$", "lower"),  # durations
+    (r"(_s|_s_per_batch|_s_per_byte)$", "lower"),  # durations, and costs per batch or per byte
     (r"(^|_)feeding_tax$", "lower"),
     (r"^(au|mfu|accelerator_utilization|accuracy)$", "higher"),
     (r"(^|_)(wait|idle)_fraction$", "lower"),

@@ -1,13 +1,20 @@
-"""`feedtax sweep` as a user runs it: the JSON contract, and bad options refused with exit 2 and one message."""
+"""`feedtax sweep` as a user runs it: the JSON contract, and bad options refused with exit 2 and one message; with
+--dataset, a user's own pipeline (tests/pipeline_fixture.py) swept, saved, reported, each error said in one line."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
+import pipeline_fixture as fixture
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from feedtax import results
 from feedtax.cli import app
 
 runner = CliRunner()
@@ -49,3 +56,127 @@ def test_bad_options_exit_2_with_one_message(args, message):
 def test_cuda_asked_for_without_a_gpu_is_reported_absent():
     res = runner.invoke(app, ["sweep", "--model", "--device", "cuda", "--format", "raw", "--workers", "0"])
     assert res.exit_code == 2 and "no CUDA device (absent)" in res.output
+
+
+# ---------------------------------------------------------------------------------------------
+# --dataset: a user's own pipeline (tests/pipeline_fixture.py, imported from the current directory)
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def in_tests(monkeypatch):
+    """Run from the tests folder, where the user's module pipeline_fixture.py lies."""
+    monkeypatch.chdir(TESTS)
+
+
+def test_sweep_of_your_own_dataset_finds_the_equilibrium_and_reports_it(tmp_path):
+    """A batch takes one worker 40 ms, the step 25 ms: 1 worker cannot keep up, 2 can. Run as a user runs it, in the
+    folder holding their module; results.json loads, the report renders from it."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "feedtax", "sweep", "--dataset", "pipeline_fixture:slow_dataset", "--workers", "1,2",
+         "--batch-size", str(fixture.BATCH), "--step-ms", str(fixture.STEP_S * 1e3), "--steps", "8", "--json",
+         "--out", str(out)], cwd=TESTS, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)["pipeline"]
+    res = results.load(out / "results.json")
+    assert res.status == "complete" and [(s.name, s.status) for s in res.stages] == [("pipeline", "complete")]
+    p = res.pipeline
+    assert p.model_dump(mode="json") == printed
+    assert (p.factory, p.kind, p.name, p.dataset_len) == ("pipeline_fixture:slow_dataset", "dataset", "slow_dataset",
+                                                         10_000)
+    assert [(r.batch_size, r.num_workers) for r in p.rows] == [(4, 1), (4, 2)]
+    assert all(r.track == "pipeline" and r.format == "slow_dataset" and r.consumer == "emulated" for r in p.rows)
+    (s,) = p.summaries
+    assert s.flow_equilibrium == {"slow_dataset": 2}
+    assert s.fits and s.fits[0].measured_workers == [1, 2]
+    assert s.breakdown[0].num_workers == 2 and s.breakdown[0].consumer_samples_per_s == s.consumption_samples_per_s
+    assert s.transport is not None and s.transport.batch_size == 4
+    # __getitem__ timed in the workers: a batch is 4 sleeps of 10 ms. A sleep never returns early; it overshoots by
+    # the timer's slack and the scheduler's delay, well under 2.5 ms a sleep even on a busy 2-core machine
+    g, batch_s = s.getitem, fixture.BATCH * fixture.SAMPLE_S
+    assert g.first_read and g.num_workers == 2 and g.n_samples == 32
+    for measured in (g.first_getitem_s_per_batch, g.warm_getitem_s_per_batch):
+        assert batch_s <= measured <= batch_s * 1.25
+    page = (out / "report.html").read_text()
+    assert "Your pipeline" in page and page.count("<svg") >= 4 and "1. Format costs" not in page
+    again = runner.invoke(app, ["report", str(out / "results.json"), "--out", str(tmp_path / "again.html")])
+    assert again.exit_code == 0, again.output
+    assert "Your pipeline" in (tmp_path / "again.html").read_text()
+
+
+def test_a_loader_factory_is_swept_over_batch_sizes(in_tests):
+    res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_loader", "--workers", "0,1",
+                              "--batch-size", "2,4", "--step-ms", "2", "--steps", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    p = json.loads(res.stdout)["pipeline"]
+    assert (p["kind"], p["dataset_len"], p["batch_sizes"], p["worker_counts"]) == ("loader", 400, [2, 4], [0, 1])
+    assert p["consumer"] == {"kind": "emulated", "step_s": 0.002, "train_step": None, "device": "emulated"}
+    assert [(r["batch_size"], r["num_workers"]) for r in p["rows"]] == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    assert [s["batch_size"] for s in p["summaries"]] == [2, 4]
+    for s in p["summaries"]:
+        assert s["transport"]["batch_size"] == s["batch_size"] and s["breakdown"][0]["num_workers"] == 1
+        assert s["consumption_samples_per_s"] == pytest.approx(
+            s["batch_size"] / np.median([r["step_s"] for r in p["rows"] if r["batch_size"] == s["batch_size"]]))
+    # the second breakdown cannot know which samples the shuffling loader read before it
+    assert [s["getitem"]["first_read"] for s in p["summaries"]] == [True, False]
+
+
+def test_a_plain_train_step_is_the_consumer(in_tests):
+    res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_dataset", "--train-step",
+                              "pipeline_fixture:train_step", "--workers", "0", "--batch-size", "4", "--steps", "4",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    p = json.loads(res.stdout)["pipeline"]
+    assert p["consumer"]["kind"] == "train_step" and p["consumer"]["train_step"] == "pipeline_fixture:train_step"
+    (row,) = p["rows"]
+    assert row["consumer"] == "train_step" and row["step_s"] >= 0.002  # the step sleeps 2 ms, timed by feedtax
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "no_such_module:make"], "--dataset no_such_module:make: no module named 'no_such_module'"),
+    (["--dataset", "pipeline_fixture:nope"], "module pipeline_fixture has no attribute 'nope'"),
+    (["--dataset", "pipeline_fixture"], "'pipeline_fixture': expected package.module:function"),
+    (["--dataset", "pipeline_fixture:a:b"], "expected package.module:function"),
+    (["--dataset", "pipeline_fixture:not_a_dataset"], "not_a_dataset returned int, not a torch Dataset"),
+    (["--dataset", "pipeline_fixture:needs_a_path"], "pipeline_fixture:needs_a_path takes (path)"),
+    (["--dataset", "pipeline_fixture:stubborn_loader"], "was asked for num_workers=1, batch_size=4 and returned a "
+                                                        "DataLoader with num_workers=0"),
+    (["--dataset", "pipeline_fixture:empty_dataset"], "batch size 4, 1 workers, loader alone: the loader yields no "
+                                                      "batches"),
+    (["--dataset", "pipeline_fixture:words_dataset"], "batch 1 holds no tensor"),
+    (["--dataset", "pipeline_fixture:broken_dataset"], "the loader raised at batch 2: KeyError: 'sample 5 is missing'"),
+    (["--dataset", "pipeline_fixture:fast_dataset", "--train-step", "pipeline_fixture:nan_step"],
+     "train_step pipeline_fixture:nan_step raised at step 1 (pipeline_fixture:fast_dataset, batch size 4, 1 workers): "
+     "FloatingPointError: loss is nan"),
+    (["--dataset", "pipeline_fixture:fast_dataset", "--train-step", "pipeline_fixture:nope"],
+     "--train-step pipeline_fixture:nope: module pipeline_fixture has no attribute 'nope'"),
+    (["--dataset", "pipeline_fixture:fast_dataset", "--format", "raw"], "--format is for feedtax's own formats"),
+    (["--dataset", "pipeline_fixture:fast_dataset", "--step-ms", "3", "--train-step", "pipeline_fixture:train_step"],
+     "not both"),
+    (["--dataset", "pipeline_fixture:fast_dataset", "--batch-size", "4,0"], "--batch-size"),
+    (["--train-step", "pipeline_fixture:train_step"], "go with --dataset"),
+    (["--batch-size", "4,8"], "several batch sizes are swept with --dataset only"),
+])
+def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(in_tests, args, message):
+    res = runner.invoke(app, ["sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", *args])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_what_was_measured_before_an_error_is_kept(in_tests, tmp_path):
+    """The train_step fails at the second batch size: the first one's rows and summary stay in results.json, the
+    stage and the run say failed and why, and the report renders what there is."""
+    res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_dataset", "--train-step",
+                              "pipeline_fixture:fails_on_three", "--workers", "0", "--batch-size", "2,3", "--steps",
+                              "3", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "train_step pipeline_fixture:fails_on_three raised at step 1" in res.output and "batch size 3" in res.output
+    assert f"what was measured is in {tmp_path / 'results.json'}" in res.output
+    saved = results.load(tmp_path / "results.json")
+    assert saved.status == "failed" and saved.stages[0].status == "failed"
+    assert "fails_on_three" in saved.stages[0].error
+    assert [(r.batch_size, r.num_workers) for r in saved.pipeline.rows] == [(2, 0)]
+    assert [s.batch_size for s in saved.pipeline.summaries] == [2]
+    assert "Your pipeline" in (tmp_path / "report.html").read_text()

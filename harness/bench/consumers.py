@@ -5,7 +5,8 @@ A consumer's step(batch) returns the seconds the device was busy with that batch
 measured length, the host-measured step on cpu, or CUDA-event time on gpu (the host then waits for
 the step to finish, so the loader's wait is never hidden behind asynchronous launches). Only the
 training step is timed: host-side input preparation and the host-to-device copy come before it.
-Consumer is what feeding needs of any of them; make_consumer builds one from a ConsumerSpec.
+Consumer is what feeding needs of any of them; make_consumer builds one from a ConsumerSpec. A user's own
+train_step(batch) is a consumer too (TimedStep, timed by feedtax); as_consumer makes one from what a user passes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -293,3 +294,49 @@ def make_consumer(spec: ConsumerSpec, track: str) -> EmulatedConsumer | ModelCon
     if spec.kind == "model":
         return ModelConsumer(track, device=spec.device)
     return EmulatedConsumer(spec.step_s or 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own step
+
+
+class TimedStep:
+    """A user's train_step(batch) as a consumer: busy for as long as the call takes, CUDA synchronised around it
+    on a GPU so the time is the device's work, not just its launch."""
+
+    def __init__(self, fn: Callable[[Any], Any], device: str | None = None, flops_per_sample: float | None = None):
+        self.fn, self.flops_per_sample = fn, flops_per_sample
+        self.device = device or _default_device()
+
+    def step(self, batch: Any) -> float:
+        sync = _cuda_sync(self.device)
+        sync()
+        t0 = time.perf_counter()
+        self.fn(batch)
+        sync()
+        return time.perf_counter() - t0
+
+
+def as_consumer(consumer: Any, *, device: str | None = None, flops_per_sample: float | None = None) -> Consumer:
+    """A consumer from what a user passes: a consumer as it is, a callable timed by feedtax, or seconds per step."""
+    if isinstance(consumer, (int, float)) and not isinstance(consumer, bool):
+        if not consumer >= 0:
+            raise ValueError(f"an emulated step must be >= 0 seconds, got {consumer!r}")
+        return EmulatedConsumer(float(consumer), flops_per_sample=flops_per_sample)
+    if callable(getattr(consumer, "step", None)):
+        return consumer
+    if callable(consumer):
+        return TimedStep(consumer, device, flops_per_sample)
+    raise TypeError(f"a consumer is an object with step(batch), a function train_step(batch) or seconds per step; "
+                    f"got {type(consumer).__name__}")
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cuda_sync(device: str) -> Callable[[], None]:
+    """torch.cuda.synchronize for a CUDA device that has been used, else a no-op."""
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return lambda: None
+    return lambda: torch.cuda.synchronize(torch.device(device)) if torch.cuda.is_initialized() else None

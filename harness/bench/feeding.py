@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from feedtax.bench.consumers import Consumer
+from feedtax.bench.ranks import RankFeeding
 from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
 from feedtax.stats import Distribution, summarize
 
@@ -73,6 +74,11 @@ class FeedingResult(BaseModel):
     mfu: float | None = Field(None, description="achieved / peak FLOP/s; None where either is unknown")
     nvml: Any | None = Field(None, description="feedtax.probes.nvml.NvmlSummary over the measured steps, or None")
     timeline: list[StepRecord] = []
+    ranks: list[RankFeeding] | None = Field(
+        None, description="every rank's figures under a torch.distributed process group (bench.ranks), else None")
+    slowest_rank: int | None = Field(None, description="the rank that waited longest for data (then the longest wall)")
+    world_samples_per_s: float | None = Field(
+        None, description="every rank's samples over the slowest rank's wall: what the job delivers")
 
 
 _MAX_DEPTH = 16  # how deep a batch's containers are searched for tensors

@@ -1,4 +1,6 @@
-"""`feedtax sweep`: the DataLoader worker sweep on freshly generated data, printed as a table or JSON.
+"""`feedtax sweep`: the DataLoader worker sweep, printed as a table or JSON: over feedtax's formats on freshly
+generated data, or (--dataset) over the user's own Dataset or DataLoader factory, saved with --out as results.json
+and report.html.
 
 Register with `app.command()(sweep)`. Imports stay cheap here: torch loads inside the command.
 """
@@ -17,6 +19,14 @@ from feedtax.vocabulary import FORMATS, TRACKS
 
 _FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
 _TRACK_HELP = f"Track whose samples to load: {', '.join(TRACKS)}."
+_DATASET_HELP = ("Sweep your own pipeline instead of feedtax's formats: package.module:factory, imported with the "
+                 "current directory on sys.path (as python -m does). A factory taking no argument returns a torch "
+                 "Dataset: each point builds DataLoader(ds, batch_size=B, num_workers=W, shuffle=False). A factory "
+                 "taking num_workers and batch_size returns the DataLoader itself.")
+_TRAIN_STEP_HELP = ("With --dataset: feed your own train_step(batch), package.module:function, timed by feedtax "
+                    "(CUDA synchronised around it on a GPU), instead of an emulated step.")
+_OUT_HELP = "With --dataset: write DIR/results.json (after every measured point) and DIR/report.html."
+_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops")  # options of the formats sweep alone
 
 
 def _workers(text: str) -> list[int]:
@@ -29,30 +39,58 @@ def _workers(text: str) -> list[int]:
     return counts
 
 
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+    except ValueError:
+        raise typer.BadParameter(f"--batch-size takes comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(f"--batch-size needs whole numbers >= 1, got {text!r}")
+    return sizes
+
+
 def sweep(
+    ctx: typer.Context,
     format: list[str] | None = typer.Option(None, "--format", help=_FORMAT_HELP),
     workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
     track: str = typer.Option("edge", help=_TRACK_HELP),
     step_ms: float | None = typer.Option(None, "--step-ms", min=0.0,
                                          help="Emulated accelerator: sleep this long per batch (default 5)."),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
-    device: str | None = typer.Option(None, help="Model device: cpu or cuda (default: cuda when present)."),
+    device: str | None = typer.Option(None, help="Where --model or --train-step runs: cpu or cuda (default: cuda "
+                                                 "when present)."),
     peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
                                                 "(default on a GPU: its peak at the model's precision, fp32 or tf32, "
                                                 "from mlsysim's registry)."),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
-    batch_size: int = typer.Option(16, min=1, help="Samples per batch."),
+    batch_size: str = typer.Option("16", help="Samples per batch; with --dataset, comma-separate several to "
+                                                "sweep batch sizes too."),
     steps: int = typer.Option(20, min=1, help="Measured steps per run (warm-up steps come on top)."),
     seed: int = typer.Option(0, help="Seed of the synthetic data."),
     as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
+    dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP),
+    train_step: str | None = typer.Option(None, "--train-step", help=_TRAIN_STEP_HELP),
+    out: Path | None = typer.Option(None, "--out", help=_OUT_HELP),
 ) -> None:
-    """Sweep formats x DataLoader worker counts: feeding tax, flow equilibrium, where the wait comes from."""
+    """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
+    flow equilibrium, where the wait comes from."""
+    if device not in (None, "cpu", "cuda"):
+        raise typer.BadParameter("--device is cpu or cuda")
+    if dataset is not None:
+        given = [n for n in _FORMATS_ONLY if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
+        if given:
+            raise typer.BadParameter(f"--{given[0].replace('_', '-')} is for feedtax's own formats, not --dataset")
+        return _sweep_pipeline(dataset, _workers(workers), _batch_sizes(batch_size), step_ms=step_ms,
+                              train_step=train_step, device=device, steps=steps, as_json=as_json, out=out)
+    if train_step is not None or out is not None:
+        raise typer.BadParameter("--train-step and --out go with --dataset")
+    sizes = _batch_sizes(batch_size)
+    if len(sizes) > 1:
+        raise typer.BadParameter("several batch sizes are swept with --dataset only")
     if model and step_ms is not None:
         raise typer.BadParameter("give --step-ms or --model, not both")
     if peak_tflops is not None and not peak_tflops > 0:
         raise typer.BadParameter("--peak-tflops must be > 0")
-    if device not in (None, "cpu", "cuda"):
-        raise typer.BadParameter("--device is cpu or cuda")
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
     from feedtax.bench import profiles
@@ -82,7 +120,7 @@ def sweep(
         from rich.console import Console
         console = Console(stderr=True)
         with console.status("sweeping...") as status:
-            rows, summary = run_sweep(track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps,
+            rows, summary = run_sweep(track, fmts, shards, counts, batch_size=sizes[0], consumer=spec, steps=steps,
                                       peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
                                       on_step=lambda label: status.update(f"sweeping: {label}"))
     finally:
@@ -134,7 +172,7 @@ def _print(rows, summary) -> None:
                       f"{f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, rel. RMSE {f.rel_rmse:.1%}; "
                       f"{f.predicted[-1].samples_per_s:,.0f}/s at {f.predicted[-1].num_workers} workers"
                       + (" (extrapolated)" if f.predicted[-1].extrapolated else "")
-                      + (f" [{f.note}]" if f.note else ""))
+                      + (f" ({f.note})" if f.note else ""))
     for b in summary.breakdown:
         fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else
                  "hidden (cold no slower than warm)" if b.cache_evicted else "not measured (cache not evicted)")
@@ -149,3 +187,134 @@ def _print(rows, summary) -> None:
         console.print(f"transport per batch ({t.batch_bytes:,} B, ready data): "
                       f"in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
                       f"{handover}wait per step behind the consumer {t.transport_s_per_batch * 1e3:.2f} ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# --dataset: the user's own pipeline
+
+
+def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_ms: float | None,
+                    train_step: str | None, device: str | None, steps: int, as_json: bool, out: Path | None) -> None:
+    """Sweep the user's pipeline; with --out save results.json after every point (a stopped sweep keeps what it
+    measured, its stage marked failed or interrupted) and render report.html, also of a stopped one."""
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    from feedtax import results
+    from feedtax.bench import pipeline as pl
+    from feedtax.bench import runner
+    from feedtax.bench.feeding import FeedingError
+
+    if step_ms is not None and train_step is not None:
+        raise typer.BadParameter("give --step-ms or --train-step, not both")
+    if device is not None and train_step is None:
+        raise typer.BadParameter("--device says where --train-step runs: give --train-step too")
+    try:
+        pipe = pl.Pipeline(dataset)
+        pipe.source(sizes[0], counts[0])  # a loader factory is called once, and its DataLoader checked, before any run
+        feed = pl.Feed(*_consumer(pl, train_step, step_ms, device), steps)
+        path = runner.prepare_out(out) if out is not None else None
+    except (pl.PipelineError, runner.RunError) as exc:
+        raise fail(str(exc)) from None
+    plan = {"dataset": dataset, "kind": pipe.kind, "workers": counts, "batch_sizes": sizes, "steps": steps,
+            "consumer": feed.spec.model_dump()}
+    res = pl.new_results(plan, Path.cwd()) if path is not None else None
+    console = Console(stderr=True)
+
+    def on_point(section, label: str) -> None:
+        status.update(f"sweeping {dataset}: {label}")
+        if res is not None:
+            res.pipeline = section
+            results.save(res, path)
+
+    try:
+        with console.status(f"sweeping {dataset}...") as status, \
+                runner.stage(res, path, "pipeline") if res is not None else nullcontext():
+            section = pl.sweep_pipeline(pipe, feed, counts, sizes, on_point)
+    except (pl.PipelineError, FeedingError) as exc:
+        _report_partial(res, out)
+        raise fail(str(exc) + (f" (what was measured is in {path})" if path else "")) from None
+    except KeyboardInterrupt:
+        _report_partial(res, out)
+        raise fail("interrupted" + (f": what was measured is in {path}" if path else ""), 130) from None
+    if res is not None:
+        res.status = "complete"
+        results.save(res, path)
+    if as_json:
+        typer.echo(json.dumps({"pipeline": section.model_dump(mode="json")}, indent=2))
+    else:
+        _print_pipeline(section)
+    if res is not None:
+        from feedtax.reports import html
+
+        console.print(f"results: {path}\nreport:  {html.write(res, out / 'report.html')}")
+
+
+def _consumer(pl, train_step: str | None, step_ms: float | None, device: str | None) -> tuple:
+    """(consumer, its PipelineConsumer): the user's train_step, timed by feedtax, or an emulated step (default 5 ms)."""
+    from feedtax.bench.consumers import as_consumer
+    from feedtax.results.pipeline import PipelineConsumer
+
+    if train_step is not None:
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
+        consumer = as_consumer(pl.resolve(train_step, "--train-step"), device=device)
+        return consumer, PipelineConsumer(kind="train_step", train_step=train_step, device=str(consumer.device))
+    step_s = (step_ms if step_ms is not None else 5.0) / 1000.0
+    return as_consumer(step_s), PipelineConsumer(kind="emulated", step_s=step_s, device="emulated")
+
+
+def _report_partial(res, out: Path | None) -> None:
+    """The report of a stopped sweep, from what it saved."""
+    if res is None or res.pipeline is None:
+        return
+    from feedtax.reports import html
+
+    try:
+        html.write(res, out / "report.html")
+    except Exception:  # the error being reported matters more; results.json holds what was measured
+        pass
+
+
+def _print_pipeline(section) -> None:
+    """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for s in section.summaries:
+        rows = [r for r in section.rows if r.batch_size == s.batch_size]
+        eq = s.flow_equilibrium.get(section.name)
+        table = Table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
+                            f"{s.consumption_samples_per_s:,.0f} samples/s")
+        for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(f"{r.num_workers}{' *' if eq == r.num_workers else ''}", f"{r.ingestion_samples_per_s:,.0f}",
+                          f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""),
+                          f"{r.au:.2f}", f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
+        console.print(table)
+        predicted = s.fits[0].flow_equilibrium_predicted if s.fits and eq is None else None
+        console.print(f"flow equilibrium: {f'{eq} workers (*)' if eq is not None else 'not reached'}"
+                      + (f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""))
+        for f in s.fits:
+            console.print(f"USL fit: lambda {f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, "
+                          f"rel. RMSE {f.rel_rmse:.1%}" + (f" ({f.note})" if f.note else ""))
+        for b in s.breakdown:
+            fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "not seen"
+            console.print(f"wait breakdown @ {b.num_workers} workers: first read {b.cold_samples_per_s:,.0f}/s, warm "
+                          f"{b.warm_samples_per_s:,.0f}/s, ready samples {b.in_memory_samples_per_s:,.0f}/s, fetch "
+                          f"{fetch}, consumer {b.consumer_samples_per_s:,.0f}/s -> binds: [bold]{b.binding}[/bold]")
+        if s.breakdown_absent_reason:
+            console.print(f"no wait breakdown: {s.breakdown_absent_reason}")
+        if (g := s.getitem) is not None:
+            console.print(f"__getitem__ per batch (in the workers): first read {g.first_getitem_s_per_batch * 1e3:.2f}"
+                          f" ms, warm {g.warm_getitem_s_per_batch * 1e3:.2f} ms")
+        if (t := s.transport) is not None:
+            console.print(f"transport per batch ({t.batch_bytes:,} B, ready samples): in-process "
+                          f"{t.in_process_s_per_batch * 1e3:.2f} ms, 1 worker {t.worker_s_per_batch * 1e3:.2f} ms, "
+                          f"wait per step behind a consumer {t.transport_s_per_batch * 1e3:.2f} ms")

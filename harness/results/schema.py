@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from feedtax.results.audits import GravityResult, Ledger, SelectionResult
 from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
+from feedtax.results.pipeline import PipelineResult
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
 from feedtax.stats import Distribution
@@ -140,3 +141,4 @@ class Results(BaseModel):
     energy_ledger: Ledger | None = None
     energy: EnergyResult | None = Field(
         None, description="energy counters over the measuring stages; absent ones say why")
+    pipeline: PipelineResult | None = Field(None, description="`feedtax sweep --dataset`: a user's own pipeline swept")
