@@ -41,6 +41,12 @@ TRANSPORT = (
     " to make it in the main process, {worker_ms:.2f} ms handed over by one worker at full speed, and a wait of"
     " {wait_ms:.2f} ms per step behind a consumer for a batch a worker already made.</p>"
 )
+RANKS = (
+    "<p class='note'>Under torchrun each of the {world} ranks measured every point, reading its own share of the"
+    " dataset (a DistributedSampler); the rows above are the slowest rank's at each point, the one that waited"
+    " longest for data: in training the others wait for it. The wait breakdown and transport are rank 0's.</p>"
+)
+POINT_RANKS = "<p><b>Batch {batch_size}, {workers} worker(s)</b>: slowest rank: {slowest}.</p>"
 NO_BREAKDOWN = "<p class='note'>No wait breakdown: {reason}.</p>"
 
 
@@ -64,6 +70,8 @@ def pipeline(results: Results) -> list[str]:
         parts += _summary(results, p, s)
     if p.rows:
         parts.append(_points(p.rows))
+    if p.ranks:
+        parts += [RANKS.format(world=p.world_size), *_ranks(p.ranks)]
     return parts
 
 
@@ -118,3 +126,14 @@ def _points(rows) -> str:
           f"{r.wall_s:.3f}", "!" if r.unstable else ""]
          + ([pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
          for r in rows], left=0)
+
+
+def _ranks(points) -> list[str]:
+    """Per point measured on every rank: each rank's feeding tax, samples/s and wait, the slowest rank named."""
+    parts = []
+    for pt in points:
+        parts += [POINT_RANKS.format(batch_size=pt.batch_size, workers=pt.num_workers, slowest=pt.slowest_rank),
+                  table(["rank", "feeding tax", "samples/s", "wait (s)"],
+                        [[f"{r.rank}{' (slowest)' if r.rank == pt.slowest_rank else ''}", pct(r.feeding_tax),
+                          f"{r.samples_per_s:,.0f}", f"{r.wait_s:.3f}"] for r in pt.ranks], left=1)]
+    return parts

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 SAMPLE_S = 0.010
@@ -47,6 +48,33 @@ class Broken(SleepyDataset):
         if i == 5:
             raise KeyError("sample 5 is missing")
         return super().__getitem__(i)
+
+
+class RankSkewed(SleepyDataset):
+    """Under torchrun: on rank 1 each __getitem__ sleeps sample_s, on the others not at all, so rank 1 is the slowest
+    to be fed; with fail_from, rank 1 raises for samples fail_from to fail_from + 15. The rank is read when the
+    dataset is made (in the rank's own process, after the process group started)."""
+
+    def __init__(self, sample_s: float, n: int, fail_from: int | None = None):
+        super().__init__(sample_s, n)
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.fail_from = fail_from
+
+    def __getitem__(self, i: int) -> dict:
+        if self.rank == 1 and self.fail_from is not None and self.fail_from <= i < self.fail_from + 16:
+            raise KeyError(f"sample {i} is missing on rank 1")
+        return SleepyDataset.__getitem__(self, i) if self.rank == 1 else {"x": torch.full((8,), float(i)),
+                                                                           "label": torch.tensor(i % 3)}
+
+
+def rank_skewed_dataset() -> Dataset:
+    return RankSkewed(0.002, n=2_000)
+
+
+def rank_broken_dataset() -> Dataset:
+    """Rank 1 fails at samples 48 to 63: read at batch size 4 (a DistributedSampler's rank 1 reads every other
+    sample from 1), not at batch size 2 nor by either breakdown (which reads the dataset's end)."""
+    return RankSkewed(0.0, n=100, fail_from=48)
 
 
 def slow_dataset() -> Dataset:

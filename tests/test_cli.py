@@ -141,6 +141,25 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
+def test_ctrl_c_mid_sweep_keeps_every_measured_point(tmp_path):
+    out = tmp_path / "o"
+    proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, rows = time.monotonic() + 150, 0
+    while time.monotonic() < deadline and rows < 2:
+        try:
+            rows = len(json.loads((out / "results.json").read_text())["loader"])
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["status"] == "interrupted" and doc["stages"][-1]["name"] == "sweep"
+    assert len(doc["loader"]) >= rows >= 2  # the points measured before the signal, saved as each completed
+
+
 def test_help_starts_without_heavy_imports():
     code = ("import sys, feedtax.cli; "
             "print(sorted({'torch', 'mlsysim', 'matplotlib', 'pyarrow', 'numpy'} & set(sys.modules)))")

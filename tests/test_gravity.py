@@ -112,3 +112,17 @@ def test_figures():
 
     g = gravity.gravity(disk_write_mb_per_s=2000, disk_read_mb_per_s=2000)
     assert transfer_time_radar(g).axes and sneakernet_crossover(g).axes
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--link-gbps", "0"], "a link rate must be > 0"),
+    (["--link-gbps", "-10"], "a link rate must be > 0"),
+    (["--distance-km", "-5"], "distance must be >= 0"),
+    (["--disk-mb-per-s", "-3"], "disk write bandwidth must be > 0"),
+    (["--disk-mb-per-s", "0"], "disk write bandwidth must be > 0"),
+    (["--disk-mb-per-s", "100", "--tier", "hdd"], "not both"),
+    (["--assume", "link_efficiency=0"], "link_efficiency must be > 0"),
+])
+def test_cli_refuses_impossible_inputs_in_one_line(args, message):
+    out = CliRunner().invoke(_app(), ["gravity", "--size", "1TB", *args])
+    assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output

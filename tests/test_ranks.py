@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 
 import feedtax
-from feedtax.bench.ranks import RankFeeding, world_fields
+from feedtax.bench.ranks import world_fields
+from feedtax.results.feeding import RankFeeding
 
 TIMEOUT_S = 4  # the process group's timeout in the script: it bounds every wait for a missing rank
 HARD_TIMEOUT_S = 90  # the whole torchrun, should anything hang regardless

@@ -157,6 +157,7 @@ def test_a_plain_train_step_is_the_consumer(in_tests):
      "not both"),
     (["--dataset", "pipeline_fixture:fast_dataset", "--batch-size", "4,0"], "--batch-size"),
     (["--train-step", "pipeline_fixture:train_step"], "go with --dataset"),
+    (["--rank-timeout-s", "30"], "--rank-timeout-s go with --dataset"),
     (["--batch-size", "4,8"], "several batch sizes are swept with --dataset only"),
 ])
 def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(in_tests, args, message):

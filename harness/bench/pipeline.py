@@ -6,6 +6,8 @@ Per batch size and worker count two runs, as feedtax's own sweep (bench.sweep): 
 feeding the consumer (feeding tax, AU). Per batch size, before its rows, the wait breakdown's passes at the most
 workers (bench.pipeline_passes: the same samples read first then warm, each __getitem__ timed in the workers, and
 ready samples through the same DataLoader settings); after them the transport cost with ready samples.
+Under a process group (torchrun) each rank reads its share through a DistributedSampler and measures every point,
+the runs started together (bench.ranks); a point's row is the slowest rank's, every rank's figures beside it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from feedtax import results
+from feedtax.bench import ranks
 from feedtax.bench.consumers import Consumer, Drain
 from feedtax.bench.pipeline_passes import (
     Passes,
@@ -40,7 +44,7 @@ from feedtax.bench.pipeline_passes import (
 from feedtax.bench.scaling import flow_equilibrium, scaling_fit
 from feedtax.probes import host, nvml
 from feedtax.results.feeding import LoaderRow
-from feedtax.results.pipeline import PIPELINE_TRACK, PipelineConsumer, PipelineResult, PipelineSummary
+from feedtax.results.pipeline import PIPELINE_TRACK, PipelineConsumer, PipelineResult, PipelineSummary, PointRanks
 
 LOADER_PARAMS = ("num_workers", "batch_size")  # what a loader factory takes
 _SETTINGS = ("collate_fn", "pin_memory", "drop_last", "timeout", "worker_init_fn", "multiprocessing_context",
@@ -94,8 +98,10 @@ class Pipeline:
     """A user's factory, giving a DataLoader per (batch size, workers): DataLoader(its dataset, shuffle=False), the
     dataset made once, or whatever the loader factory returns, checked against what was asked."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, distributed: bool = False):
+        """distributed: under an initialised process group, each rank reads its own share (a DistributedSampler)."""
+        self.path, self.distributed = path, distributed
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
         self.factory = resolve(path, "--dataset")
         self.kind = factory_kind(self.factory, path)
         self.name = getattr(self.factory, "__name__", path.rpartition(":")[2])
@@ -120,10 +126,21 @@ class Pipeline:
 
     def loader(self, batch_size: int, num_workers: int) -> DataLoader:
         if self.dataset is not None:
-            return DataLoader(self.dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+            if not self.distributed:
+                return DataLoader(self.dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+            if self.length is None:
+                raise PipelineError(f"--dataset {self.path}: a dataset without len() (an IterableDataset) cannot be "
+                                    "split over ranks by a DistributedSampler: give a loader factory that shards it")
+            return DataLoader(self.dataset, batch_size=batch_size, num_workers=num_workers,
+                              sampler=DistributedSampler(self.dataset, shuffle=False))
         dl = self._call(num_workers=num_workers, batch_size=batch_size)
         if not isinstance(dl, DataLoader):
             raise PipelineError(f"--dataset {self.path} returned {type(dl).__name__}, not a torch DataLoader")
+        sampler = dl.sampler if dl.batch_sampler is None else getattr(dl.batch_sampler, "sampler", dl.sampler)
+        if self.distributed and not isinstance(sampler, DistributedSampler):
+            raise PipelineError(f"--dataset {self.path} returned a DataLoader without a DistributedSampler: under "
+                                f"torchrun ({self.world} ranks) each rank reads its own share: give it "
+                                "sampler=DistributedSampler(dataset)")
         if dl.num_workers != num_workers or dl.batch_size not in (None, batch_size):
             raise PipelineError(f"--dataset {self.path} was asked for num_workers={num_workers}, batch_size="
                                 f"{batch_size} and returned a DataLoader with num_workers={dl.num_workers}, "
@@ -172,16 +189,42 @@ class Feed:
             self.sampler_factory = nvml.cuda_sampler(str(self.consumer.device))
 
 
-def measure_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int) -> LoaderRow:
-    """One (batch size, workers) point: the loader alone, then feeding the consumer (under the NVML sampler)."""
+def measure_point(pipe: Pipeline, feed: Feed, batch_size: int, w: int) -> tuple[LoaderRow, PointRanks | None]:
+    """One (batch size, workers) point: its row; under a process group measured on every rank (each run started
+    together), the row the slowest rank's and every rank's figures beside it."""
+    if not pipe.distributed:
+        return measure_row(pipe, feed, batch_size, w), None
+    device = str(feed.consumer.device)
+    alone = ranks.measure_ranks(lambda: _run(pipe, feed, batch_size, w, False), device)
+    fed = ranks.measure_ranks(lambda: _run(pipe, feed, batch_size, w, True), device)
+    mine = _loader_row(pipe, feed, batch_size, w, alone, fed)
+    rows = ranks.gather(mine.model_dump(), f"the rows of batch size {batch_size}, {w} workers")
+    return LoaderRow(**rows[fed.slowest_rank]), PointRanks(
+        batch_size=batch_size, num_workers=w, slowest_rank=fed.slowest_rank,
+        world_samples_per_s=fed.world_samples_per_s, ranks=fed.ranks)
+
+
+def _run(pipe: Pipeline, feed: Feed, batch_size: int, w: int, fed: bool):
+    """One run at a point: the loader alone, or feeding the consumer (under the NVML sampler)."""
     warm = 2 + 2 * max(w, 1)
     where = f"{pipe.path}, batch size {batch_size}, {w} workers"
-    alone = measure(pipe.loader(batch_size, w), Drain(), where + ", loader alone", warm, feed.steps)
+    if not fed:
+        return measure(pipe.loader(batch_size, w), Drain(), where + ", loader alone", warm, feed.steps)
     what = f"train_step {feed.spec.train_step}" if feed.spec.train_step else "the emulated step"
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
-        fed = measure(pipe.loader(batch_size, w), _GuardedStep(feed.consumer, what, where), where, warm, feed.steps,
-                      sampler)
+        return measure(pipe.loader(batch_size, w), _GuardedStep(feed.consumer, what, where), where, warm, feed.steps,
+                       sampler)
+
+
+def measure_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int) -> LoaderRow:
+    """One (batch size, workers) point in this process: the loader alone, then feeding the consumer."""
+    alone = _run(pipe, feed, batch_size, w, False)
+    return _loader_row(pipe, feed, batch_size, w, alone, _run(pipe, feed, batch_size, w, True))
+
+
+def _loader_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int, alone, fed) -> LoaderRow:
+    """A point's row from its two runs (bench.feeding.FeedingResult): the loader alone and feeding the consumer."""
     gpu = fed.nvml or {}
     if gpu.get("reason"):  # NVML absent, a reader that failed, or a run too short for its utilization
         feed.nvml_note = gpu["reason"]
@@ -198,10 +241,11 @@ def measure_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int) -> LoaderRo
 
 def rows_reach(pipe: Pipeline, batch_size: int, w: int, steps: int) -> int:
     """How far into the dataset rows at batch_size read: in order from 0 (their warm-up and measured steps and the
-    workers' prefetch), or all of it for a loader factory, whose order feedtax does not know."""
+    workers' prefetch, on every rank), or all of it for a loader factory, whose order feedtax does not know."""
     if pipe.length is None or pipe.kind == "loader":
         return pipe.length or 0
-    return min(pipe.length, (2 + 2 * max(w, 1) + steps + 2 * max(w, 1) + 2) * batch_size)
+    world = getattr(pipe, "world", 1)  # a DistributedSampler gives each rank every world-th sample
+    return min(pipe.length, (2 + 2 * max(w, 1) + steps + 2 * max(w, 1) + 2) * batch_size * world)
 
 
 def summarize(pipe: Pipeline, feed: Feed, batch_size: int, rows: list[LoaderRow], passes: Passes | str,
@@ -227,7 +271,7 @@ def sweep_pipeline(pipe: Pipeline, feed: Feed, worker_counts: Sequence[int], bat
     """Sweep batch sizes x worker counts; on_point(section, label) after every measured point (to save it)."""
     section = PipelineResult(factory=pipe.path, name=pipe.name, kind=pipe.kind, dataset_len=pipe.length,
                              worker_counts=list(worker_counts), batch_sizes=list(batch_sizes), steps=feed.steps,
-                             consumer=feed.spec)
+                             consumer=feed.spec, world_size=pipe.world)
     try:
         _sweep(pipe, feed, section, on_point)
     except BaseException as exc:  # Ctrl-C or an error mid-run: the runs' DataLoader workers shut down now
@@ -246,8 +290,11 @@ def _sweep(pipe: Pipeline, feed: Feed, section: PipelineResult,
         _tick(on_point, section, f"batch {b}: breakdown")
         rows = []
         for w in section.worker_counts:
-            rows.append(measure_row(pipe, feed, b, w))
-            section.rows.append(rows[-1])
+            row, point = measure_point(pipe, feed, b, w)
+            rows.append(row)
+            section.rows.append(row)
+            if point is not None:
+                section.ranks.append(point)
             _tick(on_point, section, f"batch {b}, {w} workers")
         reach = max(reach, rows_reach(pipe, b, most, feed.steps))
         section.summaries.append(summarize(pipe, feed, b, rows, passes, started))

@@ -3,11 +3,14 @@
 The slowest rank (the longest measured wall) sets the step: in training the others wait for it at the gradient
 all-reduce. The process group's timeout (init_process_group(timeout=...)) bounds every wait here, so a rank that
 raises, dies or hangs is reported as a FeedingError on every rank that can still hear of it. docs/ranks.md explains.
+Also what `feedtax sweep --dataset` needs under torchrun: its environment, the group started from it, a gather of
+any figures, and a failing rank's leave-taking.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -15,28 +18,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import torch.distributed as dist
-from pydantic import BaseModel, Field
+
+from feedtax.results.feeding import RankFeeding
 
 if TYPE_CHECKING:
     from feedtax.bench.feeding import FeedingResult
-
-
-class RankFeeding(BaseModel):
-    """One rank's feeding over its measured steps, as that rank measured it."""
-
-    rank: int
-    world_size: int
-    hostname: str
-    device: str = Field(description="where the rank's consumer runs: emulated, cpu, cuda:0, ...")
-    steps: int
-    samples: int = Field(description="samples the rank's consumer took over the measured steps")
-    feeding_tax: float
-    au: float
-    samples_per_s: float
-    wait_s: float
-    compute_s: float
-    wall_s: float
-    median_step_wall_s: float
 
 
 def in_process_group() -> bool:
@@ -87,6 +73,58 @@ def measure_ranks(run: Callable[[], FeedingResult], device: str) -> FeedingResul
         raise FeedingError("; ".join(failed)) from failure
     rows = [RankFeeding(**payload) for _, payload in got]
     return result.model_copy(update=world_fields(rows))
+
+
+def gather(payload: Any, what: str) -> list[Any]:
+    """Every rank's payload on every rank, in rank order (all_gather_object over the gather group); a FeedingError
+    naming this rank and `what` when the ranks cannot all be heard."""
+    group, _ = _gather_group()
+    got: list[Any] = [None] * dist.get_world_size()
+    try:
+        dist.all_gather_object(got, payload, group=group)
+    except RuntimeError as exc:
+        raise _feeding_error()(f"rank {dist.get_rank()} of {dist.get_world_size()}: {what} could not be gathered: "
+                               f"{_gloo_line(exc)}") from exc
+    return got
+
+
+def torchrun_env() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK); None outside it.
+    A ValueError names a variable that is not a whole number."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    values = [os.environ.get(n, os.environ["RANK"]) for n in names]
+    try:
+        return int(values[0]), int(values[1]), int(values[2])
+    except ValueError:
+        raise ValueError("torchrun's environment: " + ", ".join(f"{n}={v!r}" for n, v in zip(names, values,
+                         strict=True)) + ": expected whole numbers") from None
+
+
+def init_from_env(backend: str, timeout_s: float) -> bool:
+    """init_process_group(backend) from torchrun's environment (env://), unless a group is initialised already;
+    whether this call started it (and so should destroy it)."""
+    if in_process_group():
+        return False
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return True
+
+
+def leave(lead: bool, timeout_s: float) -> None:
+    """Before a rank exits on an error: torchrun ends every rank once one exits with an error, so the other ranks
+    wait (at most timeout_s) until rank 0 (`lead`) marks in the group's store that it has saved and said what it
+    measured. Nothing when no group is initialised, or its store is gone."""
+    if not in_process_group():
+        return
+    store, key = _store(), "feedtax/leave/lead-done"
+    try:
+        if lead:
+            store.set(key, "1")
+        else:
+            store.wait([key], timedelta(seconds=timeout_s))
+    except Exception:  # rank 0 or the store gone: nothing left to wait for
+        pass
 
 
 def world_fields(rows: list[RankFeeding]) -> dict[str, Any]:
@@ -216,4 +254,5 @@ def _gloo_line(exc: BaseException) -> str:
     return re.split(r"(?<=\.)\s", text, maxsplit=1)[0] or type(exc).__name__
 
 
-__all__ = ["RankFeeding", "in_process_group", "measure_ranks", "wants_gather", "world_fields"]
+__all__ = ["RankFeeding", "gather", "in_process_group", "init_from_env", "leave", "measure_ranks", "torchrun_env",
+           "wants_gather", "world_fields"]

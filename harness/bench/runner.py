@@ -118,7 +118,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
     from feedtax.bench.overhead import loader_overhead
     from feedtax.bench.sweep import run_sweep
-    from feedtax.results.feeding import ConsumerSpec
+    from feedtax.results.feeding import ConsumerSpec, LoaderRow
 
     workers = plan.workers(res.host.usable_cores)
     runs = len(formats) * (2 * len(workers) + 2) + 1
@@ -130,12 +130,15 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     for track in tracks:
         sweep_shards = write_sweep_shards(track, formats, data_dir, plan, max(workers), res.config.seed, sizes)
         res.feeding.shards[track] = len(next(iter(sweep_shards.values())))
-        rows, summary = run_sweep(
+        def keep(row: LoaderRow) -> None:  # a stopped sweep keeps every point it measured
+            res.loader.append(row)
+            results.save(res, path)
+
+        _, summary = run_sweep(
             track, formats, sweep_shards, workers, batch_size=plan.batch_size,
             consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps,
-            on_step=lambda label: progress.advance(),
+            on_step=lambda label: progress.advance(), on_row=keep,
         )
-        res.loader.extend(rows)
         res.feeding.summaries.append(summary)
         res.feeding.flow_equilibrium[track] = summary.flow_equilibrium
         results.save(res, path)

@@ -63,6 +63,7 @@ def run_sweep(
     peak_flop_per_s: float | None = None,
     sampler_factory: Callable[[], Any] | None = None,
     on_step: Callable[[str], None] | None = None,
+    on_row: Callable[[LoaderRow], None] | None = None,
 ) -> tuple[list[LoaderRow], FeedingSummary]:
     """Sweep formats x worker counts for one track and one consumer; rows and the summary.
 
@@ -93,6 +94,8 @@ def run_sweep(
         for w in worker_counts:
             rows.append(_measure_row(feed, fmt, paths, w))
             ingestion[fmt][w] = rows[-1].ingestion_samples_per_s
+            if on_row is not None:
+                on_row(rows[-1])
     step = float(np.median([r.step_s for r in rows])) if rows else math.nan
     consumption = batch_size / step if step > 0 else math.inf
     equilibrium = {fmt: flow_equilibrium(ingestion[fmt], consumption) for fmt in formats}

@@ -8,6 +8,7 @@ Register with `app.command()(sweep)`. Imports stay cheap here: torch loads insid
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,8 @@ _DATASET_HELP = ("Sweep your own pipeline instead of feedtax's formats: package.
 _TRAIN_STEP_HELP = ("With --dataset: feed your own train_step(batch), package.module:function, timed by feedtax "
                     "(CUDA synchronised around it on a GPU), instead of an emulated step.")
 _OUT_HELP = "With --dataset: write DIR/results.json (after every measured point) and DIR/report.html."
+_RANK_TIMEOUT_HELP = ("With --dataset under torchrun (RANK, WORLD_SIZE set): the process group's timeout, which "
+                      "bounds every wait for another rank; each rank measures every point, rank 0 saves and prints.")
 _FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops")  # options of the formats sweep alone
 
 
@@ -71,28 +74,23 @@ def sweep(
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP),
     train_step: str | None = typer.Option(None, "--train-step", help=_TRAIN_STEP_HELP),
     out: Path | None = typer.Option(None, "--out", help=_OUT_HELP),
+    rank_timeout_s: float = typer.Option(300.0, "--rank-timeout-s", min=1.0, help=_RANK_TIMEOUT_HELP),
 ) -> None:
     """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
     flow equilibrium, where the wait comes from."""
     if device not in (None, "cpu", "cuda"):
         raise typer.BadParameter("--device is cpu or cuda")
+    given = [n for n in (*_FORMATS_ONLY, "rank_timeout_s")
+             if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
     if dataset is not None:
-        given = [n for n in _FORMATS_ONLY if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
-        if given:
+        if given and given[0] != "rank_timeout_s":
             raise typer.BadParameter(f"--{given[0].replace('_', '-')} is for feedtax's own formats, not --dataset")
         return _sweep_pipeline(dataset, _workers(workers), _batch_sizes(batch_size), step_ms=step_ms,
-                              train_step=train_step, device=device, steps=steps, as_json=as_json, out=out)
-    if train_step is not None or out is not None:
-        raise typer.BadParameter("--train-step and --out go with --dataset")
-    sizes = _batch_sizes(batch_size)
-    if len(sizes) > 1:
-        raise typer.BadParameter("several batch sizes are swept with --dataset only")
-    if model and step_ms is not None:
-        raise typer.BadParameter("give --step-ms or --model, not both")
-    if peak_tflops is not None and not peak_tflops > 0:
-        raise typer.BadParameter("--peak-tflops must be > 0")
-    if track not in TRACKS:
-        raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
+                              train_step=train_step, device=device, steps=steps, as_json=as_json, out=out,
+                              rank_timeout_s=rank_timeout_s)
+    if train_step is not None or out is not None or "rank_timeout_s" in given:
+        raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset")
+    sizes = _check_formats_sweep(batch_size, model, step_ms, peak_tflops, track)
     from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", list(profiles.CI_SWEEP.formats))
@@ -129,6 +127,21 @@ def sweep(
         typer.echo(json.dumps({"loader": [r.model_dump() for r in rows], "feeding": summary.model_dump()}, indent=2))
         return
     _print(rows, summary)
+
+
+def _check_formats_sweep(batch_size: str, model: bool, step_ms: float | None, peak_tflops: float | None,
+                         track: str) -> list[int]:
+    """The formats sweep's options checked (one batch size, --step-ms or --model, a known track): its batch size."""
+    sizes = _batch_sizes(batch_size)
+    if len(sizes) > 1:
+        raise typer.BadParameter("several batch sizes are swept with --dataset only")
+    if model and step_ms is not None:
+        raise typer.BadParameter("give --step-ms or --model, not both")
+    if peak_tflops is not None and not peak_tflops > 0:
+        raise typer.BadParameter("--peak-tflops must be > 0")
+    if track not in TRACKS:
+        raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
+    return sizes
 
 
 def _print(rows, summary) -> None:
@@ -194,9 +207,11 @@ def _print(rows, summary) -> None:
 
 
 def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_ms: float | None,
-                    train_step: str | None, device: str | None, steps: int, as_json: bool, out: Path | None) -> None:
+                    train_step: str | None, device: str | None, steps: int, as_json: bool, out: Path | None,
+                    rank_timeout_s: float = 300.0) -> None:
     """Sweep the user's pipeline; with --out save results.json after every point (a stopped sweep keeps what it
-    measured, its stage marked failed or interrupted) and render report.html, also of a stopped one."""
+    measured, its stage marked failed or interrupted) and render report.html, also of a stopped one. Under torchrun
+    every rank measures every point and rank 0 alone saves and prints; the others print only their errors."""
     from contextlib import nullcontext
 
     from rich.console import Console
@@ -210,17 +225,21 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
         raise typer.BadParameter("give --step-ms or --train-step, not both")
     if device is not None and train_step is None:
         raise typer.BadParameter("--device says where --train-step runs: give --train-step too")
+    env = _torchrun()
+    who = "" if env is None else f"rank {env[0]} of {env[1]}: "
+    lead = env is None or env[0] == 0  # the process that prints and saves
     try:
-        pipe = pl.Pipeline(dataset)
+        feed = pl.Feed(*_consumer(pl, train_step, step_ms, device, env), steps)
+        started = _init_group(feed, env, rank_timeout_s)
+        pipe = pl.Pipeline(dataset, distributed=env is not None)
         pipe.source(sizes[0], counts[0])  # a loader factory is called once, and its DataLoader checked, before any run
-        feed = pl.Feed(*_consumer(pl, train_step, step_ms, device), steps)
-        path = runner.prepare_out(out) if out is not None else None
+        path = runner.prepare_out(out) if out is not None and lead else None
     except (pl.PipelineError, runner.RunError) as exc:
-        raise fail(str(exc)) from None
+        raise _fail(who + str(exc), lead, rank_timeout_s) from None
     plan = {"dataset": dataset, "kind": pipe.kind, "workers": counts, "batch_sizes": sizes, "steps": steps,
-            "consumer": feed.spec.model_dump()}
+            "consumer": feed.spec.model_dump(), "world_size": pipe.world}
     res = pl.new_results(plan, Path.cwd()) if path is not None else None
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=not lead)
 
     def on_point(section, label: str) -> None:
         status.update(f"sweeping {dataset}: {label}")
@@ -234,13 +253,21 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
             section = pl.sweep_pipeline(pipe, feed, counts, sizes, on_point)
     except (pl.PipelineError, FeedingError) as exc:
         _report_partial(res, out)
-        raise fail(str(exc) + (f" (what was measured is in {path})" if path else "")) from None
+        text = str(exc) if str(exc).startswith("rank ") else who + str(exc)
+        raise _fail(text + (f" (what was measured is in {path})" if path else ""), lead, rank_timeout_s) from None
     except KeyboardInterrupt:
         _report_partial(res, out)
-        raise fail("interrupted" + (f": what was measured is in {path}" if path else ""), 130) from None
+        raise _fail(who + "interrupted" + (f": what was measured is in {path}" if path else ""), lead,
+                    rank_timeout_s, 130) from None
+    if started:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     if res is not None:
         res.status = "complete"
         results.save(res, path)
+    if not lead:
+        return
     if as_json:
         typer.echo(json.dumps({"pipeline": section.model_dump(mode="json")}, indent=2))
     else:
@@ -251,8 +278,49 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
         console.print(f"results: {path}\nreport:  {html.write(res, out / 'report.html')}")
 
 
-def _consumer(pl, train_step: str | None, step_ms: float | None, device: str | None) -> tuple:
-    """(consumer, its PipelineConsumer): the user's train_step, timed by feedtax, or an emulated step (default 5 ms)."""
+def _torchrun() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) under torchrun, else None; a malformed environment fails in one line."""
+    from feedtax.bench import ranks
+
+    try:
+        return ranks.torchrun_env()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _fail(message: str, lead: bool, timeout_s: float, code: int = 2):
+    """fail(message), said by this rank; under torchrun the other ranks then wait for rank 0 to have said its own
+    (torchrun stops every rank once one exits)."""
+    from feedtax.bench import ranks
+
+    exit_ = fail(message, code)
+    ranks.leave(lead, timeout_s + 30)
+    return exit_
+
+
+def _init_group(feed, env: tuple[int, int, int] | None, timeout_s: float) -> bool:
+    """Under torchrun, the process group (nccl for a consumer on CUDA with a GPU per local rank, else gloo: nccl
+    refuses two ranks on one GPU), unless the caller made one: whether it was started here."""
+    if env is None:
+        return False
+    import torch
+
+    from feedtax.bench import ranks
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    cuda = str(feed.consumer.device).startswith("cuda") and torch.cuda.device_count() >= local
+    backend = "nccl" if cuda else "gloo"
+    try:
+        return ranks.init_from_env(backend, timeout_s)
+    except (RuntimeError, ValueError) as exc:
+        line = " ".join(str(exc).split())[:300]
+        raise fail(f"rank {env[0]} of {env[1]}: the {backend} process group did not start within {timeout_s:g} s "
+                   f"(--rank-timeout-s): {line}") from None
+
+
+def _consumer(pl, train_step: str | None, step_ms: float | None, device: str | None, env=None) -> tuple:
+    """(consumer, its PipelineConsumer): the user's train_step, timed by feedtax, or an emulated step (default 5 ms).
+    Under torchrun a train_step on CUDA runs on the rank's local GPU (LOCAL_RANK)."""
     from feedtax.bench.consumers import as_consumer
     from feedtax.results.pipeline import PipelineConsumer
 
@@ -262,6 +330,11 @@ def _consumer(pl, train_step: str | None, step_ms: float | None, device: str | N
 
             if not torch.cuda.is_available():
                 raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
+        if env is not None and device != "cpu":
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.set_device(env[2] % torch.cuda.device_count())
         consumer = as_consumer(pl.resolve(train_step, "--train-step"), device=device)
         return consumer, PipelineConsumer(kind="train_step", train_step=train_step, device=str(consumer.device))
     step_s = (step_ms if step_ms is not None else 5.0) / 1000.0
@@ -298,6 +371,10 @@ def _print_pipeline(section) -> None:
                           f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""),
                           f"{r.au:.2f}", f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
         console.print(table)
+        for p in (p for p in section.ranks if p.batch_size == s.batch_size):
+            console.print(f"ranks @ {p.num_workers} workers (the row is the slowest, rank {p.slowest_rank}): "
+                          + "; ".join(f"rank {x.rank} tax {x.feeding_tax:.1%}, {x.samples_per_s:,.0f}/s, wait "
+                                      f"{x.wait_s:.3f} s" for x in p.ranks))
         predicted = s.fits[0].flow_equilibrium_predicted if s.fits and eq is None else None
         console.print(f"flow equilibrium: {f'{eq} workers (*)' if eq is not None else 'not reached'}"
                       + (f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""))

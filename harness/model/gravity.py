@@ -70,6 +70,18 @@ def gravity(sizes_bytes: Iterable[float] = DATASET_TIERS_BYTES, links_gbps: Iter
             assumptions: Assumptions | None = None) -> GravityResult:
     """Network vs sneakernet for every size x link; disk bandwidths measured, or a storage tier's (mlsysim)."""
     a = assumptions or load_assumptions()
+    links_gbps = list(links_gbps)
+    if any(not link > 0 for link in links_gbps):
+        raise ValueError(f"a link rate must be > 0 Gbit/s, got {', '.join(f'{x:g}' for x in links_gbps)}")
+    if distance_km is not None and not distance_km >= 0:
+        raise ValueError(f"the shipping distance must be >= 0 km, got {distance_km:g}")
+    for name, bw in (("write", disk_write_mb_per_s), ("read", disk_read_mb_per_s)):
+        if bw is not None and not bw > 0:
+            raise ValueError(f"the disk {name} bandwidth must be > 0 MB/s, got {bw:g}")
+    if tier is not None and (disk_write_mb_per_s is not None or disk_read_mb_per_s is not None):
+        raise ValueError("give a disk bandwidth or a storage tier, not both")
+    if not a.value("link_efficiency") > 0:
+        raise ValueError(f"link_efficiency must be > 0, got {a.value('link_efficiency'):g}")
     if tier is not None and tier not in STORAGE_TIERS:
         raise ValueError(f"unknown storage tier {tier!r}; choose from {', '.join(STORAGE_TIERS)}")
     write, read = _bandwidths(tier, disk_write_mb_per_s, disk_read_mb_per_s)

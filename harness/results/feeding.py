@@ -276,3 +276,22 @@ class LoaderOverhead(BaseModel):
         if self.meets_plain_target is None or self.decode_target_applies is None:
             return None
         return self.meets_plain_target and self.meets_decode_target is not False
+
+
+class RankFeeding(BaseModel):
+    """One rank's feeding over its measured steps, as that rank measured it (feedtax.measure, or a point of
+    `feedtax sweep --dataset`, under a torch.distributed process group: bench.ranks gathers them)."""
+
+    rank: Annotated[int, COUNT]
+    world_size: Annotated[int, COUNT]
+    hostname: str
+    device: str = Field(description="where the rank's consumer runs: emulated, cpu, cuda:0, ...")
+    steps: Annotated[int, COUNT]
+    samples: Annotated[int, COUNT] = Field(description="samples the rank's consumer took over the measured steps")
+    feeding_tax: Annotated[float, FEEDING_TAX]
+    au: Annotated[float, UTILIZATION]
+    samples_per_s: Annotated[float, SAMPLES_PER_S]
+    wait_s: Annotated[float, DURATION_S]
+    compute_s: Annotated[float, DURATION_S]
+    wall_s: Annotated[float, DURATION_S]
+    median_step_wall_s: Annotated[float, DURATION_S]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from feedtax.results.feeding import LoaderRow, ScalingFit, TransportCost, WaitBreakdown, WorkerCount
+from feedtax.results.feeding import LoaderRow, RankFeeding, ScalingFit, TransportCost, WaitBreakdown, WorkerCount
 from feedtax.vocabulary import COUNT, DURATION_S, S_PER_BATCH, SAMPLES_PER_S
 
 PIPELINE_TRACK = "pipeline"  # the track of a user pipeline's rows, fits and breakdowns (its format: the factory's name)
@@ -34,6 +34,19 @@ class GetitemTiming(BaseModel):
     warm_getitem_s_per_batch: Annotated[float, S_PER_BATCH] = Field(description="median of the warm passes")
     first_read: bool = Field(description="the first pass read samples this sweep had not read before (else it was "
                              "warm too, and no fetch cost can show)")
+
+
+class PointRanks(BaseModel):
+    """One (batch size, workers) point under torchrun, measured on every rank: each rank's feeding of the consumer,
+    and the slowest rank, whose figures the point's row carries (the job's pace)."""
+
+    batch_size: Annotated[int, COUNT]
+    num_workers: Annotated[int, COUNT]
+    slowest_rank: Annotated[int, COUNT] = Field(
+        description="the rank that waited longest for data (then the longest wall): the point's row is its")
+    world_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
+        description="every rank's samples over the slowest rank's wall: what the job delivers")
+    ranks: list[RankFeeding] = Field(description="one per rank, in rank order")
 
 
 class PipelineSummary(BaseModel):
@@ -72,5 +85,9 @@ class PipelineResult(BaseModel):
     batch_sizes: list[int]
     steps: Annotated[int, COUNT] = Field(description="measured steps per run (warm-up steps come on top)")
     consumer: PipelineConsumer
-    rows: list[LoaderRow] = Field(default_factory=list, description="one per batch size x worker count, as measured")
+    rows: list[LoaderRow] = Field(default_factory=list, description="one per batch size x worker count, as measured; "
+                                  "under torchrun the slowest rank's")
+    world_size: Annotated[int, COUNT] = Field(
+        1, description="ranks that measured every point (torchrun); 1: one process")
+    ranks: list[PointRanks] = Field(default_factory=list, description="under torchrun: every rank's figures per point")
     summaries: list[PipelineSummary] = Field(default_factory=list, description="one per batch size completed")
