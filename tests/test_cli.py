@@ -117,21 +117,27 @@ def test_unwritable_out_dir(tmp_path):
     assert proc.returncode == 2 and str(blocker / "sub") in proc.stderr
 
 
-def test_ctrl_c_leaves_valid_partial_results(tmp_path):
-    out = tmp_path / "o"
+def _interrupted_run(out: Path, section: str, at_least: int) -> tuple[int, str, int]:
+    """A ci run stopped by SIGINT once results.json holds `at_least` entries of `section`:
+    (exit code, stderr, entries seen before the signal)."""
     proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    deadline, seen = time.monotonic() + 150, 0
+    while time.monotonic() < deadline and seen < at_least:
         try:
-            if len(json.loads((out / "results.json").read_text())["formats"]) >= 2:
-                break
+            seen = len(json.loads((out / "results.json").read_text())[section])
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    return proc.returncode, stderr, seen
+
+
+def test_ctrl_c_leaves_valid_partial_results(tmp_path):
+    out = tmp_path / "o"
+    code, stderr, _ = _interrupted_run(out, "formats", 2)
+    assert code == 130, stderr
     assert "interrupted" in stderr
     doc = json.loads((out / "results.json").read_text())
     jsonschema.validate(doc, json.loads(feedtax("schema").stdout))
@@ -143,18 +149,8 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path):
 
 def test_ctrl_c_mid_sweep_keeps_every_measured_point(tmp_path):
     out = tmp_path / "o"
-    proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline, rows = time.monotonic() + 150, 0
-    while time.monotonic() < deadline and rows < 2:
-        try:
-            rows = len(json.loads((out / "results.json").read_text())["loader"])
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    code, stderr, rows = _interrupted_run(out, "loader", 2)
+    assert code == 130, stderr
     doc = json.loads((out / "results.json").read_text())
     assert doc["status"] == "interrupted" and doc["stages"][-1]["name"] == "sweep"
     assert len(doc["loader"]) >= rows >= 2  # the points measured before the signal, saved as each completed
