@@ -7,6 +7,11 @@ from typing import Literal
 
 TRACKS: tuple[str, ...] = ("cloud", "edge", "mobile", "tiny")
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet", "protobuf", "raw")
+# the sweep's loaders: torch's DataLoader as a student writes it, and feedtax's tuned one
+LoaderKind = Literal["default", "tuned"]
+LOADERS: tuple[LoaderKind, ...] = ("default", "tuned")
+# the AU gap (tuned - default, percentage points) past which the report says why the default trails and fixes are tried
+GAP_PP = 2.0
 Track = Literal["cloud", "edge", "mobile", "tiny"]
 Format = Literal["csv", "json", "parquet", "protobuf", "raw"]
 # run profiles, smallest first (bench.profiles defines each); a run without --profile uses the default

@@ -124,12 +124,14 @@ def _decode(con, profiles: list[str]) -> tuple[list[str], list[dict]]:
 
 
 def _feeding(con) -> list[str]:
-    """Section 2: feeding tax vs DataLoader workers."""
+    """Section 2: feeding tax vs DataLoader workers, feedtax's tuned loader (the default loader's rows are the run
+    report's)."""
     parts = ["<h2>2. Feeding tax vs DataLoader workers</h2>"]
     if not _has(con, "loader", "track", "format", "num_workers", "feeding_tax"):
         return parts + [_empty("no submission has a loader sweep (the `loader` section).")]
+    tuned = " AND (loader IS NULL OR loader = 'tuned')" if _has(con, "loader", "loader") else ""
     rows = _query(con, "SELECT run_id, track, format, num_workers, feeding_tax FROM loader "
-                       "WHERE feeding_tax IS NOT NULL AND num_workers IS NOT NULL")
+                       "WHERE feeding_tax IS NOT NULL AND num_workers IS NOT NULL" + tuned)
     if not rows:
         return parts + [_empty("no submission has loader rows.")]
     return parts + [FEEDING, figure(class_figures.feeding_figure(rows))]

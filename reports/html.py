@@ -1,7 +1,8 @@
 """The run's report: one self-contained HTML file (figures inline as SVG, no network, opens offline).
 
-This module assembles the page, in order: the run's header, 1. format costs, 2. the feeding tax
-(sections_feeding), 3.-5. missions, data gravity and zero waste (sections_missions), then the probes,
+This module assembles the page, in order: the run's header and, per track, the answer at a glance
+(sections_loaders), 1. format costs, 2. the feeding tax (sections_feeding, with the default loader beside the
+tuned one from sections_loaders), 3.-5. missions, data gravity and zero waste (sections_missions), then the probes,
 assumptions, machine, configuration and stages (sections_machine). Prose lives in reports.text.
 """
 
@@ -10,7 +11,14 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from feedtax.reports import sections_feeding, sections_machine, sections_missions, sections_pipeline, text
+from feedtax.reports import (
+    sections_feeding,
+    sections_loaders,
+    sections_machine,
+    sections_missions,
+    sections_pipeline,
+    text,
+)
 from feedtax.reports.common import CSS, dist, figure
 from feedtax.results.io import write_atomic
 from feedtax.results.schema import Results
@@ -59,7 +67,8 @@ def _formats(results: Results) -> list[str]:
 
 def render(results: Results) -> str:
     """The whole report as an HTML string."""
-    parts = (_header(results) + _formats(results) + sections_feeding.feeding(results)
+    parts = (_header(results) + sections_loaders.at_a_glance(results) + _formats(results)
+             + sections_feeding.feeding(results)
              + sections_pipeline.pipeline(results)
              + sections_missions.missions(results) + sections_missions.gravity(results)
              + sections_missions.zero_waste(results) + sections_machine.probes(results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from feedtax.reports import text
+from feedtax.reports import sections_loaders, text
 from feedtax.reports.common import figure, pct, table
 from feedtax.results.feeding import VS_PLAIN_TARGET, decode_share_with_one_copy
 from feedtax.results.schema import Results
@@ -16,16 +16,18 @@ def feeding(results: Results) -> list[str]:
     """The sweep's figures and tables, one block per track summary, then every sweep point and the overhead."""
     from feedtax.reports import feeding_figures
 
-    if not results.loader:
+    tuned = results.tuned_rows()
+    if not tuned:
         return []
     plan = results.config.sweep or {}
     parts = [
         "<h2>2. Feeding tax: the DataLoader sweep</h2>",
         text.FEEDING_INTRO.format(step_ms=plan.get("step_s", 0) * 1e3, batch_size=plan.get("batch_size", "?")),
-        figure(feeding_figures.feeding_tax_gauge(results.loader)),
+        figure(feeding_figures.feeding_tax_gauge(tuned)),
     ]
-    for summary in results.feeding.summaries if results.feeding else []:
+    for summary in results.tuned_summaries():
         parts += _summary(results, summary)
+    parts += sections_loaders.loaders(results)
     parts += _sweep_points(results)
     if results.feeding and results.feeding.loader_overhead:
         parts += _overhead(results.feeding.loader_overhead)
@@ -36,7 +38,7 @@ def _summary(results: Results, summary) -> list[str]:
     """One track: MFU vs ingestion, the scaling fit, the wait breakdown, equilibrium, transport, MFU peak."""
     from feedtax.reports import feeding_figures
 
-    rows = [r for r in results.loader if r.track == summary.track]
+    rows = [r for r in results.tuned_rows() if r.track == summary.track]
     parts = [figure(feeding_figures.mfu_vs_ingestion(rows, summary))]
     if (fig := feeding_figures.scaling(rows, summary, results.host.usable_cores)) is not None:
         parts += [figure(fig), _fits(summary)]
@@ -83,14 +85,15 @@ def _sweep_points(results: Results) -> list[str]:
     mfu = any(r.mfu is not None for r in results.loader)
     nvml = any(r.nvml_idle_fraction is not None for r in results.loader)
     parts = [table(
-        ["track", "format", "workers", "batch", "delivered samples/s", "loader alone samples/s", "feeding tax", "AU",
-         "step (ms)", "noisy"] + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
-        [[r.track, r.format, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}",
-          f"{r.ingestion_samples_per_s:,.0f}", pct(r.feeding_tax), pct(r.au), f"{r.step_s * 1e3:.2f}",
-          "!" if r.unstable else ""]
+        ["track", "format", "loader", "workers", "batch", "delivered samples/s", "loader alone samples/s",
+         "feeding tax", "AU", "AU (MLPerf)", "step (ms)", "noisy"]
+        + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
+        [[r.track, r.format, r.loader, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}",
+          f"{r.ingestion_samples_per_s:,.0f}", pct(r.feeding_tax), pct(r.au),
+          pct(r.mlperf_au) if r.mlperf_au is not None else "—", f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
          + ([f"{r.mfu:.2%}" if r.mfu is not None else "—"] if mfu else [])
          + ([pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
-         for r in results.loader], left=2)]
+         for r in results.loader], left=3)]
     if nvml:
         parts.append(text.NVML_IDLE)
     return parts

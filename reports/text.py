@@ -28,11 +28,36 @@ FEEDING_INTRO = (
     "<p>Each format's shards streamed through <code>torch.utils.data.DataLoader</code> with 0..N workers into a"
     " consumer: an emulated accelerator that computes for {step_ms:g} ms per batch of"
     " {batch_size} (as MLPerf Storage/DLIO emulate one), or a real model on the GPU/CPU."
-    " <b>AU</b> = compute time / wall time with the warm-up steps excluded (MLPerf Storage's definition);"
+    " <b>AU</b> = compute time / wall time over the measured steps (the warm-up steps excluded);"
     " <b>feeding tax</b> = 1 &minus; AU, the share of time the accelerator waits for data. The <b>flow equilibrium</b>"
     " is the smallest worker count (one or more: with none, loading runs in series with the consumer and"
     " always costs load / (load + step)) whose ingestion rate (the loader alone) meets the consumer's rate.</p>"
 )
+AT_A_GLANCE = (
+    "<p><b>At a glance.</b> Per track, the format and worker count whose measured AU is highest (the fewest workers"
+    " within 1 pp of it), and what the DataLoader a student writes gets at the same point:</p>"
+)
+LOADERS_INTRO = (
+    "<p>Two loaders over the same shards, decoder, transform and consumer. <b>default</b>: a torch Dataset of"
+    " samples (read by index where the format allows it, else streamed) in <code>DataLoader(dataset, batch_size,"
+    " num_workers)</code> with every other setting torch's default, batched by <code>default_collate</code>: what"
+    " a student writes. <b>tuned</b>: feedtax's loader (batches formed from runs of a shard, handed over through"
+    " reused shared-memory slots). <b>AU (MLPerf)</b> is MLPerf Storage's and DLIO's definition, to set beside"
+    " a submission: the consumer's nominal step time (here the emulated step) over the wall time, the first step"
+    " of each epoch left out; AU is the measured compute over all measured steps. Where the default trails by"
+    " more than {gap:g} pp, its costs per batch are measured apart from the tuned loader's (fetch: reading and"
+    " transforming the samples; collate: forming the batch, right after an idle as long as the consumer's step;"
+    " handover: a ready batch from one worker, as the consumer waits for it) and the point is rerun with each"
+    " fix a student can make.</p>"
+)
+LOADERS_NO_GAP = "<p>The default loader trails the tuned one by {gap:g} pp or less at every point.</p>"
+LOADER_WHY = "<p>The consumer waits mostly on the <b>{stage}</b>: {why}.</p>"
+LOADER_WHY_NONE = ("<p>No single cost of the default loader measured apart exceeds the tuned loader's where the"
+                   " consumer waits for it: the gap comes from the stages together.</p>")
+LOADER_BOUND = ("<p class='note'>The default loader alone delivers {rate:,.0f} samples/s, under the {need:,.0f} the"
+                " consumer takes: its workers' own fetch and collate show as waits.</p>")
+LOADER_BEST_FIX = "<p>Best fix measured: <b>{fix}</b>, AU {au}.</p>"
+LOADER_NO_FIX = "<p>No fix tried closes more than the noise; the tuned loader's design is what differs.</p>"
 EQUILIBRIUM = "<p><b>{track}</b>: the consumer takes {rate:,.0f} samples/s; flow equilibrium: {equilibrium}.</p>"
 TRANSPORT_FULL_SPEED = (
     " At full speed (no consumer) one worker hands over a batch every {worker_ms:.2f} ms,"

@@ -2,8 +2,8 @@
 """The prepared GPU check: everything feedtax measures on a GPU, in one go, with one JSON summary on stdout.
 
 On a machine with an NVIDIA GPU (well under 8 minutes):
-  1. sweep: `feedtax sweep --model --device cuda --steps 200` (edge track): the timed feeding tax per worker count
-     beside NVML's utilization and idle share, and MFU against the GPU's peak from mlsysim's registry;
+  1. sweep: `feedtax sweep --model --device cuda --steps 200 --loader tuned` (edge track): the timed feeding tax
+     per worker count beside NVML's utilization and idle share, and MFU against the GPU's peak from mlsysim's registry;
   2. known answer: an emulated accelerator fed by a loader of known cost; the measured feeding tax against the
      analytic one (docs/measurement.md), which must agree within 3 points;
   3. api: `feedtax.measure` on a user-style DataLoader feeding a small model's train_step on the GPU;
@@ -45,13 +45,13 @@ def gpu_facts() -> tuple[dict | None, str | None]:
 def check_sweep(device: str, steps: int, workers: str) -> dict:
     """The model-consumer sweep through the CLI, as a user runs it; per worker count the timed and NVML figures."""
     cmd = [sys.executable, "-m", "feedtax", "sweep", "--model", "--device", device, "--steps", str(steps),
-           "--workers", workers, "--json"]
+           "--workers", workers, "--loader", "tuned", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
     if out.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd[1:])}` exited {out.returncode}: {out.stderr.strip()[-500:]}")
     doc = json.loads(out.stdout)
     rows = [{k: r.get(k) for k in SWEEP_FIELDS} for r in doc["loader"]]
-    summary = doc["feeding"]
+    (summary,) = doc["feeding"]["summaries"]  # the tuned loader's: what NVML is held against
     return {"command": " ".join(["feedtax", *cmd[3:]]), "rows": rows,
             "flow_equilibrium": summary.get("flow_equilibrium"),
             "peak_flop_per_s": summary.get("peak_flop_per_s"), "peak_source": summary.get("peak_source"),

@@ -30,4 +30,4 @@ def test_breakdown_gives_no_fetch_rate_when_the_cache_was_not_evicted(tmp_path, 
     monkeypatch.setattr(breakdown, "epoch_rate", slow_after_eviction)
     b = breakdown.wait_breakdown("tiny", "raw", paths, num_workers=0, batch_size=4, consumer_per_s=1e6, rounds=2)
     assert not b.cache_evicted and b.fetch_samples_per_s is None and b.binding != "fetch"
-    assert b.cold_samples_per_s < b.warm_samples_per_s / 5  # the slow epochs were there to be mistaken
+    assert b.cold_samples_per_s < b.warm_samples_per_s / 3  # the slow epochs (10x) were there to be mistaken

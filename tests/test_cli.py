@@ -42,19 +42,23 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     # the later stages: sweep, selection, projections, all from this run's measurements
     assert [s["name"] for s in doc["stages"]] == ["probes", "formats", "sweep", "selection", "projections"]
     assert all(s["status"] == "complete" for s in doc["stages"])
-    assert {(r["format"], r["num_workers"]) for r in doc["loader"]} == {(f, w) for f in ("csv", "parquet", "raw")
-                                                                       for w in (0, 1, 2)}
+    assert sorted((r["loader"], r["format"], r["num_workers"]) for r in doc["loader"]) == sorted(
+        (kind, f, w) for kind in ("default", "tuned") for f in ("csv", "parquet", "raw") for w in (0, 1, 2))
+    assert [s["loader"] for s in doc["feeding"]["summaries"]] == ["default", "tuned"]
     assert set(doc["feeding"]["flow_equilibrium"]["edge"]) == {"csv", "parquet", "raw"}
     assert doc["feeding"]["shards"]["edge"] >= 2 * 2, \
         "at least 2 shards per worker, or stream-only formats cannot scale"
     assert set(doc["projections"]) == {"cloud", "edge", "mobile", "tiny"}
-    assert len(doc["model_validation"]) == len(doc["loader"])
+    assert len(doc["model_validation"]) == len([r for r in doc["loader"] if r["loader"] == "tuned"])
     assert any(t["dataset_bytes"] == 10**15 and t["link_gbps"] == 100 for t in doc["gravity"]["tiers"])
     assert {t["track"] for t in doc["transforms"]} == {"cloud", "edge", "mobile", "tiny"}
     assert doc["disk"]["cache_evicted"] is True and doc["memory"]["copy_mb_per_s_one_core"] > 0
     assert doc["energy"]["absent"] or doc["energy"]["counters"]
     html = (ci_run / "report.html").read_text()
     assert html.count("<svg") >= 8 and "Format costs" in html
+    first_screen = html[:html.index("1. Format costs")]  # before any section: which loader the answer is for
+    assert "At a glance" in first_screen and "tuned loader" in first_screen
+    assert "default torch DataLoader" in first_screen
     for title in ("Feeding tax", "Missions", "Data Gravity Audit", "Zero-Waste Audit", "Assumptions used"):
         assert title in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "report must load nothing from the network"

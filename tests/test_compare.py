@@ -115,7 +115,7 @@ UNIT_RULES: list[tuple[str, str | None]] = [
     (r"(_per_s(_|$)|iops)", "higher"),  # throughputs
     (r"(_s|_s_per_batch|_s_per_byte)$", "lower"),  # durations, and costs per batch or per byte
     (r"(^|_)feeding_tax$", "lower"),
-    (r"^(au|mfu|accelerator_utilization|accuracy)$", "higher"),
+    (r"((^|_)au|^mfu|^accelerator_utilization|^accuracy)$", "higher"),  # AU by any definition, of any loader
     (r"(^|_)(wait|idle)_fraction$", "lower"),
     (r"_pct$", "higher"),  # NVML utilization
     (r"(^|_)bytes_per_(sample|frame)$", "lower"),

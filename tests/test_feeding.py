@@ -15,11 +15,14 @@ multiples of W steps so the round-robin delivery averages out.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+import torch
 
 from feedtax.bench.consumers import EmulatedConsumer
-from feedtax.bench.feeding import StepRecord, measure_feeding
+from feedtax.bench.feeding import StepRecord, measure_feeding, mlperf_au
 from feedtax.loader import LoaderConfig, SyntheticBatches, make_loader
 
 B = 4
@@ -148,3 +151,47 @@ def test_a_one_shot_loader_that_runs_out_says_so():
 def test_mfu_absent_without_peak():
     r = measure_feeding(_ListLoader([{"x": np.zeros((2, 3))}]), _FixedConsumer(), warmup_steps=0, steps=1)
     assert r.mfu is None and r.peak_flop_per_s is None
+
+
+class _EpochsWithSlowStart:
+    """A loader of known costs: per epoch, `first_s` before its first batch (opening files, starting workers), then
+    `load_s` before each of `batches` batches of B samples."""
+
+    def __init__(self, batches: int, load_s: float, first_s: float):
+        self.batches, self.load_s, self.first_s = batches, load_s, first_s
+
+    def __iter__(self):
+        _sleep(self.first_s)
+        for _ in range(self.batches):
+            _sleep(self.load_s)
+            yield {"x": torch.zeros(B, 2)}
+
+
+def _sleep(seconds: float) -> None:
+    deadline = time.perf_counter() + seconds
+    while (left := deadline - time.perf_counter()) > 0:
+        time.sleep(left)
+
+
+def test_mlperf_au_leaves_out_each_epochs_first_step_and_counts_the_nominal_step():
+    load_s, step_s, first_s, per_epoch = 0.020, 0.060, 0.200, 5  # long enough that sleep overshoot stays small
+    r = measure_feeding(_EpochsWithSlowStart(per_epoch, load_s, first_s), EmulatedConsumer(step_s),
+                        warmup_steps=1, steps=4 * per_epoch)
+    starts = [s for s in r.timeline if s.epoch_start and not s.warmup]
+    assert len(starts) == 4 and r.epochs_started == 5
+    # MLPerf Storage / DLIO: nominal S over (L + S) per kept step; every epoch start is left out
+    assert abs(r.mlperf_au - step_s / (load_s + step_s)) * 100 < 1.0, r.mlperf_au
+    # feedtax's AU keeps the epoch starts: (20 S) / (20 (L + S) + 4 E), measured compute in place of S
+    analytic = 20 * step_s / (20 * (load_s + step_s) + 4 * first_s)
+    assert abs(r.au - analytic) * 100 < 1.0 and r.au < r.mlperf_au
+
+
+def test_mlperf_au_from_records():
+    def rec(wall, compute, nominal, first=False):
+        return StepRecord(t_s=0, wait_s=wall - compute, compute_s=compute, wall_s=wall, samples=1, bytes=1,
+                          warmup=False, epoch_start=first, nominal_s=nominal)
+
+    records = [rec(1.0, 0.55, 0.5, first=True), rec(1.0, 0.55, 0.5), rec(2.0, 0.55, 0.5)]
+    assert mlperf_au(records) == pytest.approx(1.0 / 3.0)  # (0.5 + 0.5) / (1 + 2): the first step left out
+    assert mlperf_au([rec(1.0, 0.6, None), rec(1.0, 0.4, None)]) == pytest.approx(0.5)  # no nominal: measured
+    assert mlperf_au([rec(1.0, 0.5, 0.5, first=True)]) == 0.0  # nothing left to measure

@@ -23,6 +23,7 @@ def test_without_a_gpu_it_says_so_and_checks_its_plumbing():
     sweep = summary["checks"]["sweep"]
     assert sweep["rows"] and all(r["device"] == "cpu" and 0 <= r["feeding_tax"] <= 1 for r in sweep["rows"])
     assert all(r["nvml_idle_fraction"] is None for r in sweep["rows"])  # absent hardware reported as absent
+    assert set(sweep["flow_equilibrium"]) == {"csv", "parquet", "raw"}  # the tuned loader's summary
     known = summary["checks"]["known_answer"]
     assert abs(known["measured_feeding_tax"] - known["analytic_feeding_tax"]) < 0.03
     assert set(summary["checks"]["api"]) == {"0_workers", "2_workers"}

@@ -14,6 +14,7 @@ from feedtax.results.migrations import MIGRATIONS, MigrationError, migrate
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
 V1 = Path(__file__).parent / "data" / "results-v1.json"
+V2 = Path(__file__).parent / "data" / "results-v2.json"
 
 
 @pytest.fixture()
@@ -24,6 +25,17 @@ def v1() -> dict:
 
 def test_every_version_has_its_step():
     assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
+
+
+def test_v2_rows_and_summaries_become_the_tuned_loaders():
+    v2 = json.loads(V2.read_text())
+    assert v2["schema_version"] == 2 and all("loader" not in r for r in v2["loader"])
+    doc, original = migrate(v2)
+    assert original == 2 and doc["schema_version"] == SCHEMA_VERSION
+    res = Results.model_validate(doc)
+    assert {r.loader for r in res.loader} == {"tuned"} and {s.loader for s in res.feeding.summaries} == {"tuned"}
+    assert res.tuned_rows() == res.loader and res.feeding.loader_gaps == []
+    assert [r.au for r in res.loader] == [r["au"] for r in v2["loader"]], "every figure is kept"
 
 
 def test_v1_is_migrated_and_validates(v1):
@@ -127,7 +139,7 @@ def test_a_malformed_document_migrates_without_error_and_fails_validation_instea
     (2.0, "schema_version is 2.0, expected an integer"),
     (True, "schema_version is true, expected an integer"),
     (None, "schema_version is null, expected an integer"),
-    (0, "schema_version 0 is older than any this feedtax migrates (from: 1)"),
+    (0, "schema_version 0 is older than any this feedtax migrates (from: 1, 2)"),
 ])
 def test_unknown_versions_are_refused_in_one_line(version, message):
     with pytest.raises(MigrationError) as info:

@@ -24,14 +24,28 @@ def test_sweep_json_rows_and_summary():
     res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0,1", "--steps", "5", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert [(r["format"], r["num_workers"]) for r in doc["loader"]] == [("raw", 0), ("raw", 1)]
+    assert [(r["loader"], r["format"], r["num_workers"]) for r in doc["loader"]] == [
+        ("default", "raw", 0), ("default", "raw", 1), ("tuned", "raw", 0), ("tuned", "raw", 1)]
     for r in doc["loader"]:
         assert r["track"] == "edge" and r["batch_size"] == 16 and r["consumer"] == "emulated"
         assert 0 <= r["feeding_tax"] <= 1 and r["au"] == pytest.approx(1 - r["feeding_tax"])
         assert r["step_s"] >= 0.005 and r["samples_per_s"] > 0  # the emulated step sleeps at least 5 ms
-    feeding = doc["feeding"]
-    assert set(feeding["flow_equilibrium"]) == {"raw"} and feeding["flow_equilibrium"]["raw"] in (None, 1)
-    assert [b["format"] for b in feeding["breakdown"]] == ["raw"]
+        assert 0 <= r["mlperf_au"] <= 1
+        assert r["dataset_access"] == ("index" if r["loader"] == "default" else None)
+    default, tuned = doc["feeding"]["summaries"]
+    assert (default["loader"], tuned["loader"]) == ("default", "tuned")
+    assert set(tuned["flow_equilibrium"]) == {"raw"} and tuned["flow_equilibrium"]["raw"] in (None, 1)
+    assert [b["format"] for b in tuned["breakdown"]] == ["raw"] and default["breakdown"] == []
+    for gap in doc["feeding"]["loader_gaps"]:  # a point where the default trails: its costs and fixes, measured
+        assert gap["tuned_au"] - gap["default_au"] > 0.02 and gap["fixes"]
+
+
+def test_sweep_one_loader():
+    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--loader", "default",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert {r["loader"] for r in doc["loader"]} == {"default"} and doc["feeding"]["loader_gaps"] == []
 
 
 @pytest.mark.parametrize("args, message", [
@@ -43,6 +57,7 @@ def test_sweep_json_rows_and_summary():
     (["--step-ms", "-1"], "--step-ms"),
     (["--batch-size", "0"], "--batch-size"),
     (["--steps", "0"], "--steps"),
+    (["--loader", "fast"], "unknown loader fast"),
     (["--device", "tpu"], "cpu or cuda"),
     (["--model", "--step-ms", "3"], "not both"),
     (["--peak-tflops", "0"], "--peak-tflops must be > 0"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,14 +31,16 @@ def binding_stage(fetch: float | None, prep: float, transport: float, compute: f
     return min(rates, key=rates.get)
 
 
-def transport_cost(batch: dict[str, np.ndarray], *, step_s: float = 0.01, steps: int = 20) -> TransportCost:
+def transport_cost(batch: dict[str, np.ndarray], *, step_s: float = 0.01, steps: int = 20,
+                   transport: Literal["ring", "tensor"] = "ring") -> TransportCost:
     """A ready batch's cost per batch at 0 and 1 workers with no consumer (full speed: a worker's copy
     and handover cannot hide behind a step), and the wait per step behind a consumer sleeping step_s
-    at 1 worker (what the consumer sees: the main process's receive)."""
+    at 1 worker (what the consumer sees: the main process's receive). transport: the tuned loader's reused ring
+    slots, or torch's way (the batch's tensors moved to new shared memory per batch, as default_collate's are)."""
     size = len(next(iter(batch.values())))
 
     def run(workers: int, consumer: Consumer) -> float:
-        loader = make_loader("raw", [], LoaderConfig(batch_size=size, num_workers=workers),
+        loader = make_loader("raw", [], LoaderConfig(batch_size=size, num_workers=workers, transport=transport),
                              dataset=SyntheticBatches(batch, steps + 8))
         r = measure_feeding(loader, consumer, warmup_steps=4, steps=steps, keep_timeline=False)
         return (r.wall_s if isinstance(consumer, Drain) else r.wait_s) / r.steps

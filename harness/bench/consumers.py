@@ -57,6 +57,7 @@ class EmulatedConsumer:
     seed: int = 0
     device: str = "emulated"
     flops_per_sample: float | None = None
+    last_nominal_s: float | None = field(default=None, init=False)  # the last step's drawn duration (MLPerf's AU)
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +76,8 @@ class EmulatedConsumer:
     def step(self, batch: dict) -> float:
         """Be busy for one step (sleep until a deadline, so overshoot is not cumulative); seconds busy."""
         t0 = time.perf_counter()
-        deadline = t0 + self.draw()
+        self.last_nominal_s = self.draw()
+        deadline = t0 + self.last_nominal_s
         while (left := deadline - time.perf_counter()) > 0:
             time.sleep(left)
         return time.perf_counter() - t0

@@ -5,7 +5,9 @@ Per step: wait_s (blocked in next(loader)), compute_s (what the consumer reports
 loop's own bookkeeping; only a progress callback is left out), so the steps' walls add up to the
 elapsed time. Over the measured steps (warm-up steps excluded, MLPerf Storage's rule): AU =
 sum(compute) / sum(wall), feeding_tax = 1 - AU. An exhausted loader is restarted (a new epoch), and
-that restart is counted as waiting, as the consumer really waits for it.
+that restart is counted as waiting, as the consumer really waits for it. Beside it, MLPerf Storage's (DLIO's) AU:
+the first step of each epoch left out of both sums, an emulated consumer's nominal step time as its compute
+(mlperf_au), so a figure can be set beside a submission's.
 MFU = achieved FLOP/s / the device's peak FLOP/s (feedtax.model.peaks); None (absent) when either is unknown.
 Also the loader alone: epoch_rate times one whole pass, count_samples counts a format's shards once.
 """
@@ -41,6 +43,8 @@ class StepRecord(BaseModel):
     samples: int
     bytes: int
     warmup: bool
+    epoch_start: bool = False
+    nominal_s: float | None = Field(None, description="the consumer's nominal step time (emulated), else None")
 
 
 class StageSeconds(BaseModel):
@@ -58,7 +62,9 @@ class FeedingResult(BaseModel):
     steps: int
     warmup_steps: int
     epochs_started: int
-    au: float = Field(description="accelerator utilization: compute / wall (MLPerf Storage)")
+    au: float = Field(description="accelerator utilization: compute / wall over the measured steps")
+    mlperf_au: float = Field(description="MLPerf Storage / DLIO's AU: nominal compute (measured where the consumer "
+                             "has no nominal step) / wall, the first step of each epoch left out of both")
     feeding_tax: float = Field(description="1 - au: fraction of wall time the consumer waited")
     samples_per_s: float
     mb_per_s: float = Field(description="in-memory batch bytes delivered per second, 1e6 B/s")
@@ -151,7 +157,8 @@ def measure_feeding(
     nvml = sampler.stop() if sampler is not None else None
     t_origin = t_origin or (raw[0][0] if raw else 0.0)
     records = [StepRecord(t_s=t0 - t_origin, wait_s=t1 - t0, compute_s=busy, wall_s=t_end - t0, samples=n, bytes=nb,
-                          warmup=warm) for t0, t1, busy, t_end, n, nb, warm in raw]
+                          warmup=warm, epoch_start=first, nominal_s=nominal)
+               for t0, t1, busy, t_end, n, nb, warm, first, nominal in raw]
     measured = [r for r in records if not r.warmup]
     wait = sum(r.wait_s for r in measured)
     compute = sum(r.compute_s for r in measured)
@@ -163,6 +170,7 @@ def measure_feeding(
     mfu = achieved / peak_flop_per_s if achieved and peak_flop_per_s else None
     return FeedingResult(
         steps=steps, warmup_steps=warmup_steps, epochs_started=epochs, au=au, feeding_tax=1.0 - au,
+        mlperf_au=mlperf_au(measured),
         samples_per_s=samples / wall if wall > 0 else 0.0,
         mb_per_s=sum(r.bytes for r in measured) / wall / 1e6 if wall > 0 else 0.0,
         wait_s=wait, compute_s=compute, wall_s=wall,
@@ -177,8 +185,9 @@ def measure_feeding(
 def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, sampler: Any | None,
           on_step: Callable[[int], None] | None,
           batch_size_of: Callable[[Any], int] | None = None) -> tuple[list[tuple], list[np.ndarray], int, float | None]:
-    """The timed loop: (per step (t0, t1, busy, t_end, samples, bytes, warm), the measured steps' worker
-    stage seconds, epochs started, the clock at the first measured step). The sampler starts there."""
+    """The timed loop: (per step (t0, t1, busy, t_end, samples, bytes, warm, epoch start, nominal step), the
+    measured steps' worker stage seconds, epochs started, the clock at the first measured step). The sampler
+    starts there."""
     raw: list[tuple] = []  # StepRecords are built after the loop: the loop's own cost stays small
     stage_rows: list[np.ndarray] = []
     it = iter(loader)
@@ -192,9 +201,10 @@ def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, s
                 sampler.start()
         t0 = time.perf_counter()
         batch = next(it, None)
+        first = i == 0
         if batch is None:  # epoch over: start another, the consumer waits for it
             it, batch = _restart(loader, i)
-            epochs += 1
+            epochs, first = epochs + 1, True
         t1 = time.perf_counter()
         stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
         busy = float(consumer.step(batch))
@@ -206,10 +216,21 @@ def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, s
                                "to say how many samples a batch has")
         if stage is not None and not warm:
             stage_rows.append(np.asarray(stage, dtype=np.float64))
-        raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm))
+        nominal = getattr(consumer, "last_nominal_s", None)
+        raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm, first, nominal))
         if on_step is not None:
             on_step(i)
     return raw, stage_rows, epochs, t_origin
+
+
+def mlperf_au(measured: Sequence[StepRecord]) -> float:
+    """MLPerf Storage / DLIO's AU over measured steps: sum of compute / sum of step walls, both without the first
+    step of each epoch (DLIO's metric_exclude_start_steps = 1), compute the nominal step where the consumer has one.
+    DLIO averages per-epoch AUs; here the measured window's steps are pooled (docs/measurement.md)."""
+    kept = [r for r in measured if not r.epoch_start]
+    wall = sum(r.wall_s for r in kept)
+    compute = sum(r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept)
+    return min(1.0, compute / wall) if wall > 0 else 0.0
 
 
 def _restart(loader: Iterable[dict], delivered: int) -> tuple[Iterator[dict], dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from feedtax.datasets import Sizes
-from feedtax.vocabulary import FORMATS, TRACKS
+from feedtax.vocabulary import FORMATS, LOADERS, TRACKS, LoaderKind
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class SweepPlan:
     step_s: float
     max_workers: int | None = None  # None: up to 2x the usable cores
     worker_counts: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)
+    loaders: tuple[LoaderKind, ...] = LOADERS  # the default torch DataLoader and feedtax's tuned one
 
     def workers(self, cores: int) -> list[int]:
         limit = self.max_workers if self.max_workers is not None else 2 * cores

@@ -116,12 +116,12 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
+    from feedtax.bench.loadergap import sweep_loaders
     from feedtax.bench.overhead import loader_overhead
-    from feedtax.bench.sweep import run_sweep
     from feedtax.results.feeding import ConsumerSpec, LoaderRow
 
     workers = plan.workers(res.host.usable_cores)
-    runs = len(formats) * (2 * len(workers) + 2) + 1
+    runs = len(formats) * (2 * len(workers) * len(plan.loaders) + 1 + ("tuned" in plan.loaders)) + len(plan.loaders)
     progress.start("DataLoader sweep", len(tracks) * runs)
     res.feeding = results.Feeding(flow_equilibrium={})
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
@@ -134,13 +134,14 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
             res.loader.append(row)
             results.save(res, path)
 
-        _, summary = run_sweep(
+        _, summaries, gaps = sweep_loaders(
             track, formats, sweep_shards, workers, batch_size=plan.batch_size,
-            consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps,
+            consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps, loaders=plan.loaders,
             on_step=lambda label: progress.advance(), on_row=keep,
         )
-        res.feeding.summaries.append(summary)
-        res.feeding.flow_equilibrium[track] = summary.flow_equilibrium
+        res.feeding.summaries += summaries
+        res.feeding.flow_equilibrium[track] = summaries[-1].flow_equilibrium  # the tuned loader's, where swept
+        res.feeding.loader_gaps += gaps
         results.save(res, path)
         for fmt in formats:
             res.feeding.loader_overhead.append(loader_overhead(

@@ -1,8 +1,9 @@
-"""The worker sweep: formats x worker counts x one consumer, then the flow equilibrium, a scaling fit
-and where the wait comes from.
+"""The worker sweep: formats x worker counts x one consumer for one loader, then the flow equilibrium, a scaling
+fit and where the wait comes from.
 
 Per format and worker count two runs: the loader alone (ingestion rate) and the loader feeding the
-consumer (feeding tax, AU, samples/s, MFU and NVML on a GPU). The equilibrium and the USL fit are
+consumer (feeding tax, AU, samples/s, MFU and NVML on a GPU). The loader is feedtax's tuned one or the default
+torch DataLoader a student writes (feedtax.bench.baseline). The equilibrium and the USL fit are
 feedtax.bench.scaling's, the wait breakdown and the transport cost feedtax.bench.breakdown's.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from feedtax.bench.baseline import default_access, plain_loader
 from feedtax.bench.breakdown import ready_batch, transport_cost, wait_breakdown
 from feedtax.bench.consumers import Consumer, Drain, make_consumer
 from feedtax.bench.feeding import count_samples, measure_feeding
@@ -26,6 +28,7 @@ from feedtax.loader import LoaderConfig, make_loader, transform_for
 from feedtax.model.peaks import peak_flops
 from feedtax.probes import nvml
 from feedtax.results.feeding import ConsumerSpec, FeedingSummary, LoaderRow, WaitBreakdown
+from feedtax.vocabulary import LoaderKind
 
 EMULATED = ConsumerSpec()  # the default consumer: an emulated accelerator
 
@@ -44,6 +47,7 @@ class _Feed:
     peak_flop_per_s: float | None
     sampler_factory: Callable[[], Any] | None
     on_step: Callable[[str], None] | None
+    loader: LoaderKind = "tuned"
     nvml_note: str | None = None
 
 
@@ -64,8 +68,9 @@ def run_sweep(
     sampler_factory: Callable[[], Any] | None = None,
     on_step: Callable[[str], None] | None = None,
     on_row: Callable[[LoaderRow], None] | None = None,
+    loader: LoaderKind = "tuned",
 ) -> tuple[list[LoaderRow], FeedingSummary]:
-    """Sweep formats x worker counts for one track and one consumer; rows and the summary.
+    """Sweep formats x worker counts for one track, one consumer and one loader; rows and the summary.
 
     A model consumer on a GPU gets, per run with the consumer, an NVML sampler (sampler_factory;
     by default feedtax.probes.nvml.NvmlSampler on the consumer's GPU) and MFU against peak_flop_per_s, or
@@ -74,7 +79,8 @@ def run_sweep(
     Every format's flow equilibrium is judged against one consumer rate: the median step over all runs.
     on_step(label) is called after every measured run (for a progress bar): per format and worker
     count two runs (loader alone, with consumer), plus one per format for the breakdown and one
-    for the transport cost.
+    for the transport cost. The default loader has no wait breakdown (its workers carry no stage clocks); its
+    transport is a ready batch handed over as torch does it, new shared-memory tensors per batch.
     """
     started = time.perf_counter()
     tf = transform_for(track) if transform else None
@@ -85,7 +91,8 @@ def run_sweep(
         sampler_factory = sampler_factory or nvml.cuda_sampler(cons.device)
     elif peak_flop_per_s and consumer.kind == "model":
         peak_source = "given by the user"
-    feed = _Feed(track, consumer, cons, batch_size, steps, warmup_steps, tf, peak_flop_per_s, sampler_factory, on_step)
+    feed = _Feed(track, consumer, cons, batch_size, steps, warmup_steps, tf, peak_flop_per_s, sampler_factory, on_step,
+                 loader)
     rows: list[LoaderRow] = []
     ingestion: dict[str, dict[int, float]] = {}
     for fmt in formats:
@@ -101,12 +108,14 @@ def run_sweep(
     equilibrium = {fmt: flow_equilibrium(ingestion[fmt], consumption) for fmt in formats}
     fits = [f for fmt in formats if (f := scaling_fit(track, fmt, ingestion[fmt], consumption)) is not None]
     first = ready_batch(formats[0], shards[formats[0]], batch_size, tf) if formats else None
-    todo = [f for f in formats if breakdown and (breakdown_formats is None or f in breakdown_formats)]
+    todo = [f for f in formats if breakdown and loader == "tuned"
+            and (breakdown_formats is None or f in breakdown_formats)]
     parts = _breakdowns(feed, todo, shards, worker_counts, consumption, first, formats[0] if formats else None)
-    transport = transport_cost(first) if first is not None else None
+    handover = "ring" if loader == "tuned" else "tensor"
+    transport = transport_cost(first, transport=handover) if first is not None else None
     _tick(on_step, f"{track} transport")
     summary = FeedingSummary(
-        track=track, consumer=consumer, batch_size=batch_size, consumption_samples_per_s=consumption,
+        track=track, loader=loader, consumer=consumer, batch_size=batch_size, consumption_samples_per_s=consumption,
         flow_equilibrium=equilibrium, fits=fits, breakdown=parts, transport=transport,
         peak_flop_per_s=peak_flop_per_s, peak_source=peak_source, nvml_absent_reason=feed.nvml_note,
         elapsed_s=time.perf_counter() - started,
@@ -120,21 +129,28 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
     n_samples = count_samples(fmt, paths)
     epochs = max(1, math.ceil((warm + feed.steps + 2 * max(w, 1) + 2) * feed.batch_size / max(n_samples, 1)) + 1)
     cfg = LoaderConfig(batch_size=feed.batch_size, num_workers=w, epochs=epochs)
-    alone = measure_feeding(make_loader(fmt, paths, cfg, transform=feed.transform), Drain(),
-                            warmup_steps=warm, steps=feed.steps, keep_timeline=False)
-    _tick(feed.on_step, f"{feed.track}/{fmt} w={w} loader alone")
+
+    def new_loader():
+        if feed.loader == "default":  # one epoch per iterator, as a student's loop: measure_feeding restarts it
+            return plain_loader(fmt, paths, feed.batch_size, num_workers=w, transform=feed.transform)
+        return make_loader(fmt, paths, cfg, transform=feed.transform)
+
+    alone = measure_feeding(new_loader(), Drain(), warmup_steps=warm, steps=feed.steps, keep_timeline=False)
+    _tick(feed.on_step, f"{feed.track}/{fmt} w={w} {feed.loader} loader alone")
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
-        fed = measure_feeding(make_loader(fmt, paths, cfg, transform=feed.transform), feed.consumer,
+        fed = measure_feeding(new_loader(), feed.consumer,
                               warmup_steps=warm, steps=feed.steps, peak_flop_per_s=feed.peak_flop_per_s,
                               sampler=sampler, keep_timeline=False)
     gpu = fed.nvml or {}
     if gpu.get("reason"):  # NVML absent, a reader that failed, or a run too short for its utilization
         feed.nvml_note = gpu["reason"]
-    _tick(feed.on_step, f"{feed.track}/{fmt} w={w} with consumer")
+    _tick(feed.on_step, f"{feed.track}/{fmt} w={w} {feed.loader} loader with consumer")
     return LoaderRow(
-        track=feed.track, format=fmt, num_workers=w, batch_size=feed.batch_size, samples_per_s=fed.samples_per_s,
-        feeding_tax=fed.feeding_tax, au=fed.au, step_s=fed.compute_s / fed.steps,
+        track=feed.track, format=fmt, loader=feed.loader,
+        dataset_access=default_access(fmt) if feed.loader == "default" else None, num_workers=w,
+        batch_size=feed.batch_size, samples_per_s=fed.samples_per_s,
+        feeding_tax=fed.feeding_tax, au=fed.au, mlperf_au=fed.mlperf_au, step_s=fed.compute_s / fed.steps,
         ingestion_samples_per_s=alone.samples_per_s, ingestion_mb_per_s=alone.mb_per_s,
         mb_per_s=fed.mb_per_s, wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s,
         step_wall_s_iqr=fed.step_wall_s.iqr, unstable=fed.step_wall_s.unstable,

@@ -33,8 +33,8 @@ MIN_CHANGE = 0.01
 # Sections that are settings, provenance or model outputs computed from the measured ones.
 SKIP_SECTIONS = {"host", "config", "stages", "energy", "energy_ledger", "projections", "gravity", "assumptions",
                  "schema_version", "run_id", "profile", "created_utc", "status"}
-KEY_FIELDS = ("track", "format", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio", "model",
-              "name")
+KEY_FIELDS = ("track", "format", "loader", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio",
+              "model", "name")
 _DIST = frozenset(("median", "mean", "stdev", "n"))
 
 

@@ -6,12 +6,14 @@ here; the runner, rich and the report load inside the command.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from feedtax.cli.options import choices, fail
-from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, TRACKS
+from feedtax.cli.sweep import LOADER_HELP
+from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
 _TRACKS_HELP = f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."
 _FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
@@ -26,6 +28,7 @@ def run(
     keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
     assume: list[str] | None = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
     submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
+    loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
     from rich.console import Console
@@ -41,6 +44,7 @@ def run(
         raise fail(str(exc)) from None
     track_list = choices(tracks, TRACKS, "track")
     format_list = choices(formats, FORMATS, "format")
+    prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     res = None

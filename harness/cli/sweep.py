@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from feedtax.cli.options import choices, fail
-from feedtax.vocabulary import FORMATS, TRACKS
+from feedtax.vocabulary import FORMATS, LOADERS, TRACKS
 
 _FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
 _TRACK_HELP = f"Track whose samples to load: {', '.join(TRACKS)}."
@@ -29,7 +29,9 @@ _TRAIN_STEP_HELP = ("With --dataset: feed your own train_step(batch), package.mo
 _OUT_HELP = "With --dataset: write DIR/results.json (after every measured point) and DIR/report.html."
 _RANK_TIMEOUT_HELP = ("With --dataset under torchrun (RANK, WORLD_SIZE set): the process group's timeout, which "
                       "bounds every wait for another rank; each rank measures every point, rank 0 saves and prints.")
-_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops")  # options of the formats sweep alone
+_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader")  # the formats sweep's alone
+LOADER_HELP = ("Loaders to sweep (comma-separate): default (torch's DataLoader as a student writes it, "
+               "default_collate) and tuned (feedtax's); both by default.")
 
 
 def _workers(text: str) -> list[int]:
@@ -75,6 +77,7 @@ def sweep(
     train_step: str | None = typer.Option(None, "--train-step", help=_TRAIN_STEP_HELP),
     out: Path | None = typer.Option(None, "--out", help=_OUT_HELP),
     rank_timeout_s: float = typer.Option(300.0, "--rank-timeout-s", min=1.0, help=_RANK_TIMEOUT_HELP),
+    loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
 ) -> None:
     """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
     flow equilibrium, where the wait comes from."""
@@ -94,15 +97,32 @@ def sweep(
     from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", list(profiles.CI_SWEEP.formats))
+    loaders = choices(loader, LOADERS, "loader")
     counts = _workers(workers)
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
+    rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, sizes[0], steps, model=model,
+                                           step_ms=step_ms, device=device, peak_tflops=peak_tflops)
+    if as_json:  # the shape of results.json's loader and feeding sections
+        typer.echo(json.dumps({"loader": [r.model_dump() for r in rows],
+                               "feeding": {"summaries": [s.model_dump() for s in summaries],
+                                           "loader_gaps": [g.model_dump() for g in gaps]}}, indent=2))
+        return
+    from feedtax.cli.tables import print_formats
+
+    print_formats(rows, summaries, gaps)
+
+
+def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[str], prof, seed: int,
+                   batch_size: int, steps: int, *, model: bool, step_ms: float | None, device: str | None,
+                   peak_tflops: float | None) -> tuple:
+    """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries and gaps."""
     from feedtax import datasets
     from feedtax import formats as codecs
-    from feedtax.bench.sweep import run_sweep
+    from feedtax.bench.loadergap import sweep_loaders
     from feedtax.results.feeding import ConsumerSpec
 
     if device == "cuda":
@@ -118,15 +138,12 @@ def sweep(
         from rich.console import Console
         console = Console(stderr=True)
         with console.status("sweeping...") as status:
-            rows, summary = run_sweep(track, fmts, shards, counts, batch_size=sizes[0], consumer=spec, steps=steps,
-                                      peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
-                                      on_step=lambda label: status.update(f"sweeping: {label}"))
+            return sweep_loaders(
+                track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
+                peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
+                on_step=lambda label: status.update(f"sweeping: {label}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if as_json:
-        typer.echo(json.dumps({"loader": [r.model_dump() for r in rows], "feeding": summary.model_dump()}, indent=2))
-        return
-    _print(rows, summary)
 
 
 def _check_formats_sweep(batch_size: str, model: bool, step_ms: float | None, peak_tflops: float | None,
@@ -142,64 +159,6 @@ def _check_formats_sweep(batch_size: str, model: bool, step_ms: float | None, pe
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
     return sizes
-
-
-def _print(rows, summary) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title=f"{summary.track}: feeding tax per format x workers "
-                        f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
-                        f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
-    mfu = any(r.mfu is not None for r in rows)
-    nvml = any(r.nvml_idle_fraction is not None for r in rows)
-    for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s") + \
-            (("MFU",) if mfu else ()) + (("NVML idle",) if nvml else ()):
-        table.add_column(col, justify="left" if col == "format" else "right")
-    for r in rows:
-        eq = summary.flow_equilibrium.get(r.format)
-        mark = " *" if eq == r.num_workers else ""
-        table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
-                      f"{r.samples_per_s:,.0f}",
-                      f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
-                      f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}",
-                      *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
-                      *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"] if nvml else []))
-    console.print(table)
-    if summary.peak_source:
-        console.print(f"MFU against {summary.peak_source} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
-                      if summary.peak_flop_per_s else f"no MFU: the device's peak is {summary.peak_source}")
-    if nvml:
-        console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
-                      "to set against the feeding tax measured by timing")
-    if summary.nvml_absent_reason:
-        console.print(f"NVML: {summary.nvml_absent_reason}")
-    for fmt, eq in summary.flow_equilibrium.items():
-        fit = next((f for f in summary.fits if f.format == fmt), None)
-        predicted = fit.flow_equilibrium_predicted if fit and eq is None else None
-        pred = f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""
-        console.print(f"flow equilibrium {fmt}: {eq if eq is not None else 'not reached'} workers (*){pred}")
-    for f in summary.fits:
-        console.print(f"USL fit {f.format} over workers {', '.join(map(str, f.measured_workers))}: lambda "
-                      f"{f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, rel. RMSE {f.rel_rmse:.1%}; "
-                      f"{f.predicted[-1].samples_per_s:,.0f}/s at {f.predicted[-1].num_workers} workers"
-                      + (" (extrapolated)" if f.predicted[-1].extrapolated else "")
-                      + (f" ({f.note})" if f.note else ""))
-    for b in summary.breakdown:
-        fetch = (f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else
-                 "hidden (cold no slower than warm)" if b.cache_evicted else "not measured (cache not evicted)")
-        console.print(f"wait breakdown {b.format} @ {b.num_workers} workers: "
-                      f"in-memory {b.in_memory_samples_per_s:,.0f}/s, "
-                      f"prep {b.prep_samples_per_s:,.0f}/s, fetch {fetch}, consumer {b.consumer_samples_per_s:,.0f}/s "
-                      f"-> binds: [bold]{b.binding}[/bold]")
-    if summary.transport:
-        t = summary.transport
-        handover = (f"1 worker at full speed {t.worker_s_per_batch * 1e3:.2f} ms (the handover adds "
-                    f"{t.ipc_s_per_batch * 1e3:.2f} ms), " if t.worker_s_per_batch is not None else "")
-        console.print(f"transport per batch ({t.batch_bytes:,} B, ready data): "
-                      f"in-process {t.in_process_s_per_batch * 1e3:.2f} ms, "
-                      f"{handover}wait per step behind the consumer {t.transport_s_per_batch * 1e3:.2f} ms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +230,9 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     if as_json:
         typer.echo(json.dumps({"pipeline": section.model_dump(mode="json")}, indent=2))
     else:
-        _print_pipeline(section)
+        from feedtax.cli.tables import print_pipeline
+
+        print_pipeline(section)
     if res is not None:
         from feedtax.reports import html
 
@@ -351,47 +312,3 @@ def _report_partial(res, out: Path | None) -> None:
         html.write(res, out / "report.html")
     except Exception:  # the error being reported matters more; results.json holds what was measured
         pass
-
-
-def _print_pipeline(section) -> None:
-    """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    for s in section.summaries:
-        rows = [r for r in section.rows if r.batch_size == s.batch_size]
-        eq = s.flow_equilibrium.get(section.name)
-        table = Table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
-                            f"{s.consumption_samples_per_s:,.0f} samples/s")
-        for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
-            table.add_column(col, justify="right")
-        for r in rows:
-            table.add_row(f"{r.num_workers}{' *' if eq == r.num_workers else ''}", f"{r.ingestion_samples_per_s:,.0f}",
-                          f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""),
-                          f"{r.au:.2f}", f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
-        console.print(table)
-        for p in (p for p in section.ranks if p.batch_size == s.batch_size):
-            console.print(f"ranks @ {p.num_workers} workers (the row is the slowest, rank {p.slowest_rank}): "
-                          + "; ".join(f"rank {x.rank} tax {x.feeding_tax:.1%}, {x.samples_per_s:,.0f}/s, wait "
-                                      f"{x.wait_s:.3f} s" for x in p.ranks))
-        predicted = s.fits[0].flow_equilibrium_predicted if s.fits and eq is None else None
-        console.print(f"flow equilibrium: {f'{eq} workers (*)' if eq is not None else 'not reached'}"
-                      + (f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""))
-        for f in s.fits:
-            console.print(f"USL fit: lambda {f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, "
-                          f"rel. RMSE {f.rel_rmse:.1%}" + (f" ({f.note})" if f.note else ""))
-        for b in s.breakdown:
-            fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "not seen"
-            console.print(f"wait breakdown @ {b.num_workers} workers: first read {b.cold_samples_per_s:,.0f}/s, warm "
-                          f"{b.warm_samples_per_s:,.0f}/s, ready samples {b.in_memory_samples_per_s:,.0f}/s, fetch "
-                          f"{fetch}, consumer {b.consumer_samples_per_s:,.0f}/s -> binds: [bold]{b.binding}[/bold]")
-        if s.breakdown_absent_reason:
-            console.print(f"no wait breakdown: {s.breakdown_absent_reason}")
-        if (g := s.getitem) is not None:
-            console.print(f"__getitem__ per batch (in the workers): first read {g.first_getitem_s_per_batch * 1e3:.2f}"
-                          f" ms, warm {g.warm_getitem_s_per_batch * 1e3:.2f} ms")
-        if (t := s.transport) is not None:
-            console.print(f"transport per batch ({t.batch_bytes:,} B, ready samples): in-process "
-                          f"{t.in_process_s_per_batch * 1e3:.2f} ms, 1 worker {t.worker_s_per_batch * 1e3:.2f} ms, "
-                          f"wait per step behind a consumer {t.transport_s_per_batch * 1e3:.2f} ms")

@@ -11,15 +11,15 @@ from feedtax.results.schema import Results
 
 
 def stage_rates(res: Results) -> list:
-    """Per-worker stage rates of each swept track x format, from the sweep's 1-worker (else first) rows."""
+    """Per-worker stage rates of each swept track x format, from the tuned loader's 1-worker (else first) rows
+    (the default loader's workers carry no stage clocks)."""
     from feedtax.model.validation import StageRates
 
     disk = res.disk
-    summaries = res.feeding.summaries if res.feeding else []
-    transport = {s.track: s.transport.transport_s_per_batch for s in summaries if s.transport}
+    transport = {s.track: s.transport.transport_s_per_batch for s in res.tuned_summaries() if s.transport}
     sizes = {(f.track, f.format): f for f in res.formats}
     out = []
-    for (track, fmt), rows in _by_pair(res.loader).items():
+    for (track, fmt), rows in _by_pair(res.tuned_rows()).items():
         row = next((r for r in rows if r.num_workers == 1), rows[0])
         f = sizes.get((track, fmt))
         if f is None or disk is None or not row.decode_s_per_batch or not row.transform_s_per_batch:
@@ -66,7 +66,7 @@ def project_results(res: Results, assume: list[str] | None = None) -> None:
         audio_rate_hz=datasets.AUDIO_RATE_HZ,
     )
     res.projections = missions.project(m, a, tracks)
-    res.model_validation = validation.model_validation(res.loader, stage_rates(res),
+    res.model_validation = validation.model_validation(res.tuned_rows(), stage_rates(res),
                                                       cpu_count=res.host.cpu_affinity_cores)
     res.gravity = gravity.gravity(disk_write_mb_per_s=res.disk.seq_write_mb_per_s,
                                   disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold, assumptions=a)

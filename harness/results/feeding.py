@@ -24,6 +24,7 @@ from feedtax.vocabulary import (
     SECONDS,
     UTILIZATION,
     WATTS,
+    LoaderKind,
     Metric,
 )
 
@@ -46,15 +47,21 @@ class ConsumerSpec(BaseModel):
 
 
 class LoaderRow(BaseModel):
-    """One format at one worker count: the loader alone and feeding the consumer."""
+    """One format at one worker count and one loader: the loader alone and feeding the consumer."""
 
     track: str
     format: str
+    loader: LoaderKind = Field("tuned", description="default: torch's DataLoader as a student writes it "
+                               "(feedtax.bench.baseline); tuned: feedtax's loader")
+    dataset_access: Literal["index", "stream"] | None = Field(
+        None, description="the default loader's dataset: map-style read by index, or streamed; None: tuned")
     num_workers: Annotated[int, COUNT]
     batch_size: Annotated[int, COUNT]
     samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="delivered to the consumer, warm-up excluded")
     feeding_tax: Annotated[float, FEEDING_TAX]
     au: Annotated[float, UTILIZATION]
+    mlperf_au: Annotated[float | None, UTILIZATION] = Field(
+        None, description="MLPerf Storage / DLIO's AU: nominal compute, first step of each epoch left out")
     step_s: Annotated[float, DURATION_S] = Field(
         description="the consumer's step time (mean measured compute per step)")
     ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the loader alone, no consumer")
@@ -152,6 +159,7 @@ class WaitBreakdown(BaseModel):
 
 class FeedingSummary(BaseModel):
     track: str
+    loader: LoaderKind = "tuned"
     consumer: ConsumerSpec
     batch_size: Annotated[int, COUNT]
     consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(

@@ -71,7 +71,20 @@ def _v1_to_v2(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Schema 2 -> 3: the sweep measured feedtax's loader only, so every loader row and summary is the tuned one."""
+    for row in doc["loader"] if isinstance(doc.get("loader"), list) else []:
+        if isinstance(row, dict):
+            row.setdefault("loader", "tuned")
+    feeding = doc.get("feeding")
+    summaries = feeding.get("summaries") if isinstance(feeding, dict) else None
+    for summary in summaries if isinstance(summaries, list) else []:
+        if isinstance(summary, dict):
+            summary.setdefault("loader", "tuned")
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(doc: dict) -> tuple[dict, int]:

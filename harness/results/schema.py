@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from feedtax.results.audits import GravityResult, Ledger, SelectionResult
 from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
+from feedtax.results.loaders import LoaderGap
 from feedtax.results.pipeline import PipelineResult
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
@@ -27,7 +28,7 @@ from feedtax.vocabulary import (
     Track,
 )
 
-SCHEMA_VERSION = 2  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
+SCHEMA_VERSION = 3  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
 # a count; collect's samples_per_s name pattern also matched this name, so that rule's upper bound (1e9) is kept
 SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
 
@@ -86,6 +87,9 @@ class Feeding(BaseModel):
     loader_overhead: list[LoaderOverhead] = Field(
         default_factory=list,
         description="1-worker loader throughput vs the format stage's decode rate of the same shards")
+    loader_gaps: list[LoaderGap] = Field(
+        default_factory=list, description="points where the default loader trails the tuned one by more than "
+        "GAP_PP: the costs that differ and the fixes tried")
 
 
 class Stage(BaseModel):
@@ -117,7 +121,7 @@ class RunConfig(BaseModel):
 
 
 class Results(BaseModel):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     run_id: str
     profile: str
     created_utc: str
@@ -130,7 +134,7 @@ class Results(BaseModel):
     formats: list[FormatResult] = []
     transforms: list[TransformResult] = []
     loader: list[LoaderRow] = Field(
-        default_factory=list, description="the worker sweep: one row per track x format x workers")
+        default_factory=list, description="the worker sweep: one row per track x format x loader x workers")
     feeding: Feeding | None = None
     selection: SelectionResult | None = Field(None, description="the Zero-Waste experiment: noisy many vs curated few")
     assumptions: Assumptions | None = Field(None, description="every assumption the projections used, with its source")
@@ -142,3 +146,10 @@ class Results(BaseModel):
     energy: EnergyResult | None = Field(
         None, description="energy counters over the measuring stages; absent ones say why")
     pipeline: PipelineResult | None = Field(None, description="`feedtax sweep --dataset`: a user's own pipeline swept")
+
+    def tuned_rows(self) -> list[LoaderRow]:
+        """The sweep's rows for feedtax's tuned loader: what the equilibrium, fits and projections stand on."""
+        return [r for r in self.loader if r.loader == "tuned"]
+
+    def tuned_summaries(self) -> list[FeedingSummary]:
+        return [s for s in self.feeding.summaries if s.loader == "tuned"] if self.feeding else []

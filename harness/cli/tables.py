@@ -1,0 +1,88 @@
+"""The sweeps' tables on the console: feedtax's formats swept with both loaders (and the default loader's gaps),
+and a user's own pipeline per batch size. rich loads inside each function."""
+
+from __future__ import annotations
+
+
+def print_formats(rows, summaries, gaps) -> None:
+    """One table per loader (the flow equilibrium marked *), then each gap: its main cost and the fixes' AUs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for summary in summaries:
+        mine = [r for r in rows if r.loader == summary.loader]
+        table = Table(title=f"{summary.track}, {summary.loader} loader: feeding tax per format x workers "
+                            f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
+                            f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
+        mfu = any(r.mfu is not None for r in mine)
+        nvml = any(r.nvml_idle_fraction is not None for r in mine)
+        for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "AU (MLPerf)", "step ms",
+                    "wait s") + (("MFU",) if mfu else ()) + (("NVML idle",) if nvml else ()):
+            table.add_column(col, justify="left" if col == "format" else "right")
+        for r in mine:
+            mark = " *" if summary.flow_equilibrium.get(r.format) == r.num_workers else ""
+            table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
+                          f"{r.samples_per_s:,.0f}",
+                          f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
+                          f"{r.mlperf_au:.2f}" if r.mlperf_au is not None else "-", f"{r.step_s * 1e3:.2f}",
+                          f"{r.wait_s:.3f}", *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
+                          *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"]
+                            if nvml else []))
+        console.print(table)
+        if summary.peak_source:
+            console.print(f"MFU against {summary.peak_source} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
+                          if summary.peak_flop_per_s else f"no MFU: the device's peak is {summary.peak_source}")
+        if nvml:
+            console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
+                          "to set against the feeding tax measured by timing")
+    for g in gaps:
+        costs = ", ".join(f"{k} {d * 1e3:.2f} vs {t * 1e3:.2f} ms" for k, (d, t) in g.costs().items())
+        fixes = "; ".join(f"{f.fix} -> AU {f.au:.2f}" for f in g.fixes) or "none tried"
+        console.print(f"default loader trails at {g.format} {g.num_workers}w: AU {g.default_au:.2f} vs "
+                      f"{g.tuned_au:.2f}; per batch (default vs tuned) {costs}; waits on: {g.main_cost() or '-'}; "
+                      f"fixes: {fixes}")
+
+
+def print_pipeline(section) -> None:
+    """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for s in section.summaries:
+        rows = [r for r in section.rows if r.batch_size == s.batch_size]
+        eq = s.flow_equilibrium.get(section.name)
+        table = Table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
+                            f"{s.consumption_samples_per_s:,.0f} samples/s")
+        for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(f"{r.num_workers}{' *' if eq == r.num_workers else ''}", f"{r.ingestion_samples_per_s:,.0f}",
+                          f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""),
+                          f"{r.au:.2f}", f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
+        console.print(table)
+        for p in (p for p in section.ranks if p.batch_size == s.batch_size):
+            console.print(f"ranks @ {p.num_workers} workers (the row is the slowest, rank {p.slowest_rank}): "
+                          + "; ".join(f"rank {x.rank} tax {x.feeding_tax:.1%}, {x.samples_per_s:,.0f}/s, wait "
+                                      f"{x.wait_s:.3f} s" for x in p.ranks))
+        predicted = s.fits[0].flow_equilibrium_predicted if s.fits and eq is None else None
+        console.print(f"flow equilibrium: {f'{eq} workers (*)' if eq is not None else 'not reached'}"
+                      + (f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""))
+        for f in s.fits:
+            console.print(f"USL fit: lambda {f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, "
+                          f"rel. RMSE {f.rel_rmse:.1%}" + (f" ({f.note})" if f.note else ""))
+        for b in s.breakdown:
+            fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "not seen"
+            console.print(f"wait breakdown @ {b.num_workers} workers: first read {b.cold_samples_per_s:,.0f}/s, warm "
+                          f"{b.warm_samples_per_s:,.0f}/s, ready samples {b.in_memory_samples_per_s:,.0f}/s, fetch "
+                          f"{fetch}, consumer {b.consumer_samples_per_s:,.0f}/s -> binds: [bold]{b.binding}[/bold]")
+        if s.breakdown_absent_reason:
+            console.print(f"no wait breakdown: {s.breakdown_absent_reason}")
+        if (g := s.getitem) is not None:
+            console.print(f"__getitem__ per batch (in the workers): first read {g.first_getitem_s_per_batch * 1e3:.2f}"
+                          f" ms, warm {g.warm_getitem_s_per_batch * 1e3:.2f} ms")
+        if (t := s.transport) is not None:
+            console.print(f"transport per batch ({t.batch_bytes:,} B, ready samples): in-process "
+                          f"{t.in_process_s_per_batch * 1e3:.2f} ms, 1 worker {t.worker_s_per_batch * 1e3:.2f} ms, "
+                          f"wait per step behind a consumer {t.transport_s_per_batch * 1e3:.2f} ms")
