@@ -1,7 +1,7 @@
 """The run's report: one self-contained HTML file (figures inline as SVG, no network, opens offline).
 
-This module assembles the page, in order: the run's header and, per track, the answer at a glance
-(sections_loaders), 1. format costs, 2. the feeding tax (sections_feeding, with the default loader beside the
+This module assembles the page, in order: the run's header, the answers with links to their evidence
+(answers), 1. format costs, 2. the feeding tax (sections_feeding, with the default loader beside the
 tuned one from sections_loaders), 3.-5. missions, data gravity and zero waste (sections_missions), then the probes,
 assumptions, machine, configuration and stages (sections_machine). Prose lives in reports.text.
 """
@@ -12,8 +12,8 @@ from html import escape
 from pathlib import Path
 
 from feedtax.reports import (
+    answers,
     sections_feeding,
-    sections_loaders,
     sections_machine,
     sections_missions,
     sections_pipeline,
@@ -50,7 +50,7 @@ def _formats(results: Results) -> list[str]:
 
     if not results.formats:
         return []
-    parts = ["<h2>1. Format costs</h2>", text.FORMATS_INTRO.format(spread=UNSTABLE_SPREAD),
+    parts = ["<h2 id='formats'>1. Format costs</h2>", text.FORMATS_INTRO.format(spread=UNSTABLE_SPREAD),
              figure(figures.format_costs(results)), _FORMATS_HEAD]
     for r in results.formats:
         evicted = "yes" if r.cold_cache.evicted else "<span class=warn>no</span>"
@@ -67,7 +67,7 @@ def _formats(results: Results) -> list[str]:
 
 def render(results: Results) -> str:
     """The whole report as an HTML string."""
-    parts = (_header(results) + sections_loaders.at_a_glance(results) + _formats(results)
+    parts = (_header(results) + answers.opening(results) + _formats(results)
              + sections_feeding.feeding(results)
              + sections_pipeline.pipeline(results)
              + sections_missions.missions(results) + sections_missions.gravity(results)

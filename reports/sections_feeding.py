@@ -21,7 +21,7 @@ def feeding(results: Results) -> list[str]:
         return []
     plan = results.config.sweep or {}
     parts = [
-        "<h2>2. Feeding tax: the DataLoader sweep</h2>",
+        "<h2 id='feeding'>2. Feeding tax: the DataLoader sweep</h2>",
         text.FEEDING_INTRO.format(step_ms=plan.get("step_s", 0) * 1e3, batch_size=plan.get("batch_size", "?")),
         figure(feeding_figures.feeding_tax_gauge(tuned)),
     ]

@@ -1,6 +1,5 @@
-"""The DataLoader a student writes beside feedtax's tuned one: the opening line per track (which loader a
-recommendation is for), both AUs side by side at every sweep point, and where the default trails, why and the
-fixes measured. Nothing when the run swept one loader only."""
+"""The DataLoader a student writes beside feedtax's tuned one: both AUs side by side at every sweep point, and where
+the default trails, why and the fixes measured. Nothing when the run swept one loader only."""
 
 from __future__ import annotations
 
@@ -23,26 +22,6 @@ WHY = {
 }
 ACCESS = {"index": "map-style, the codec's read_sample per item", "stream": "an IterableDataset over the codec's "
           "sample stream", None: "as a student writes it"}
-
-
-def at_a_glance(results: Results) -> list[str]:
-    """Per track: the best tuned point (highest AU, fewest workers within 1 pp) and the default loader there."""
-    tuned = results.tuned_rows()
-    default = {(r.track, r.format, r.num_workers): r for r in results.loader if r.loader == "default"}
-    lines = []
-    for track in dict.fromkeys(r.track for r in tuned):
-        mine = [r for r in tuned if r.track == track]
-        top = max(r.au for r in mine)
-        best = min((r for r in mine if r.au >= top - 0.01), key=lambda r: (r.num_workers, -r.au))
-        line = (f"<b>{escape(track)}</b>: with feedtax's tuned loader, <b>{escape(best.format)}</b> at "
-                f"<b>{best.num_workers} worker(s)</b> (AU {pct(best.au)}, feeding tax {pct(best.feeding_tax)})")
-        d = default.get((track, best.format, best.num_workers))
-        if d is not None:
-            line += f"; the default torch DataLoader at the same point: AU {pct(d.au)}"
-            if (best.au - d.au) * 100 > GAP_PP:
-                line += " (why, and what fixes it: <a href='#loaders'>below</a>)"
-        lines.append(f"<li>{line}.</li>")
-    return [text.AT_A_GLANCE, "<ul>" + "".join(lines) + "</ul>"] if lines else []
 
 
 def loaders(results: Results) -> list[str]:

@@ -66,9 +66,16 @@ def machine(results: Results) -> list[str]:
         ("virtual machine / container", f"{h.virtualization or 'not detected'} / {h.container or 'not detected'}"),
         ("data directory", data_dir),
         ("GPUs (NVML)", ", ".join(g["name"] for g in h.gpus) if h.gpus else f"none: {h.gpu_absent_reason}"),
-        ("protobuf backend", h.protobuf_backend), ("feedtax git sha", h.git_sha or "not from a git checkout"),
+        ("protobuf backend", h.protobuf_backend), ("feedtax", _source(h)),
     ]
     return ["<h2>Machine</h2>", kv(rows + [(f"version of {k}", v or "not installed") for k, v in h.packages.items()])]
+
+
+def _source(h) -> str:
+    """The version feedtax was built as (it names the commit, from git at build time) and, where this run came from
+    a checkout, that checkout's commit now."""
+    version = h.packages.get("feedtax") or "version unknown"
+    return f"{version}, checkout {h.git_sha}" if h.git_sha else f"{version} (installed, not run from a git checkout)"
 
 
 def configuration(results: Results) -> list[str]:

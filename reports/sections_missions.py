@@ -33,7 +33,7 @@ def missions(results: Results) -> list[str]:
     if not results.projections:
         return []
     parts = [
-        "<h2>3. Missions: this machine's measurements projected through mlsysim</h2>",
+        "<h2 id='missions'>3. Missions: this machine's measurements projected through mlsysim</h2>",
         text.MISSIONS_INTRO,
         figure(mission_figures.ingestion_waterfall(results.projections, *waterfall_links(results))),
     ]
@@ -88,7 +88,7 @@ def gravity(results: Results) -> list[str]:
     if g is None:
         return []
     return [
-        "<h2>4. Data Gravity Audit: network or sneakernet?</h2>",
+        "<h2 id='gravity'>4. Data Gravity Audit: network or sneakernet?</h2>",
         text.GRAVITY.format(definition=escape(g.definition)),
         figure(mission_figures.transfer_time_radar(g)),
         figure(mission_figures.sneakernet_crossover(g)),
@@ -107,7 +107,7 @@ def zero_waste(results: Results) -> list[str]:
     parts = []
     if results.energy_ledger is not None:
         parts += [
-            "<h2>5. Zero-Waste Audit: moving data vs computing on it</h2>",
+            "<h2 id='zero-waste'>5. Zero-Waste Audit: moving data vs computing on it</h2>",
             figure(mission_figures.energy_radar(results.energy_ledger)),
             table(["track", "unit of work", "format", "moving (J)", "computing (J)", "move / compute"],
                   [[t.track, t.unit_of_work, t.format, f"{t.move_j:.3g}", f"{t.compute_j:.3g}",
@@ -116,7 +116,7 @@ def zero_waste(results: Results) -> list[str]:
     if results.selection is not None:
         sel = results.selection
         parts += [
-            "<h3>Many noisy samples or few curated ones?</h3>",
+            "<h3 id='selection'>Many noisy samples or few curated ones?</h3>",
             text.SELECTION.format(bayes=sel.bayes_accuracy,
                                   energy_source=escape(sel.rows[0].energy_source) if sel.rows else ""),
             table(["scenario", "label quality", "filter", "kept samples", "samples processed", "MB processed",

@@ -33,10 +33,6 @@ FEEDING_INTRO = (
     " is the smallest worker count (one or more: with none, loading runs in series with the consumer and"
     " always costs load / (load + step)) whose ingestion rate (the loader alone) meets the consumer's rate.</p>"
 )
-AT_A_GLANCE = (
-    "<p><b>At a glance.</b> Per track, the format and worker count whose measured AU is highest (the fewest workers"
-    " within 1 pp of it), and what the DataLoader a student writes gets at the same point:</p>"
-)
 LOADERS_INTRO = (
     "<p>Two loaders over the same shards, decoder, transform and consumer. <b>default</b>: a torch Dataset of"
     " samples (read by index where the format allows it, else streamed) in <code>DataLoader(dataset, batch_size,"

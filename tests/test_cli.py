@@ -25,9 +25,19 @@ def feedtax(*args: str, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "out"
-    proc = feedtax("run", "--profile", "ci", "--out", str(out))
+    proc = feedtax("run", "--profile", "ci", "--out", str(out))  # output to pipes, as to a log: no terminal
     assert proc.returncode == 0, proc.stderr
+    (out.parent / "log").write_text(proc.stderr)
     return out
+
+
+def test_a_run_logged_to_a_file_says_how_far_it_is_at_least_every_15_s(ci_run):
+    log = (ci_run.parent / "log").read_text()
+    stamps = [int(s) for s in re.findall(r"^\[\s*(\d+)s\] ", log, flags=re.M)]
+    assert stamps and stamps[0] <= 15, log[:500]
+    assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) <= 15, log
+    assert re.search(r"^\[\s*\d+s\] DataLoader sweep: \d+/\d+, about \d+", log, flags=re.M), "with what is left"
+    assert re.search(r"^\[\s*\d+s\] report: 1/1$", log, flags=re.M), "the report's rendering is a stage too"
 
 
 def test_ci_run_writes_valid_results_and_report(ci_run):
@@ -56,9 +66,12 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     assert doc["energy"]["absent"] or doc["energy"]["counters"]
     html = (ci_run / "report.html").read_text()
     assert html.count("<svg") >= 8 and "Format costs" in html
-    first_screen = html[:html.index("1. Format costs")]  # before any section: which loader the answer is for
-    assert "At a glance" in first_screen and "tuned loader" in first_screen
+    first_screen = html[:html.index("1. Format costs")]  # before any section: the answers, and which loader
+    assert "The answers" in first_screen and "tuned loader" in first_screen
     assert "default torch DataLoader" in first_screen
+    for question in ("Which format", "four missions", "Fiber or shipped drives", "JSON -&gt; Protobuf",
+                     "noisy samples or ten thousand curated"):
+        assert question in first_screen, question
     for title in ("Feeding tax", "Missions", "Data Gravity Audit", "Zero-Waste Audit", "Assumptions used"):
         assert title in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "report must load nothing from the network"
@@ -79,6 +92,8 @@ def test_project_reprojects_with_an_assumption_changed(ci_run, tmp_path):
     assert after["assumptions"]["entries"]["orin_cpu_cores"] == {**before["assumptions"]["entries"]["orin_cpu_cores"],
                                                                  "value": 1000.0, "overridden": True}
     assert after["formats"] == before["formats"] and after["loader"] == before["loader"], "nothing is measured again"
+    was = before["assumptions"]["entries"]["orin_cpu_cores"]["value"]
+    assert "assumed orin_cpu_cores = 1000" in proc.stdout and f"(the run had {was:g})" in proc.stdout
     bad = feedtax("project", str(ci_run / "results.json"), "--assume", "warp_drive=1")
     assert bad.returncode == 2 and "warp_drive" in bad.stderr
 

@@ -96,12 +96,16 @@ def test_cli_prints_json_and_table(real, tmp_path):
     app = typer.Typer()
     app.command("compare")(compare_cmd)
     app.command("noop")(lambda: None)
-    out = CliRunner().invoke(app, ["compare", str(a), str(b), "--json"])
+    refused = CliRunner().invoke(app, ["compare", str(a), str(b)])
+    assert refused.exit_code == 2 and "profile differs: ci vs laptop" in refused.output and "--force" in refused.output
+    same = CliRunner().invoke(app, ["compare", str(a), str(a)])
+    assert same.exit_code == 0 and "nothing to compare" in same.output
+    out = CliRunner().invoke(app, ["compare", str(a), str(b), "--json", "--force"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert any("profile differs" in n for n in doc["context"])
     assert sum(r["verdict"] == "significant" for r in doc["rows"]) >= 1
-    table = CliRunner().invoke(app, ["compare", str(a), str(b)])
+    table = CliRunner().invoke(app, ["compare", str(a), str(b), "--force"])
     assert table.exit_code == 0 and "(better)" in table.output and "1 significant" in table.output
     assert f"formats[{real.formats[1].track}," in table.output
     bad = tmp_path / "bad.json"

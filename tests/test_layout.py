@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"harness": "feedtax", "formats": "feedtax.formats", "probes": "feedtax.probes", "reports": "feedtax.reports"}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
-GENERATED = {"feedtax.formats.sample_pb2"}
+GENERATED = {"feedtax.formats.sample_pb2", "feedtax._version"}
 
 # what each part of feedtax may import (besides itself and third-party packages); the layers, top to bottom:
 # cli -> bench/classroom -> model/loader/formats/probes -> results/vocabulary; reports read results only

@@ -208,6 +208,14 @@ def compare(a: Results, b: Results) -> list[CompareRow]:
     return rows
 
 
+def unlike(a: Results, b: Results) -> list[str]:
+    """Why two runs measured different workloads (another profile, sample sizes or dataset size): their figures are
+    not comparable as repeats of one measurement; empty when they are like with like."""
+    pairs = [("profile", a.profile, b.profile), ("sample sizes", a.config.sizes, b.config.sizes),
+             ("samples per track", a.config.samples_per_track, b.config.samples_per_track)]
+    return [f"{what} differs: {x} vs {y}" for what, x, y in pairs if x != y]
+
+
 def context(a: Results, b: Results) -> list[str]:
     """What differs between the runs besides the measurements (profile, sizes, machine): read changes with care."""
     notes = []

@@ -70,6 +70,8 @@ def compare_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     all_rows: bool = typer.Option(False, "--all",
                                   help="Show every metric, not only the significant and one-sided ones."),
+    force: bool = typer.Option(False, "--force", help="Compare runs of different workloads (profile, sample "
+                               "sizes, dataset size) anyway."),
 ) -> None:
     """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test)."""
     import json
@@ -81,6 +83,12 @@ def compare_cmd(
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
         raise fail(str(exc)) from None
+    if ra.model_dump() == rb.model_dump():
+        typer.echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
+        return
+    if (unlike := compare.unlike(ra, rb)) and not force:
+        raise fail(f"{a} and {b} measured different workloads ({'; '.join(unlike)}): their changes would not be "
+                   "the machine's or the code's; compare runs of one profile, or pass --force")
     rows = compare.compare(ra, rb)
     notes = compare.context(ra, rb)
     if json_out:

@@ -48,6 +48,8 @@ def project(
 
     try:
         res = results.load(results_file)
+        before = {t: (p.verdict, p.binding_constraint) for t, p in res.projections.items()}
+        old = res.assumptions
         project_results(res, assume)
     except (results.ResultsFileError, AssumptionError, ValueError) as exc:
         named = str(exc).startswith(str(results_file))
@@ -70,7 +72,17 @@ def project(
     for t, p in res.projections.items():
         table.add_row(t, p.verdict, p.binding_constraint, p.format, p.pipeline.bottleneck_stage,
                       f"{p.pipeline.accelerator_wait_fraction:.0%}")
-    Console().print(table)
+    console = Console()
+    for key, e in (res.assumptions.entries.items() if res.assumptions else []):
+        if e.overridden:
+            was = old.entries[key].value if old is not None and key in old.entries else None
+            had = f" (the run had {was:g})" if was is not None else ""
+            console.print(f"assumed {key} = {e.value:g} {e.unit}{had}")
+    console.print(table)
+    for t, p in res.projections.items():
+        if t in before and before[t] != (p.verdict, p.binding_constraint):
+            console.print(f"{t}: was {before[t][0]} (binding: {before[t][1]}), now {p.verdict} "
+                          f"(binding: {p.binding_constraint})")
 
 
 def schema() -> None:

@@ -20,7 +20,8 @@ _FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
 
 
 def run(
-    profile: str = typer.Option(DEFAULT_PROFILE, help="ci (<60 s), laptop (a few minutes) or full (a workstation)."),
+    profile: str = typer.Option(DEFAULT_PROFILE, help="ci (under a minute), laptop (about 7 minutes on 2 cores) or "
+                                                       "full (a workstation)."),
     out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
     tracks: list[str] | None = typer.Option(None, help=_TRACKS_HELP),
     formats: list[str] | None = typer.Option(None, help=_FORMATS_HELP),
@@ -32,9 +33,9 @@ def run(
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from feedtax.bench import profiles, runner
+    from feedtax.cli.progress import for_console
     from feedtax.reports import html
     from feedtax.results.projections import AssumptionError
 
@@ -46,12 +47,14 @@ def run(
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     res = None
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
+        with for_console(console) as progress:
             res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
-                             keep_data=keep_data, assume=assume or (), progress=_Bars(progress))
+                             keep_data=keep_data, assume=assume or (), progress=progress)
+            progress.start("report", 1)
+            report = html.write(res, out / "report.html")
+            progress.advance()
     except (runner.RunError, AssumptionError) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -60,7 +63,6 @@ def run(
     except Exception as exc:
         _report_partial(out)
         raise fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1) from None
-    report = html.write(res, out / "report.html")
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
     if submit is not None:
@@ -70,19 +72,6 @@ def run(
             console.print(f"submission: {write_submission(res, submit)}")
         except SubmitError as exc:
             raise fail(str(exc)) from None
-
-
-class _Bars:
-    """The runner's progress callback as rich progress bars: one bar per stage."""
-
-    def __init__(self, progress):
-        self.progress, self.task = progress, None
-
-    def start(self, description: str, total: int) -> None:
-        self.task = self.progress.add_task(description, total=total)
-
-    def advance(self) -> None:
-        self.progress.advance(self.task)
 
 
 def _report_partial(out: Path) -> None:
@@ -97,7 +86,8 @@ def _report_partial(out: Path) -> None:
 
 
 def _summary(console, res) -> None:
-    """The format costs as a table on the console: medians, unstable ones marked, and a note if not evicted."""
+    """The format costs as a table on the console (medians, unstable ones marked, a note if not evicted), then the
+    answers the report opens with."""
     from rich.table import Table
 
     table = Table(title=f"format costs ({res.profile} profile; median, one process)")
@@ -114,3 +104,11 @@ def _summary(console, res) -> None:
     if any(not r.cold_cache.evicted for r in res.formats):
         console.print("[yellow]note: the page cache could not be evicted for some shards (tmpfs?): "
                       "their 'cold' reads were warm.[/yellow]")
+    from rich.markup import escape
+
+    from feedtax.reports.answers import answers
+
+    for a in answers(res):  # the report's opening, in the same words
+        console.print(f"\n[bold]{escape(a.question)}[/bold]")
+        for line in a.lines:
+            console.print(f"  - {escape(line)}")

@@ -1,0 +1,62 @@
+"""reports.answers: the opening answers, each from the run's own numbers, each linked to evidence that exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from feedtax import results
+from feedtax.reports import answers, html
+
+V2 = Path(__file__).parent / "data" / "results-v2.json"
+
+
+@pytest.fixture()
+def run() -> results.Results:
+    return results.load(V2)
+
+
+def test_every_question_is_answered_and_its_evidence_is_in_the_report(run):
+    found = answers.answers(run)
+    assert [a.evidence for a in found] == ["feeding", "missions", "gravity", "formats", "zero-waste"]
+    page = html.render(run)
+    for a in found:
+        assert a.lines and f"id='{a.evidence}'" in page, a.evidence
+    assert page.index("The answers") < page.index("1. Format costs")
+
+
+def test_the_format_answer_is_the_best_measured_point(run):
+    (line,) = answers.answers(run)[0].lines
+    fmt, workers = re.match(r"edge: (\w+) at (\d+) worker", line).groups()
+    rows = run.tuned_rows()
+    top = max(r.au for r in rows)
+    chosen = next(r for r in rows if r.format == fmt and r.num_workers == int(workers))
+    assert chosen.au >= top - 0.01 and f"AU {chosen.au:.0%}" in line  # within 1 pp of the best AU ...
+    assert not any(r.au >= top - 0.01 and r.num_workers < chosen.num_workers for r in rows)  # ... on fewest workers
+    assert "default torch DataLoader" not in line  # a schema 2 file swept feedtax's loader only
+
+
+def test_a_crossover_beyond_half_the_earth_is_said_in_words(run):
+    for t in run.gravity.tiers:
+        t.crossover_km = 142_635.0
+    lines = answers.answers(run)[2].lines
+    assert any("at any distance on Earth" in line for line in lines) and not any("142,635" in x for x in lines)
+
+
+def test_json_or_ssd_follows_which_rate_binds(run):
+    assert all("switch formats" in line for line in answers.answers(run)[3].lines)  # a fast disk: decode binds
+    run.disk.seq_read_mb_per_s_cold = 0.001  # a disk slower than any decode
+    assert all("a faster SSD helps" in line and "not measured" in line for line in answers.answers(run)[3].lines)
+
+
+@pytest.mark.parametrize("seconds, text", [(5.0, "5 s"), (150.0, "2.5 min"), (7200.0, "2.0 h"),
+                                           (36_000.0, "10 h"), (846_720.0, "9.8 days")])
+def test_durations_read_for_people(seconds, text):
+    assert answers.duration(seconds) == text
+
+
+def test_ratios_read_for_people():
+    assert answers.ratio(1.2249) == "1.22x" and answers.ratio(34.16) == "34.2x"
+    assert answers.ratio(1969555.0) == "> 1000x"
