@@ -3,7 +3,7 @@
 This module assembles the page, in order: the run's header, the answers with links to their evidence
 (answers), 1. format costs, 2. the feeding tax (sections_feeding, with the default loader beside the
 tuned one from sections_loaders), 3.-5. missions, data gravity and zero waste (sections_missions), then the probes,
-assumptions, machine, configuration and stages (sections_machine). Prose lives in reports.text.
+assumptions, machine, configuration, stages and the glossary (sections_machine). Prose lives in reports.text.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def render(results: Results) -> str:
              + sections_missions.missions(results) + sections_missions.gravity(results)
              + sections_missions.zero_waste(results) + sections_machine.probes(results)
              + sections_missions.assumptions(results) + sections_machine.machine(results)
-             + sections_machine.configuration(results) + sections_machine.stages(results))
+             + sections_machine.configuration(results) + sections_machine.stages(results)
+             + sections_machine.glossary())
     return "\n".join(parts) + "</body></html>"
 
 

@@ -78,6 +78,13 @@ def _source(h) -> str:
     return f"{version}, checkout {h.git_sha}" if h.git_sha else f"{version} (installed, not run from a git checkout)"
 
 
+def glossary() -> list[str]:
+    """Every term the report uses, defined once; the sections link to #g-<key>."""
+    items = "".join(f"<dt id='g-{key}'>{escape(term)}</dt><dd>{escape(text_)}</dd>"
+                    for key, (term, text_) in text.GLOSSARY.items())
+    return ["<h2 id='glossary'>Glossary</h2>", f"<dl class='glossary'>{items}</dl>"]
+
+
 def configuration(results: Results) -> list[str]:
     c = results.config
     return ["<h2>Configuration</h2>",

@@ -28,18 +28,20 @@ FEEDING_INTRO = (
     "<p>Each format's shards streamed through <code>torch.utils.data.DataLoader</code> with 0..N workers into a"
     " consumer: an emulated accelerator that computes for {step_ms:g} ms per batch of"
     " {batch_size} (as MLPerf Storage/DLIO emulate one), or a real model on the GPU/CPU."
-    " <b>AU</b> = compute time / wall time over the measured steps (the warm-up steps excluded);"
-    " <b>feeding tax</b> = 1 &minus; AU, the share of time the accelerator waits for data. The <b>flow equilibrium</b>"
+    " <a href='#g-au'><b>AU</b></a> = compute time / wall time over the measured steps (the warm-up steps"
+    " excluded); <a href='#g-feeding-tax'><b>feeding tax</b></a> = 1 &minus; AU, the share of time the accelerator"
+    " waits for data. The <a href='#g-flow-equilibrium'><b>flow equilibrium</b></a>"
     " is the smallest worker count (one or more: with none, loading runs in series with the consumer and"
     " always costs load / (load + step)) whose ingestion rate (the loader alone) meets the consumer's rate.</p>"
 )
 LOADERS_INTRO = (
-    "<p>Two loaders over the same shards, decoder, transform and consumer. <b>default</b>: a torch Dataset of"
-    " samples (read by index where the format allows it, else streamed) in <code>DataLoader(dataset, batch_size,"
-    " num_workers)</code> with every other setting torch's default, batched by <code>default_collate</code>: what"
-    " a student writes. <b>tuned</b>: feedtax's loader (batches formed from runs of a shard, handed over through"
-    " reused shared-memory slots). <b>AU (MLPerf)</b> is MLPerf Storage's and DLIO's definition, to set beside"
-    " a submission: the consumer's nominal step time (here the emulated step) over the wall time, the first step"
+    "<p>Two loaders over the same shards, decoder, transform and consumer."
+    " <a href='#g-loaders'><b>default</b></a>: a torch Dataset of samples (read by index where the format allows"
+    " it, else streamed) in <code>DataLoader(dataset, batch_size, num_workers)</code> with every other setting"
+    " torch's default, batched by <code>default_collate</code>: what a student writes. <b>tuned</b>: feedtax's"
+    " loader (batches formed from runs of a shard, handed over through reused shared-memory slots)."
+    " <a href='#g-mlperf-au'><b>AU (MLPerf)</b></a> is MLPerf Storage's and DLIO's definition, to set beside a"
+    " submission: the consumer's nominal step time (here the emulated step) over the wall time, the first step"
     " of each epoch left out; AU is the measured compute over all measured steps. Where the default trails by"
     " more than {gap:g} pp, its costs per batch are measured apart from the tuned loader's (fetch: reading and"
     " transforming the samples; collate: forming the batch, right after an idle as long as the consumer's step;"
@@ -113,7 +115,7 @@ OVERHEAD_DECODE = (
 
 # --- 3. missions ------------------------------------------------------------------------------------
 MISSIONS_INTRO = (
-    "<p>The measured numbers above, fed as calibration into the course's own models (mlsysim's"
+    "<p>The measured numbers above, fed as calibration into the course's own models (<a href='#g-mlsysim'>mlsysim</a>'s"
     " <code>evaluate_pipeline</code>, <code>DataModel</code>, <code>TransformationModel</code>), answer each track's"
     " mission. Every input names its source: <i>measured</i> here, <i>mlsysim:</i> a registry value, or"
     " <i>assumption:</i> an entry of the assumptions file (listed at the end; change one with"
@@ -159,3 +161,37 @@ ENERGY = (
     "<p class='note'>Read over the measuring stages ({window_s:,.1f} s). Absent counters are reported"
     " as absent, never estimated here.</p>"
 )
+
+# --- glossary (each term once; the report links to it from where the term is first used) ---------------------
+GLOSSARY: dict[str, tuple[str, str]] = {
+    "au": ("AU (accelerator utilization)",
+           "the share of the consumer's wall time spent computing: measured compute over the measured steps' wall "
+           "time, warm-up steps excluded, every epoch start counted (a student's loop pays it)."),
+    "mlperf-au": ("AU (MLPerf)",
+                  "MLPerf Storage's and DLIO's definition: the nominal compute time (the emulated step) over the wall "
+                  "time, with the first step of each epoch left out of both. Set it beside an MLPerf Storage "
+                  "submission; feedtax's AU is lower where epoch starts cost time and where a sleep overshoots."),
+    "feeding-tax": ("feeding tax", "1 − AU: the share of time the accelerator waits for data."),
+    "mfu": ("MFU (model FLOPs utilization)",
+            "achieved FLOP/s of a real model over the device's peak at the model's precision; absent where either "
+            "is unknown."),
+    "loaders": ("default and tuned loaders",
+                "default: torch's DataLoader as a student writes it (a Dataset of samples, default_collate, "
+                "default settings); tuned: feedtax's loader (batches formed from runs of a shard, reused "
+                "shared-memory slots)."),
+    "flow-equilibrium": ("flow equilibrium",
+                         "the fewest DataLoader workers (one or more) whose loader alone delivers at least what the "
+                         "consumer takes."),
+    "usl": ("USL (Universal Scalability Law)",
+            "Gunther's model of throughput against workers, X(N) = λN / (1 + σ(N − 1) + κN(N − 1)): σ is contention "
+            "(work that serializes), κ coherency (crosstalk that grows with pairs of workers)."),
+    "tracks": ("tracks", "the course's four deployments and their data: cloud (token sequences), edge (camera "
+               "frames), mobile (crops and text), tiny (audio)."),
+    "missions": ("missions", "each track's target system projected from this machine's measurements: an H100 "
+                 "(cloud), a Jetson Orin (edge), AR glasses (mobile), a hearable microcontroller (tiny)."),
+    "mlsysim": ("mlsysim", "the course's modelling package: hardware registry, pipeline and storage models that "
+                "turn the measured rates into the missions' verdicts."),
+    "sneakernet": ("sneakernet and data gravity",
+                   "shipping drives instead of sending data over a network; data gravity is the cost of moving a "
+                   "large dataset, which pulls compute to where the data is."),
+}

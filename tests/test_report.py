@@ -13,9 +13,9 @@ from feedtax.reports.common import Markup, kv, table
 from feedtax.results.schema import Results
 from feedtax.vocabulary import VALIDATION_LIMIT_PP
 
-SECTIONS = ("1. Format costs", "2. Feeding tax", "3. Missions", "Does the model match this machine?",
+SECTIONS = ("The answers", "1. Format costs", "2. Feeding tax", "3. Missions", "Does the model match this machine?",
             "4. Data Gravity Audit", "5. Zero-Waste Audit", "Many noisy samples", "Disk under the data directory",
-            "Memory bandwidth", "Energy counters", "Assumptions used", "Machine", "Configuration", "Stages")
+            "Memory bandwidth", "Energy counters", "Assumptions used", "Machine", "Configuration", "Stages", "Glossary")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def test_every_section_in_order_and_self_contained(run):
     assert where == sorted(where), "sections appear in the report's order"
     assert page.count("<svg") >= 8
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", _text(page)) and "<script" not in page
-    assert page.startswith("<!doctype html>") and page.endswith("</table></body></html>")
+    assert page.startswith("<!doctype html>") and page.endswith("</dl></body></html>")
+    for anchor in re.findall(r"href='#([\w-]+)'", page):  # every link inside the report lands on something
+        assert f"id='{anchor}'" in page, anchor
     assert "did not complete" not in page
 
 
@@ -45,9 +47,9 @@ def test_sections_without_data_are_left_out(run):
                                   "assumptions": None, "disk": None, "memory": None, "energy": None})
     page = html.render(bare)
     assert "<svg" not in page
-    for title in SECTIONS[:-3]:
+    for title in SECTIONS[:-4]:
         assert f">{title}" not in page, title
-    for title in SECTIONS[-3:]:
+    for title in SECTIONS[-4:]:
         assert f">{title}" in page, title
 
 
