@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from feedtax.reports.common import ratio
 from feedtax.results.schema import Results
 
 LAB_DATASET_BYTES = 10**15  # the lab's question is asked of a petabyte
@@ -49,11 +50,6 @@ def duration(seconds: float) -> str:
         if seconds >= 2 * scale:
             return f"{seconds / scale:,.{1 if seconds < 10 * scale else 0}f} {unit}"
     return f"{seconds:.3g} s"
-
-
-def ratio(x: float) -> str:
-    """A headroom or speed-up: '1.22x', '34x', '> 1000x'."""
-    return "> 1000x" if x > 1000 else f"{x:.3g}x"
 
 
 def _formats(results: Results) -> Answer | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from html import escape
 
 from feedtax.results.metrics import metrics_by_name
@@ -49,6 +50,29 @@ def dist(d: Distribution) -> str:
 def quantity(value: float, field: str, spec: str = ",.0f") -> str:
     """A measured value with the unit its results field declares (vocabulary.Metric), e.g. "1,234 MB/s"."""
     return f"{value:{spec}} {metrics_by_name()[field].unit}"
+
+
+SI_UNITS = {"byte": "B", "B": "B", "s": "s", "W": "W", "J": "J", "flop": "FLOP", "FLOP": "FLOP", "Hz": "Hz",
+            "bit": "bit", "B/s": "B/s", "flop/s": "FLOP/s", "FLOP/s": "FLOP/s", "J/byte": "J/B", "J/flop": "J/FLOP"}
+_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
+             (1e-9, "n"), (1e-12, "p"))
+
+
+def human(value: float, unit: str = "") -> str:
+    """A number for people: SI prefixes on SI units (7.06e10 byte -> "70.6 GB", 6e-4 s -> "600 µs"), thousands
+    separators and three significant figures on the rest (1,969,556; 0.00000623 cores); never scientific notation."""
+    if value == 0 or value != value or value in (float("inf"), float("-inf")):
+        return f"{value:g} {unit}".strip()
+    if unit in SI_UNITS:
+        scale, prefix = next(((f, p) for f, p in _PREFIXES if abs(value) >= f), _PREFIXES[-1])
+        return f"{value / scale:.3g} {prefix}{SI_UNITS[unit]}"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{digits}f} {unit}".strip()
+
+
+def ratio(x: float) -> str:
+    """A headroom or speed-up: '1.22x', '34.2x', '> 1000x'."""
+    return "> 1000x" if x > 1000 else f"{x:.3g}x"
 
 
 def pct(x: float | None) -> str:

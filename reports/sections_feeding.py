@@ -63,12 +63,20 @@ def _fits(summary) -> str:
     """The Universal Scalability Law fit per format: parameters, quality, and what it predicts."""
     return table(
         ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
-         "predicted at 32 workers", "predicted equilibrium", "note"],
+         "predicted at 32 workers", "flow equilibrium", "note"],
         [[f.format, ", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}",
           f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f}"
           + (" (extrapolated)" if f.predicted[-1].extrapolated else ""),
-          "—" if f.flow_equilibrium_predicted is None else f"{f.flow_equilibrium_predicted} (extrapolated)",
+          _equilibrium(f, summary),
           f.note or ""] for f in summary.fits], left=2, text=(-1,))
+
+
+def _equilibrium(fit, summary) -> str:
+    """The flow equilibrium beside a fit: measured where a measured count kept up, else the fit's extrapolation."""
+    measured = summary.flow_equilibrium.get(fit.format)
+    if measured is not None:
+        return f"{measured} (measured)"
+    return "never" if fit.flow_equilibrium_predicted is None else f"{fit.flow_equilibrium_predicted} (extrapolated)"
 
 
 def _transport(t) -> str:

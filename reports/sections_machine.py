@@ -53,22 +53,43 @@ def machine(results: Results) -> list[str]:
     """The host the run measured: CPU, memory, OS, data directory, GPUs and package versions."""
     h = results.host
     data_dir = (f"{h.data_dir.path}: {h.data_dir.fs_type} on {h.data_dir.block_device or '?'}"
-                f" (rotational: {h.data_dir.rotational})" if h.data_dir else "not recorded")
+                f" ({_medium(h.data_dir.rotational)})" if h.data_dir else "not recorded")
     rows = [
         ("CPU", h.cpu_model),
         ("cores (logical / physical / usable)",
          f"{h.cpu_logical_cores} / {h.cpu_physical_cores} / {h.cpu_affinity_cores}"),
         ("memory", f"{h.memory_total_bytes / 2**30:.1f} GiB"), ("OS", h.os),
         ("Python", f"{h.python} ({h.python_implementation})"),
-        ("CPU frequency now / max",
-         f"{h.cpu_freq_mhz or '?'} / {h.cpu_freq_max_mhz or '?'} MHz, governor {h.cpu_governor or 'unknown'}"),
-        ("load average (1 min) at start", h.load_average_1m),
+        ("CPU frequency now / max", f"{_mhz(h.cpu_freq_mhz)} / {_mhz(h.cpu_freq_max_mhz)}, governor "
+                                    f"{h.cpu_governor or 'unknown'}"),
+        ("load average (1 min) at start", "not recorded" if h.load_average_1m is None else
+         f"{h.load_average_1m:.2f} on {h.cpu_affinity_cores} usable cores"),
         ("virtual machine / container", f"{h.virtualization or 'not detected'} / {h.container or 'not detected'}"),
         ("data directory", data_dir),
         ("GPUs (NVML)", ", ".join(g["name"] for g in h.gpus) if h.gpus else f"none: {h.gpu_absent_reason}"),
         ("protobuf backend", h.protobuf_backend), ("feedtax", _source(h)),
     ]
     return ["<h2>Machine</h2>", kv(rows + [(f"version of {k}", v or "not installed") for k, v in h.packages.items()])]
+
+
+def _mhz(f: float | None) -> str:
+    return "unknown" if not f else f"{f:,.0f} MHz"
+
+
+def _medium(rotational: bool | None) -> str:
+    return {True: "a spinning disk, as the kernel reports it", False: "solid state, as the kernel reports it",
+            None: "kind unknown"}[rotational]
+
+
+def _sizes(sizes: dict) -> str:
+    """The synthetic samples' sizes in words (cloud tokens, edge frame, mobile crop and text, tiny audio)."""
+    names = {"seq_len": "cloud tokens", "frame_hw": "edge frame", "crop_hw": "mobile crop", "text_len": "mobile text",
+             "audio_len": "tiny audio samples"}
+
+    def show(v) -> str:
+        return "x".join(map(str, v)) + "x3" if isinstance(v, (list, tuple)) else f"{v:,}"
+
+    return "; ".join(f"{names.get(k, k)} {show(v)}" for k, v in sizes.items())
 
 
 def _source(h) -> str:
@@ -91,7 +112,7 @@ def configuration(results: Results) -> list[str]:
             kv([("seed", c.seed), ("tracks", ", ".join(c.tracks)), ("formats", ", ".join(c.formats)),
                 ("samples per track", c.samples_per_track), ("samples per shard", c.samples_per_shard),
                 ("warm-ups / repeats", f"{c.warmups} / {c.repeats}"), ("min time per repeat", f"{c.min_time_s} s"),
-                ("sample sizes", c.sizes)])]
+                ("sample sizes", _sizes(c.sizes))])]
 
 
 def stages(results: Results) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from feedtax.reports import text
-from feedtax.reports.common import Markup, figure, pct, table
+from feedtax.reports.common import Markup, figure, human, pct, ratio, table
 from feedtax.results.schema import Results
 from feedtax.vocabulary import LINK_GBPS, VALIDATION_LIMIT_PP
 
@@ -51,12 +51,13 @@ def _mission(track: str, p) -> list[str]:
         f"<h3>{escape(track)}: {verdict} — binding: {escape(p.binding_constraint)}</h3>",
         text.MISSION_SUMMARY.format(format=escape(p.format), bottleneck=escape(p.pipeline.bottleneck_stage),
                                     wait=p.pipeline.accelerator_wait_fraction),
-        table(["check", "value", "limit", "unit", "ok", "headroom", "detail"],
-              [[c.name, c.value, c.limit, c.unit, "yes" if c.ok else Markup("<span class='warn'>no</span>"),
-                f"{c.headroom:.2f}x", c.detail] for c in p.checks], text=(-1,)),
+        table(["check", "value", "limit", "ok", "headroom", "detail"],
+              [[c.name, human(c.value, c.unit), human(c.limit, c.unit),
+                "yes" if c.ok else Markup("<span class='warn'>no</span>"), ratio(c.headroom), c.detail]
+               for c in p.checks], text=(-1,)),
         "<details><summary>pipeline inputs and their sources</summary>",
-        table(["input", "value", "unit", "source", "note"],
-              [[k, v.value, v.unit, v.source, v.note or ""] for k, v in p.inputs.items()], text=(-2, -1)),
+        table(["input", "value", "source", "note"],
+              [[k, human(v.value, v.unit), v.source, v.note or ""] for k, v in p.inputs.items()], text=(-2, -1)),
         "</details>",
     ]
     for alt in p.alternatives:
@@ -136,6 +137,6 @@ def assumptions(results: Results) -> list[str]:
         return []
     return ["<h2>Assumptions used by the projections</h2>",
             text.ASSUMPTIONS,
-            table(["key", "value", "unit", "source", "note"],
-                  [[k + (" (overridden)" if e.overridden else ""), e.value, e.unit, e.source, e.note]
+            table(["key", "value", "source", "note"],
+                  [[k + (" (overridden)" if e.overridden else ""), human(e.value, e.unit), e.source, e.note]
                    for k, e in a.entries.items()], text=(-2, -1))]

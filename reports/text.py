@@ -56,7 +56,12 @@ LOADER_BOUND = ("<p class='note'>The default loader alone delivers {rate:,.0f} s
                 " consumer takes: its workers' own fetch and collate show as waits.</p>")
 LOADER_BEST_FIX = "<p>Best fix measured: <b>{fix}</b>, AU {au}.</p>"
 LOADER_NO_FIX = "<p>No fix tried closes more than the noise; the tuned loader's design is what differs.</p>"
-EQUILIBRIUM = "<p><b>{track}</b>: the consumer takes {rate:,.0f} samples/s; flow equilibrium: {equilibrium}.</p>"
+EQUILIBRIUM = (
+    "<p><b>{track}</b>: the consumer takes {rate:,.0f} samples/s; flow equilibrium: {equilibrium}. At the"
+    " equilibrium the loader keeps up on average, so what tax remains there is what the consumer still waits for"
+    " per step: each batch's handover from its worker (the transport cost below) and the steps where a batch"
+    " arrives late.</p>"
+)
 TRANSPORT_FULL_SPEED = (
     " At full speed (no consumer) one worker hands over a batch every {worker_ms:.2f} ms,"
     " against {in_process_ms:.2f} ms to make it in the main process: the handover adds"

@@ -9,6 +9,7 @@ import pytest
 
 from feedtax import results
 from feedtax.reports import answers, html
+from feedtax.reports.common import human, ratio
 
 V2 = Path(__file__).parent / "data" / "results-v2.json"
 
@@ -58,5 +59,12 @@ def test_durations_read_for_people(seconds, text):
 
 
 def test_ratios_read_for_people():
-    assert answers.ratio(1.2249) == "1.22x" and answers.ratio(34.16) == "34.2x"
-    assert answers.ratio(1969555.0) == "> 1000x"
+    assert ratio(1.2249) == "1.22x" and ratio(34.16) == "34.2x"
+    assert ratio(1969555.0) == "> 1000x"
+
+
+@pytest.mark.parametrize("value, unit, text", [(7.06e10, "byte", "70.6 GB"), (6e-4, "s", "600 µs"),
+                                               (6.23e-06, "cores", "0.00000623 cores"), (1969555.58, "", "1,969,556"),
+                                               (1234.5, "MB/s", "1,234 MB/s"), (0.0, "W", "0 W")])
+def test_numbers_read_for_people(value, unit, text):
+    assert human(value, unit) == text
