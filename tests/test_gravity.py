@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer
@@ -121,8 +122,26 @@ def test_figures():
     (["--disk-mb-per-s", "-3"], "disk write bandwidth must be > 0"),
     (["--disk-mb-per-s", "0"], "disk write bandwidth must be > 0"),
     (["--disk-mb-per-s", "100", "--tier", "hdd"], "not both"),
+    (["--tier", "hdd", "--results", "x.json"], "not both"),
+    (["--results", "/nonexistent/results.json"], "/nonexistent/results.json"),
     (["--assume", "link_efficiency=0"], "link_efficiency must be > 0"),
 ])
 def test_cli_refuses_impossible_inputs_in_one_line(args, message):
     out = CliRunner().invoke(_app(), ["gravity", "--size", "1TB", *args])
     assert out.exit_code == 2 and message in out.output and "Traceback" not in out.output
+
+
+def test_cli_says_where_the_drives_rates_come_from(tmp_path):
+    given = CliRunner().invoke(_app(), ["gravity", "--size", "1TB", "--disk-mb-per-s", "900", "--distance-km", "10",
+                                        "--json"])
+    inputs = json.loads(given.output)["inputs"]
+    assert inputs["disk_write_bandwidth"]["source"] == "given (--disk-mb-per-s)"  # typed, not measured
+    assert inputs["distance"]["source"] == "given"
+    measured = CliRunner().invoke(_app(), ["gravity", "--size", "1TB", "--json"])  # the default: measured now
+    disk = json.loads(measured.output)["inputs"]["disk_write_bandwidth"]
+    assert disk["source"].startswith("measured now") and disk["value"] > 0
+    stored = Path(__file__).parent / "data" / "results-v2.json"
+    run = json.loads(stored.read_text())
+    from_run = CliRunner().invoke(_app(), ["gravity", "--size", "1TB", "--results", str(stored), "--json"])
+    disk = json.loads(from_run.output)["inputs"]["disk_write_bandwidth"]
+    assert disk == {**disk, "value": run["disk"]["seq_write_mb_per_s"], "source": f"measured by run {run['run_id']}"}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from feedtax.cli.options import fail
 from feedtax.vocabulary import DATASET_TIERS_BYTES, LINK_GBPS
+
+PROBE_BYTES = 64 << 20  # the default disk probe: enough to pass a drive's small write cache, a few seconds
+PROBE_BUDGET_S = 5.0
 
 
 def gravity_cmd(
@@ -15,8 +20,10 @@ def gravity_cmd(
         None, help="Shipping distance in km; default assumption sneakernet_distance_km."),
     link_gbps: list[float] | None = typer.Option(None, help="Link rates in Gbit/s (repeat); default 10 and 100."),
     disk_mb_per_s: float | None = typer.Option(
-        None, help="Drive write and read bandwidth in MB/s (e.g. this machine's measured disk)."),
+        None, help="Drive write and read bandwidth in MB/s, as you give it (default: this machine's disk, measured "
+        "now with a 64 MB probe in the temp directory, as the report uses the run's measured disk)."),
     tier: str | None = typer.Option(None, help="Use a storage tier's bandwidth instead: hdd, sata_ssd, nvme_gen4."),
+    results_file: Path | None = typer.Option(None, "--results", help="Use the disk a run measured (its results.json)."),
     assume: list[str] | None = typer.Option(None, help="Override an assumption: key=value (repeat)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -30,9 +37,10 @@ def gravity_cmd(
         sizes = ([parse_size(s) for item in size for s in item.split(",") if s.strip()] if size
                  else list(DATASET_TIERS_BYTES))
         a = load(overrides=assume or [])
-        result = g.gravity(sizes, link_gbps or LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=disk_mb_per_s,
-                           disk_read_mb_per_s=disk_mb_per_s, tier=tier, assumptions=a)
-    except (ValueError, AssumptionError) as exc:
+        write, read, source = _disk(disk_mb_per_s, tier, results_file)
+        result = g.gravity(sizes, link_gbps or LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=write,
+                           disk_read_mb_per_s=read, tier=tier, assumptions=a, disk_source=source)
+    except (ValueError, AssumptionError, OSError) as exc:  # a results file's error names the file already
         raise fail(str(exc)) from None
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
@@ -41,6 +49,30 @@ def gravity_cmd(
 
     Console().print(_table(result))
     typer.echo(result.definition)
+
+
+def _disk(given: float | None, tier: str | None, results_file: Path | None) -> tuple:
+    """(write MB/s, read MB/s, their source): given, a run's measured disk, none (a tier), or measured now."""
+    if sum(x is not None for x in (given, tier, results_file)) > 1:
+        raise ValueError("give one of --disk-mb-per-s, --tier and --results, not both")
+    if given is not None:
+        return given, given, "given (--disk-mb-per-s)"
+    if tier is not None:
+        return None, None, "mlsysim"
+    if results_file is not None:
+        from feedtax import results
+
+        res = results.load(results_file)
+        if res.disk is None:
+            raise ValueError(f"{results_file}: the run has no disk probe to take the drives' rates from")
+        return res.disk.seq_write_mb_per_s, res.disk.seq_read_mb_per_s_cold, f"measured by run {res.run_id}"
+    import tempfile
+
+    from feedtax.probes.disk import measure_disk
+
+    where = Path(tempfile.gettempdir())
+    d = measure_disk(where, PROBE_BYTES, time_budget_s=PROBE_BUDGET_S)
+    return d.seq_write_mb_per_s, d.seq_read_mb_per_s_cold, f"measured now ({PROBE_BYTES >> 20} MiB probe in {where})"
 
 
 def _table(result):

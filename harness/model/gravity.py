@@ -52,23 +52,26 @@ def crossover_km(net_s: float, write_s: float, read_s: float, speed_km_per_h: fl
     return spare_h * speed_km_per_h if spare_h >= 0 else None
 
 
-def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: float | None) -> tuple[Sourced, Sourced]:
-    """Disk write/read bandwidth: measured values where given (unless a tier is chosen), else the tier's (mlsysim)."""
+def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: float | None,
+                source: str = "measured") -> tuple[Sourced, Sourced]:
+    """Disk write/read bandwidth: the values given, labelled with their source (measured, or given by the user),
+    unless a tier is chosen; else the tier's (mlsysim)."""
     from feedtax.model.sources import from_mlsysim
 
     tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
     if tier:
         return tier_bw, tier_bw
-    write = Sourced(value=write_mb_per_s, unit="MB/s", source="measured") if write_mb_per_s else tier_bw
-    read = Sourced(value=read_mb_per_s, unit="MB/s", source="measured") if read_mb_per_s else tier_bw
+    write = Sourced(value=write_mb_per_s, unit="MB/s", source=source) if write_mb_per_s else tier_bw
+    read = Sourced(value=read_mb_per_s, unit="MB/s", source=source) if read_mb_per_s else tier_bw
     return write, read
 
 
 def gravity(sizes_bytes: Iterable[float] = DATASET_TIERS_BYTES, links_gbps: Iterable[float] = LINK_GBPS, *,
             distance_km: float | None = None, disk_write_mb_per_s: float | None = None,
             disk_read_mb_per_s: float | None = None, tier: str | None = None,
-            assumptions: Assumptions | None = None) -> GravityResult:
-    """Network vs sneakernet for every size x link; disk bandwidths measured, or a storage tier's (mlsysim)."""
+            assumptions: Assumptions | None = None, disk_source: str = "measured") -> GravityResult:
+    """Network vs sneakernet for every size x link; disk bandwidths measured (or as disk_source says where they
+    came from), or a storage tier's (mlsysim)."""
     a = assumptions or load_assumptions()
     links_gbps = list(links_gbps)
     if any(not link > 0 for link in links_gbps):
@@ -84,11 +87,11 @@ def gravity(sizes_bytes: Iterable[float] = DATASET_TIERS_BYTES, links_gbps: Iter
         raise ValueError(f"link_efficiency must be > 0, got {a.value('link_efficiency'):g}")
     if tier is not None and tier not in STORAGE_TIERS:
         raise ValueError(f"unknown storage tier {tier!r}; choose from {', '.join(STORAGE_TIERS)}")
-    write, read = _bandwidths(tier, disk_write_mb_per_s, disk_read_mb_per_s)
+    write, read = _bandwidths(tier, disk_write_mb_per_s, disk_read_mb_per_s, disk_source)
     keys = ("link_efficiency", "drive_capacity_bytes", "sneakernet_parallel_drives", "truck_speed_km_per_h",
             "shipping_handling_h", "egress_usd_per_gb", "drive_price_usd")
     inputs = {k: a.sourced(k) for k in keys}
-    dist = (Sourced(value=distance_km, unit="km", source="measured", note="given on the command line")
+    dist = (Sourced(value=distance_km, unit="km", source="given", note="given on the command line")
             if distance_km is not None else a.sourced("sneakernet_distance_km"))
     inputs.update(disk_write_bandwidth=write, disk_read_bandwidth=read, distance=dist)
     v = {k: s.value for k, s in inputs.items()}

@@ -56,7 +56,8 @@ class GravityResult(BaseModel):
     tiers: list[GravityTier]
     inputs: dict[str, Sourced]
     definition: str = ("crossover_km: the longest shipping distance at which the drives arrive no later than the "
-                       "network transfer ends; beyond it the network wins; None: the network wins at every distance")
+                       "network transfer ends; beyond it the network wins; never (null in results.json): the "
+                       "network wins at every distance")
 
 
 class SelectionConfig(BaseModel):
