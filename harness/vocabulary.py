@@ -10,6 +10,8 @@ FORMATS: tuple[str, ...] = ("csv", "json", "parquet", "protobuf", "raw")
 # the sweep's loaders: torch's DataLoader as a student writes it, and feedtax's tuned one
 LoaderKind = Literal["default", "tuned"]
 LOADERS: tuple[LoaderKind, ...] = ("default", "tuned")
+# no two places on Earth are further apart along its surface: a crossover beyond it means "anywhere"
+HALF_EARTH_KM = 20_000
 # the AU gap (tuned - default, percentage points) past which the report says why the default trails and fixes are tried
 GAP_PP = 2.0
 Track = Literal["cloud", "edge", "mobile", "tiny"]

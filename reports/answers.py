@@ -11,9 +11,9 @@ from html import escape
 
 from feedtax.reports.common import ratio
 from feedtax.results.schema import Results
+from feedtax.vocabulary import HALF_EARTH_KM
 
 LAB_DATASET_BYTES = 10**15  # the lab's question is asked of a petabyte
-HALF_EARTH_KM = 20_000  # no two places on Earth are further apart along its surface
 MISSIONS = {"cloud": "H100 cloud", "edge": "Jetson Orin edge", "mobile": "AR glasses", "tiny": "hearable MCU"}
 
 

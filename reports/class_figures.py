@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
+from feedtax.reports.common import log_axis
 from feedtax.vocabulary import FORMAT_COLORS, FORMATS, TRACKS  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def _box_strip(ax, groups: list[tuple[str, np.ndarray, np.ndarray, str]], log: b
         ax.scatter(xs[flags], vals[flags], s=30, color="red", marker="D", edgecolor="black", linewidth=0.5, zorder=4)
     ax.set_xticks(range(len(groups)), [f"{g[0]}\nn={g[1].size}" for g in groups], fontsize=8)
     if log:
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
         lo, hi = ax.get_ylim()
         if hi / max(lo, 1e-300) < 30:  # under ~1.5 decades: label the 2s and 5s too

@@ -70,6 +70,24 @@ def human(value: float, unit: str = "") -> str:
     return f"{value:,.{digits}f} {unit}".strip()
 
 
+def log_axis(ax, which: str = "y") -> None:
+    """A log axis for people: decades labelled 1, 10, 100, 1k, 10k ... (no 2x10^4 minor labels to collide)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: compact(v)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def compact(v: float) -> str:
+    """A tick value: 0.001, 1, 10k, 2.5M, 1G."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{prefix}"
+    return f"{v:g}"
+
+
 def ratio(x: float) -> str:
     """A headroom or speed-up: '1.22x', '34.2x', '> 1000x'."""
     return "> 1000x" if x > 1000 else f"{x:.3g}x"

@@ -13,7 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from feedtax.reports.common import log_axis
 from feedtax.vocabulary import FORMAT_COLORS  # noqa: E402
+
+WORKER_MARKERS = {0: "o", 1: "s", 2: "^", 4: "D", 8: "v", 16: "P", 32: "X"}
 
 
 def _get(obj, name):
@@ -47,7 +50,8 @@ def feeding_tax_gauge(rows) -> plt.Figure:
         step = _get(mine[0], "step_s")
         ax.set_title(f"{track}: feeding tax, step {step * 1e3:.1f} ms ({_get(mine[0], 'consumer')})", fontsize=10)
         ax.legend(fontsize=8)
-    fig.suptitle("FeedingTaxGauge (measured; ! = unstable step times)", fontsize=11)
+    fig.suptitle("Feeding tax per format and worker count, measured (! = unstable step times) — FeedingTaxGauge",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -66,21 +70,26 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
         xs = [_get(r, "ingestion_samples_per_s") for r in pts]
         ys = [_get(r, "mfu") if use_mfu else _get(r, "au") for r in pts]
         color = FORMAT_COLORS.get(fmt, "#333333")
-        ax.plot(xs, ys, "o-", color=color, label=fmt)
-        for r, x, y in zip(pts, xs, ys, strict=True):
+        ax.plot(xs, ys, "-", color=color, label=fmt)
+        for r, x, y in zip(pts, xs, ys, strict=True):  # the worker count as the marker: no labels to collide
             w = _get(r, "num_workers")
-            ax.annotate(f"{w}w", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            ax.plot([x], [y], marker=WORKER_MARKERS.get(w, "o"), ms=7, color=color, mec="black", mew=0.5)
             if eq.get(fmt) == w:
-                ax.plot([x], [y], marker="*", ms=14, color=color, mec="black")
+                ax.plot([x], [y], marker="*", ms=16, color=color, mec="black", mfc="none")
+    seen = sorted({_get(r, "num_workers") for r in mine})
+    markers = [plt.Line2D([], [], ls="", marker=WORKER_MARKERS.get(w, "o"), color="#777777", mec="black",
+                          label=f"{w} worker{'s' if w != 1 else ''}") for w in seen]
     need = _get(summary, "consumption_samples_per_s")
     if np.isfinite(need):
         ax.axvline(need, color="black", ls="--", lw=1, label=f"consumer needs {need:,.0f}/s")
-    ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_xlabel("ingestion rate, loader alone (samples/s, log)")
     ax.set_ylabel(label)
     ax.set_ylim(0, 1.05 if not use_mfu else None)
-    ax.set_title(f"{track}: {label.split(' ')[0]} vs ingestion (* = flow equilibrium)", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{track}: {label.split(' ')[0]} against the loader's rate (ringed star = flow equilibrium)",
+                 fontsize=10)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + markers, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -118,11 +127,11 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
     if cores:
         ax.axvline(cores, color="#555555", ls="-.", lw=1, label=f"{cores} cores on this machine")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    log_axis(ax, "y")
     ax.set_xlabel("DataLoader workers (log)")
     ax.set_ylabel("ingestion, loader alone (samples/s, log)")
     ax.set_title(f"{track}: scaling (Universal Scalability Law fit; dashed = extrapolated)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -147,10 +156,10 @@ def wait_breakdown(summary) -> plt.Figure:
             if name == "fetch" and _get(p, key) is None:  # no bar: say why, inside the axes (log scale)
                 why = "hidden" if _get(p, "cache_evicted") else "not evicted"
                 ax.annotate(why, (b.get_x() + width / 2, 0.02), xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=7, rotation=90)
+                            ha="center", va="bottom", fontsize=8, rotation=90)
     ax.set_xticks(x, [f"{_get(p, 'format')}\n@{_get(p, 'num_workers')}w" for p in parts])
     ax.set_xlim(-0.5, len(parts) - 0.5)  # a missing (NaN) bar does not widen the axes: keep every slot
-    ax.set_yscale("log")
+    log_axis(ax, "y")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi * 4)  # head room for the legend
     ax.set_ylabel("samples/s (log)")
@@ -163,7 +172,7 @@ def wait_breakdown(summary) -> plt.Figure:
             bars.append(("1 worker:\nfull speed", worker, "#17becf"))
         bars.append(("1 worker: wait\nper step", _get(transport, "transport_s_per_batch"), "#1f77b4"))
         ax2.bar([b[0] for b in bars], [b[1] * 1e3 for b in bars], color=[b[2] for b in bars])
-        ax2.tick_params(axis="x", labelsize=7)
+        ax2.tick_params(axis="x", labelsize=8)
         ax2.set_ylabel("ms per batch")
         ax2.set_title(f"DataLoader transport, ready data\n({_get(transport, 'batch_bytes'):,} B/batch)", fontsize=10)
     else:

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from feedtax.reports.common import log_axis
 from feedtax.results.schema import Results  # noqa: E402
 from feedtax.vocabulary import FORMAT_COLORS  # noqa: E402
 
@@ -46,13 +47,13 @@ def format_costs(results: Results) -> plt.Figure:
             for xi, d in zip(x + offset, dists, strict=True):
                 if d.unstable:
                     ax.annotate("!", (xi, d.median), ha="center", va="bottom", color="red", fontsize=9, weight="bold")
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         top = max(max(r.decode_samples_per_s_cold.q3, r.decode_samples_per_s_warm.q3) for r in rows)
         ax.set_ylim(top=top * 4)  # headroom for the legend
         ax.set_xticks(x, names)
         ax.set_ylabel("decode samples/s (log)")
         ax.set_title(f"{track}: decode throughput, one process (median, IQR; ! = unstable)", fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("Format costs per track", fontsize=12)
-    fig.tight_layout()
+    fig.suptitle("Format costs per track: bytes on disk and decode throughput", fontsize=12)
+    fig.tight_layout(h_pad=2.0)  # room between rows: a log axis's end labels reach past its edge
     return fig

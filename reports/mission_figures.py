@@ -15,11 +15,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from feedtax.reports.common import log_axis
 from feedtax.results.audits import GravityResult, Ledger  # noqa: E402
 from feedtax.results.projections import Projection  # noqa: E402
-from feedtax.vocabulary import AXES, SECONDS_PER_HOUR  # noqa: E402
+from feedtax.vocabulary import AXES, HALF_EARTH_KM, SECONDS_PER_HOUR  # noqa: E402
 
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
+
+
 
 
 def size_label(nbytes: int) -> str:
@@ -52,40 +55,43 @@ def transfer_time_radar(g: GravityResult) -> plt.Figure:
         r = np.log10(np.array(secs) / SECONDS_PER_HOUR) - np.log10(floor) + 0.2
         ax.plot(angles, np.append(r, r[0]), lw=2, ls="--" if name.startswith("sneakernet") else "-", label=name)
     ticks = np.arange(0, ax.get_ylim()[1] + 1)
-    ax.set_yticks(ticks + 0.2, [f"{floor * 10**k:.2g} h" for k in ticks], fontsize=7)
-    ax.set_title("TransferTimeRadar: hours to move each dataset (log scale)", fontsize=10)
+    ax.set_yticks(ticks + 0.2, [f"{floor * 10**k:.2g} h" for k in ticks], fontsize=8)
+    ax.set_title("Hours to move each dataset, network or drives (log scale) — TransferTimeRadar", fontsize=10)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def sneakernet_crossover(g: GravityResult) -> plt.Figure:
-    """Time vs distance per dataset size: network (flat, per link) vs sneakernet (rising); crossovers marked."""
+    """Time vs distance per dataset size: network (flat, per link) vs sneakernet (rising); crossovers marked and
+    named in the legend, the distance axis ending within half the Earth's circumference."""
     speed = g.inputs["truck_speed_km_per_h"].value
     handling_s = g.inputs["shipping_handling_h"].value * SECONDS_PER_HOUR
-    crossings = [t.crossover_km for t in g.tiers if t.crossover_km is not None]
-    far = max(3 * g.tiers[0].distance_km, 1.3 * min(crossings, default=0.0))
+    crossings = [t.crossover_km for t in g.tiers if t.crossover_km is not None and t.crossover_km <= HALF_EARTH_KM]
+    far = min(max(3 * g.tiers[0].distance_km, 1.3 * max(crossings, default=0.0)), HALF_EARTH_KM)
     d = np.linspace(0, far, 200)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len({t.dataset_bytes for t in g.tiers})))
     for color, size in zip(colors, sorted({t.dataset_bytes for t in g.tiers}), strict=True):
         rows = [t for t in g.tiers if t.dataset_bytes == size]
         fixed = rows[0].write_s + rows[0].read_s + handling_s
-        ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
-                label=f"{size_label(size)} sneakernet")
+        where = []
         for t, ls in zip(rows, (":", "-.", "--"), strict=False):  # one style per link
             ax.axhline(t.network_s / SECONDS_PER_HOUR, color=color, ls=ls, lw=1)
-            if t.crossover_km is not None:
+            if t.crossover_km is not None and t.crossover_km <= far:
                 ax.plot([t.crossover_km], [t.network_s / SECONDS_PER_HOUR], "o", color=color)
-                ax.annotate(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G",
-                            (t.crossover_km, t.network_s / SECONDS_PER_HOUR), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
-    ax.set_yscale("log")
+                where.append(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G")
+            elif t.crossover_km is not None:
+                where.append(f"anywhere on Earth @ {t.link_gbps:g}G")
+        ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
+                label=f"{size_label(size)}" + (f": drives win up to {', '.join(where)}" if where else ""))
+    log_axis(ax, "y")
+    ax.set_xlim(0, far)
     ax.set_xlabel("shipping distance (km)")
     ax.set_ylabel("hours (log)")
-    ax.set_title("SneakernetCrossoverPlot: solid = drives, flat = network (dotted 10G, dash-dot 100G); "
-                 "dots = crossover", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Hours to move a dataset by shipping distance: drives (solid) against the network (flat: dotted\n"
+                 "10 Gbit/s, dash-dot 100 Gbit/s); dots = crossover — SneakernetCrossoverPlot", fontsize=9, pad=16)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -100,7 +106,7 @@ def energy_radar(ledger: Ledger) -> plt.Figure:
         ax.plot(angles, np.append(r, r[0]), lw=2, color=TRACK_COLORS.get(t.track), label=f"{t.track} (move/compute "
                 f"{t.move_over_compute:.2g})")
         ax.fill(angles, np.append(r, r[0]), color=TRACK_COLORS.get(t.track), alpha=0.08)
-    ax.set_title("EnergyRadar: log10 pJ per unit of work (0 = none)", fontsize=10)
+    ax.set_title("Energy per unit of work by axis, log10 pJ (0 = none) — EnergyRadar", fontsize=10)
     ax.legend(loc="upper right", bbox_to_anchor=(1.4, 1.1), fontsize=8)
     fig.tight_layout()
     return fig
@@ -112,17 +118,17 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
     its data crosses one), the target's read, decode and transform stages (the binding one outlined), and
     the rate the target's compute consumes."""
     tracks = list(projections)
-    fig, axes = plt.subplots(1, len(tracks), figsize=(3.9 * len(tracks) + 0.5, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tracks), figsize=(3.9 * len(tracks) + 0.5, 4.8), squeeze=False)
     for ax, track in zip(axes[0], tracks, strict=True):
         p = projections[track]
         per_sample_bytes = p.inputs["sample_size"].value
         stages: dict[str, tuple[float, str | None]] = {}
         if disk_mb_per_s:
-            stages["this\nmachine's\ndisk"] = (disk_mb_per_s * 1e6 / per_sample_bytes, None)
+            stages["this disk"] = (disk_mb_per_s * 1e6 / per_sample_bytes, None)
         if network_mb_per_s and track in network_mb_per_s:
             rate, label = network_mb_per_s[track]
             stages[label] = (rate * 1e6 / per_sample_bytes, None)
-        stages.update({"target\nread": (p.pipeline.read_rate_per_second, "read"),
+        stages.update({"target read": (p.pipeline.read_rate_per_second, "read"),
                        "decode": (p.pipeline.decode_rate_per_second, "decode"),
                        "transform": (p.pipeline.transform_rate_per_second, "transform")})
         x = np.arange(len(stages) + 1)
@@ -135,11 +141,11 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
                 ax.annotate("binding", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                             va="bottom", fontsize=8, weight="bold")
         values = [v for v, _ in stages.values()] + [p.pipeline.required_rate_per_second]
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         ax.set_ylim(min(values) / 10, max(values) * 10)
-        ax.set_xticks(x, [*stages, "compute\nconsumes"], fontsize=7)
+        ax.set_xticks(x, [*stages, "compute needs"], fontsize=8, rotation=90)
         ax.set_ylabel(f"samples/s ({per_sample_bytes:,.0f}-byte samples, log)", fontsize=8)
         ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinds: {p.binding_constraint}", fontsize=8)
-    fig.suptitle("IngestionWaterfall: storage, network, decode and transform vs the rate compute consumes", fontsize=11)
+    fig.suptitle("Each stage's rate against what compute consumes, per mission — IngestionWaterfall", fontsize=11)
     fig.tight_layout()
     return fig

@@ -20,9 +20,9 @@ def waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[flo
         return disk, {}
     e = a.entries
     links = {"cloud": (max(LINK_GBPS) * 1e9 / 8 * e["link_efficiency"].value / 1e6,
-                       f"network\n{max(LINK_GBPS):g} Gbit/s")}
+                       f"network {max(LINK_GBPS):g}G")}
     if "ble_phy_mbit_per_s" in e and "ble_link_efficiency" in e:
-        links["mobile"] = (e["ble_phy_mbit_per_s"].value * e["ble_link_efficiency"].value / 8, "network\nBLE")
+        links["mobile"] = (e["ble_phy_mbit_per_s"].value * e["ble_link_efficiency"].value / 8, "network BLE")
     return disk, links
 
 
