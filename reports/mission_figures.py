@@ -23,8 +23,6 @@ from feedtax.vocabulary import AXES, HALF_EARTH_KM, SECONDS_PER_HOUR  # noqa: E4
 TRACK_COLORS = {"cloud": "#1f77b4", "edge": "#d62728", "mobile": "#2ca02c", "tiny": "#9467bd"}
 
 
-
-
 def size_label(nbytes: int) -> str:
     """A dataset size in the largest decimal unit it reaches: 10 GB, 1 PB."""
     for unit, scale in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):

@@ -149,8 +149,8 @@ def _overhead(overhead) -> list[str]:
     return parts + [
         text.OVERHEAD_DECODE,
         table(["track", "format", "batch", "loader samples/s", "decode samples/s (stage / paired)",
-               "ratio (stage / paired)", "no worker", "amortized batch", "paired ratio at it [IQR]",
-               "no worker", "1 worker at it, ms per batch: decode / copy / DataLoader",
+               "ratio (stage / paired)", "ratio with no worker", "amortized batch", "paired ratio at it [IQR]",
+               "ratio with no worker at it", "1 worker at it, ms per batch: decode / copy / DataLoader",
                "fixed cost per batch (ms)"],
               [[o.track, o.format, o.batch_size, f"{o.loader_samples_per_s:,.0f}",
                 f"{o.decode_samples_per_s:,.0f} / {_rate(o.paired_decode_samples_per_s)}",
@@ -183,7 +183,7 @@ def _vs_plain(overhead) -> str:
     return table(
         ["track", "format", "plain dataset", "batch", "plain samples/s", "feedtax / plain [IQR]", "amortized batch",
          "plain samples/s at it", "feedtax / plain at it [IQR]", "decode ns/B", "one copy ns/B",
-         "decode share with one copy", "decode target", "check"],
+         "decode share with one copy", "decode target", "overhead check"],
         [[o.track, o.format, o.plain_dataset or "—", o.batch_size, _rate(o.plain_samples_per_s),
           _vs(o.vs_plain_ratio, o.vs_plain_ratio_iqr), o.amortized_batch_size, _rate(o.amortized_plain_samples_per_s),
           _vs(o.amortized_vs_plain_ratio, o.amortized_vs_plain_ratio_iqr),
