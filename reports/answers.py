@@ -84,7 +84,7 @@ def _missions(results: Results) -> Answer | None:
         how = ""
         if binding is not None:
             how = (f" (headroom {ratio(binding.headroom)})" if binding.ok else
-                   f" (it reaches {binding.headroom:.2g} of what it needs)")
+                   f" (missed by {ratio(1 / binding.headroom)})" if binding.headroom > 0 else " (missed)")
         lines.append(f"{MISSIONS.get(track, track)} ({track}): {p.verdict}; binding: {p.binding_constraint}{how}.")
     return Answer("Do the four missions work?", lines, "missions")
 

@@ -68,3 +68,12 @@ def test_ratios_read_for_people():
                                                (1234.5, "MB/s", "1,234 MB/s"), (0.0, "W", "0 W")])
 def test_numbers_read_for_people(value, unit, text):
     assert human(value, unit) == text
+
+
+def test_each_mission_says_its_verdict_and_how_far_the_binding_check_is(run):
+    lines = answers.answers(run)[1].lines
+    assert len(lines) == len(run.projections)
+    for line, p in zip(lines, run.projections.values(), strict=True):
+        binding = next(c for c in p.checks if c.name == p.binding_constraint)
+        said = f"headroom {ratio(binding.headroom)}" if binding.ok else f"missed by {ratio(1 / binding.headroom)}"
+        assert f": {p.verdict}; binding: {p.binding_constraint} ({said})" in line
