@@ -7,7 +7,13 @@ stages, format costs, the DataLoader sweep) -> ``model`` (mlsysim projections, t
 measuring tools, ``classroom`` collects a class's runs.
 """
 
-__version__ = "0.1.0"
+try:  # the version pip installed, which names the commit it was built from (setuptools-scm)
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _version
+
+    __version__ = _version("feedtax")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown"
 _API = ("measure", "FeedingError", "FeedingResult", "TimedStep", "as_consumer")
 
 

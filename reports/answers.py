@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from feedtax.reports.common import ratio
+from feedtax.reports.common import duration, ratio
 from feedtax.results.schema import Results
 from feedtax.vocabulary import HALF_EARTH_KM
 
@@ -44,14 +44,6 @@ def opening(results: Results) -> list[str]:
     return parts
 
 
-def duration(seconds: float) -> str:
-    """Seconds as s, min, h or days, two or three significant figures."""
-    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= 2 * scale:
-            return f"{seconds / scale:,.{1 if seconds < 10 * scale else 0}f} {unit}"
-    return f"{seconds:.3g} s"
-
-
 def _formats(results: Results) -> Answer | None:
     """Per swept track: the tuned loader's best point (highest AU, fewest workers within 1 pp) and its headroom."""
     tuned = results.tuned_rows()
@@ -73,6 +65,10 @@ def _formats(results: Results) -> Answer | None:
         if d is not None:
             line += f"; the default torch DataLoader there: AU {d.au:.0%}"
         lines.append(line + ".")
+    unswept = [t for t in results.config.tracks if t not in {r.track for r in tuned}]
+    if unswept:
+        lines.append(f"Not swept in this run: {', '.join(unswept)} (the {results.profile} profile sweeps "
+                     f"{', '.join(dict.fromkeys(r.track for r in tuned))}; the full profile sweeps every track).")
     both = {r.loader for r in results.loader} == {"default", "tuned"}
     return Answer("Which format and how many DataLoader workers?", lines, "loaders" if both else "feeding")
 
@@ -173,4 +169,4 @@ def _noisy_or_curated(results: Results) -> Answer | None:
                      f"{k.samples_processed:,} samples, {k.energy_j:.2g} J, {energy} the curated run's energy.")
     lines.append(f"(This run's scale: a pool of {sel.config.pool_samples:,} against {sel.config.curated_samples:,} "
                  "curated; the lab asks it of a million against ten thousand.)")
-    return Answer("A million noisy samples or ten thousand curated ones?", lines, "zero-waste")
+    return Answer("A million noisy samples or ten thousand curated ones?", lines, "selection")

@@ -12,10 +12,11 @@ from feedtax.stats import Distribution
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0;display:block;max-width:100%;overflow-x:auto}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}.warn{color:#b00;font-weight:bold}.note{color:#555;font-size:.9em}
 ul.warnings{background:#fff8e6;border-left:3px solid #e0a000;padding:.4em 1em .4em 2em;font-size:.85em;color:#6b4500}
-figure{margin:1em 0}figure svg{max-width:100%;height:auto}.status{padding:.2em .5em;border-radius:4px;background:#eee}
+figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;min-width:720px;height:auto}
+dl.glossary dt{font-weight:bold;margin-top:.5em}dl.glossary dd{margin-left:1.5em}.status{padding:.2em .5em;border-radius:4px;background:#eee}
 """  # noqa: E501  (one CSS rule per line reads better than wrapped rules)
 
 
@@ -86,6 +87,14 @@ def compact(v: float) -> str:
         if abs(v) >= scale:
             return f"{v / scale:g}{prefix}"
     return f"{v:g}"
+
+
+def duration(seconds: float) -> str:
+    """Seconds as s, min, h or days, two or three significant figures."""
+    for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * scale:
+            return f"{seconds / scale:,.{1 if seconds < 10 * scale else 0}f} {unit}"
+    return f"{seconds:.3g} s"
 
 
 def ratio(x: float) -> str:

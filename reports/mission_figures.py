@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.reports.common import log_axis
+from feedtax.reports.common import duration, human, log_axis
 from feedtax.results.audits import GravityResult, Ledger  # noqa: E402
 from feedtax.results.projections import Projection  # noqa: E402
 from feedtax.vocabulary import AXES, HALF_EARTH_KM, SECONDS_PER_HOUR  # noqa: E402
@@ -53,7 +53,7 @@ def transfer_time_radar(g: GravityResult) -> plt.Figure:
         r = np.log10(np.array(secs) / SECONDS_PER_HOUR) - np.log10(floor) + 0.2
         ax.plot(angles, np.append(r, r[0]), lw=2, ls="--" if name.startswith("sneakernet") else "-", label=name)
     ticks = np.arange(0, ax.get_ylim()[1] + 1)
-    ax.set_yticks(ticks + 0.2, [f"{floor * 10**k:.2g} h" for k in ticks], fontsize=8)
+    ax.set_yticks(ticks + 0.2, [duration(floor * 10**k * SECONDS_PER_HOUR) for k in ticks], fontsize=8)
     ax.set_title("Hours to move each dataset, network or drives (log scale) — TransferTimeRadar", fontsize=10)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
     fig.tight_layout()
@@ -102,7 +102,7 @@ def energy_radar(ledger: Ledger) -> plt.Figure:
         pj = [sum(r.joules for r in t.rows if r.axis == axis) * 1e12 for axis in AXES]
         r = np.log10(np.maximum(pj, 1.0))
         ax.plot(angles, np.append(r, r[0]), lw=2, color=TRACK_COLORS.get(t.track), label=f"{t.track} (move/compute "
-                f"{t.move_over_compute:.2g})")
+                f"{human(t.move_over_compute)})")
         ax.fill(angles, np.append(r, r[0]), color=TRACK_COLORS.get(t.track), alpha=0.08)
     ax.set_title("Energy per unit of work by axis, log10 pJ (0 = none) — EnergyRadar", fontsize=10)
     ax.legend(loc="upper right", bbox_to_anchor=(1.4, 1.1), fontsize=8)

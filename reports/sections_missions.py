@@ -6,9 +6,9 @@ from __future__ import annotations
 from html import escape
 
 from feedtax.reports import text
-from feedtax.reports.common import Markup, figure, human, pct, ratio, table
+from feedtax.reports.common import Markup, duration, figure, human, pct, ratio, table
 from feedtax.results.schema import Results
-from feedtax.vocabulary import LINK_GBPS, VALIDATION_LIMIT_PP
+from feedtax.vocabulary import HALF_EARTH_KM, LINK_GBPS, VALIDATION_LIMIT_PP
 
 
 def waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[float, str]]]:
@@ -94,9 +94,10 @@ def gravity(results: Results) -> list[str]:
         figure(mission_figures.transfer_time_radar(g)),
         figure(mission_figures.sneakernet_crossover(g)),
         table(["dataset", "link", "network", "sneakernet", "winner", "crossover", "drives", "egress"],
-              [[mission_figures.size_label(t.dataset_bytes), f"{t.link_gbps:g} Gbit/s", f"{t.network_s / 3600:,.1f} h",
-                f"{t.sneakernet_s / 3600:,.1f} h", t.winner,
-                "never" if t.crossover_km is None else f"{t.crossover_km:,.0f} km",
+              [[mission_figures.size_label(t.dataset_bytes), f"{t.link_gbps:g} Gbit/s", duration(t.network_s),
+                duration(t.sneakernet_s), t.winner,
+                "never" if t.crossover_km is None else
+                "anywhere on Earth" if t.crossover_km > HALF_EARTH_KM else f"{t.crossover_km:,.0f} km",
                 t.drives, f"${t.egress_usd:,.0f}"] for t in g.tiers]),
     ]
 
@@ -110,9 +111,9 @@ def zero_waste(results: Results) -> list[str]:
         parts += [
             "<h2 id='zero-waste'>5. Zero-Waste Audit: moving data vs computing on it</h2>",
             figure(mission_figures.energy_radar(results.energy_ledger)),
-            table(["track", "unit of work", "format", "moving (J)", "computing (J)", "move / compute"],
-                  [[t.track, t.unit_of_work, t.format, f"{t.move_j:.3g}", f"{t.compute_j:.3g}",
-                    f"{t.move_over_compute:.3g}"] for t in results.energy_ledger.tracks], left=3),
+            table(["track", "unit of work", "format", "moving", "computing", "move / compute"],
+                  [[t.track, t.unit_of_work, t.format, human(t.move_j, "J"), human(t.compute_j, "J"),
+                    human(t.move_over_compute)] for t in results.energy_ledger.tracks], left=3),
         ]
     if results.selection is not None:
         sel = results.selection
@@ -121,10 +122,11 @@ def zero_waste(results: Results) -> list[str]:
             text.SELECTION.format(bayes=sel.bayes_accuracy,
                                   energy_source=escape(sel.rows[0].energy_source) if sel.rows else ""),
             table(["scenario", "label quality", "filter", "kept samples", "samples processed", "MB processed",
-                   "accuracy", "target reached", "seconds", "energy (J)"],
+                   "accuracy", "target reached", "time", "energy"],
                   [[r.scenario, r.label_quality, f"{r.filter_ratio:.0%}", f"{r.kept_samples:,}",
                     f"{r.samples_processed:,}", f"{r.bytes_processed / 1e6:,.1f}", f"{r.accuracy:.1%}",
-                    "yes" if r.reached_target else "no", f"{r.wall_s:.2f}", f"{r.energy_j:.3g}"] for r in sel.rows],
+                    "yes" if r.reached_target else "no", human(r.wall_s, "s"), human(r.energy_j, "J")]
+                   for r in sel.rows],
                   left=2),
         ]
     return parts

@@ -98,6 +98,14 @@ def test_project_reprojects_with_an_assumption_changed(ci_run, tmp_path):
     assert bad.returncode == 2 and "warp_drive" in bad.stderr
 
 
+def test_version_names_the_installed_build():
+    from importlib.metadata import version
+
+    for flag in ("--version", "-V"):
+        proc = feedtax(flag)
+        assert proc.returncode == 0 and proc.stdout.strip() == f"feedtax {version('feedtax')}"
+
+
 def test_report_of_a_malformed_file_fails_naming_it(tmp_path):
     bad = tmp_path / "results.json"
     bad.write_text('{"schema_version": 1, "run_id": 3}')

@@ -17,6 +17,22 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},  # every command and group inherits it
 )
 
+
+
+def _version(value: bool) -> None:
+    if value:
+        import feedtax
+
+        typer.echo(f"feedtax {feedtax.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_version,
+                                        help="Print feedtax's version (it names the commit it was built from).")):
+    """feedtax: measure what it costs to feed an accelerator, on this machine."""
+
+
 app.add_typer(probe.probe_app, name="probe")
 app.command("gravity")(gravity.gravity_cmd)
 app.command("sweep")(sweep.sweep)

@@ -47,7 +47,7 @@ def project_cloud(m: Measured, a: Assumptions) -> Projection:
     fp16_gb = serve["fp16"].total_memory_required.to("GB").magnitude
     shared = [check("fp8 weights + KV fit HBM", serve["fp8"].total_memory_required.to("byte").magnitude, hbm.value,
                     "byte", "max", "mlsysim ServingModel, fp8; fp16 needs "
-                    f"{fp16_gb:.0f} GB (feasible: {serve['fp16'].feasible})")]
+                    f"{fp16_gb:.0f} GB ({'fits' if serve['fp16'].feasible else 'does not fit'})")]
     prompt_tokens_per_s = batch * tokens.value / serve["fp8"].ttft.to("s").magnitude
     weights = serve["fp8"].model_weights_size.to("byte").magnitude
     disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, cold cache")
