@@ -56,7 +56,8 @@ def _formats(results: Results) -> Answer | None:
         mine = [r for r in tuned if r.track == track]
         top = max(r.au for r in mine)
         best = min((r for r in mine if r.au >= top - 0.01), key=lambda r: (r.num_workers, -r.au))
-        line = (f"{track}: {best.format} at {best.num_workers} worker(s) with feedtax's tuned loader: feeding tax "
+        workers = f"{best.num_workers} worker" + ("" if best.num_workers == 1 else "s")
+        line = (f"{track}: {best.format} at {workers} with feedtax's tuned loader, on this machine: feeding tax "
                 f"{best.feeding_tax:.0%} (AU {best.au:.0%})")
         if consumption.get(track):
             headroom = ratio(best.ingestion_samples_per_s / consumption[track])
@@ -82,7 +83,8 @@ def _missions(results: Results) -> Answer | None:
             how = (f" (headroom {ratio(binding.headroom)})" if binding.ok else
                    f" (missed by {ratio(1 / binding.headroom)})" if binding.headroom > 0 else " (missed)")
         lines.append(f"{MISSIONS.get(track, track)} ({track}): {p.verdict}; binding: {p.binding_constraint}{how}.")
-    return Answer("Do the four missions work?", lines, "missions")
+    return Answer("Do the four missions work? (this machine's measurements projected onto each target through "
+                  "mlsysim)", lines, "missions")
 
 
 def _fiber(results: Results) -> Answer | None:

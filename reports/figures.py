@@ -32,7 +32,7 @@ def format_costs(results: Results) -> plt.Figure:
         ax.set_ylim(0, max(max(r.bytes_per_sample for r in rows), rows[0].raw_bytes_per_sample) * 1.3)
         ax.set_xticks(x, names)
         ax.set_ylabel("bytes on disk / sample")
-        ax.set_title(f"{track}: size on disk (label: compression vs raw)", fontsize=10)
+        ax.set_title(f"{track}: size on disk (label: in-memory size / size on disk)", fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
 
         ax = row[1]

@@ -31,7 +31,7 @@ def test_every_question_is_answered_and_its_evidence_is_in_the_report(run):
 def test_the_format_answer_is_the_best_measured_point(run):
     line, unswept = answers.answers(run)[0].lines
     assert unswept.startswith("Not swept in this run: cloud, mobile, tiny (the ci profile sweeps edge")
-    fmt, workers = re.match(r"edge: (\w+) at (\d+) worker", line).groups()
+    fmt, workers = re.match(r"edge: (\w+) at (\d+) workers?", line).groups()
     rows = run.tuned_rows()
     top = max(r.au for r in rows)
     chosen = next(r for r in rows if r.format == fmt and r.num_workers == int(workers))

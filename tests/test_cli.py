@@ -69,7 +69,7 @@ def test_ci_run_writes_valid_results_and_report(ci_run):
     first_screen = html[:html.index("1. Format costs")]  # before any section: the answers, and which loader
     assert "The answers" in first_screen and "tuned loader" in first_screen
     assert "default torch DataLoader" in first_screen
-    for question in ("Which format", "four missions", "Fiber or shipped drives", "JSON -&gt; Protobuf",
+    for question in ("Which format", "four missions work", "Fiber or shipped drives", "JSON -&gt; Protobuf",
                      "noisy samples or ten thousand curated"):
         assert question in first_screen, question
     for title in ("Feeding tax", "Missions", "Data Gravity Audit", "Zero-Waste Audit", "Assumptions used"):

@@ -134,3 +134,11 @@ def test_ingestion_waterfall_figure(projections):
     fig = ingestion_waterfall(projections)
     assert len(fig.axes) == 4
     assert not math.isnan(fig.axes[0].get_ylim()[1])
+
+
+def test_check_names_follow_the_assumptions_they_hold_to():
+    changed = missions.project(make_measured(), assumptions.load(overrides=["edge_loop_s=0.02",
+                                                                           "tiny_power_budget_w=0.002"]),
+                               tracks=["edge", "tiny"])
+    assert "20 ms loop: ingest one frame per camera" in {c.name for c in changed["edge"].checks}
+    assert "energy per window vs 2 mW budget" in {c.name for c in changed["tiny"].checks}

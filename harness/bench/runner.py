@@ -121,7 +121,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     from feedtax.results.feeding import ConsumerSpec, LoaderRow
 
     workers = plan.workers(res.host.usable_cores)
-    runs = len(formats) * (2 * len(workers) * len(plan.loaders) + 1 + ("tuned" in plan.loaders)) + len(plan.loaders)
+    runs = len(formats) * (2 * len(workers) * len(plan.loaders) + ("tuned" in plan.loaders)) + len(plan.loaders)
     progress.start("DataLoader sweep", len(tracks) * runs)
     res.feeding = results.Feeding(flow_equilibrium={})
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
@@ -143,11 +143,13 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
         res.feeding.flow_equilibrium[track] = summaries[-1].flow_equilibrium  # the tuned loader's, where swept
         res.feeding.loader_gaps += gaps
         results.save(res, path)
+    progress.start("the loader's own overhead", len(tracks) * len(formats))  # slower steps: a stage of their own
+    for track in tracks:
         for fmt in formats:
             res.feeding.loader_overhead.append(loader_overhead(
                 track, fmt, shards[track, fmt], decode_samples_per_s=decode[track, fmt], batch_size=plan.batch_size))
             progress.advance()
-        results.save(res, path)
+            results.save(res, path)
 
 
 def _new_results(profile: Profile, out_dir: Path, data_dir: Path, tracks: Sequence[str], formats: Sequence[str],

@@ -3,6 +3,8 @@ and a user's own pipeline per batch size. rich loads inside each function."""
 
 from __future__ import annotations
 
+from feedtax.vocabulary import GAP_PP
+
 
 def print_formats(rows, summaries, gaps) -> None:
     """One table per loader (the flow equilibrium marked *), then each gap: its main cost and the fixes' AUs."""
@@ -24,8 +26,8 @@ def print_formats(rows, summaries, gaps) -> None:
             mark = " *" if summary.flow_equilibrium.get(r.format) == r.num_workers else ""
             table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
                           f"{r.samples_per_s:,.0f}",
-                          f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.2f}",
-                          f"{r.mlperf_au:.2f}" if r.mlperf_au is not None else "-", f"{r.step_s * 1e3:.2f}",
+                          f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.1%}",
+                          f"{r.mlperf_au:.1%}" if r.mlperf_au is not None else "-", f"{r.step_s * 1e3:.2f}",
                           f"{r.wait_s:.3f}", *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
                           *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"]
                             if nvml else []))
@@ -38,10 +40,13 @@ def print_formats(rows, summaries, gaps) -> None:
                           "to set against the feeding tax measured by timing")
     for g in gaps:
         costs = ", ".join(f"{k} {d * 1e3:.2f} vs {t * 1e3:.2f} ms" for k, (d, t) in g.costs().items())
-        fixes = "; ".join(f"{f.fix} -> AU {f.au:.2f}" for f in g.fixes) or "none tried"
-        console.print(f"default loader trails at {g.format} {g.num_workers}w: AU {g.default_au:.2f} vs "
-                      f"{g.tuned_au:.2f}; per batch (default vs tuned) {costs}; waits on: {g.main_cost() or '-'}; "
-                      f"fixes: {fixes}")
+        fixes = "; ".join(f"{f.fix} -> AU {f.au:.0%} ({(f.au - g.default_au) * 100:+.1f} pp)" for f in g.fixes)
+        best = g.best_fix()
+        verdict = (f"best fix: {best.fix}" if best is not None and (best.au - g.default_au) * 100 > GAP_PP
+                   else "no fix tried closes more than the noise")
+        console.print(f"default loader trails at {g.format}, {g.num_workers} worker(s): AU {g.default_au:.0%} vs "
+                      f"{g.tuned_au:.0%}; per batch (default vs tuned) {costs}; waits on: {g.main_cost() or '-'}; "
+                      f"fixes tried: {fixes or 'none'}; {verdict}")
 
 
 def print_pipeline(section) -> None:

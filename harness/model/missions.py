@@ -104,7 +104,7 @@ def project_edge(m: Measured, a: Assumptions) -> Projection:
 
     def loop_check(fm: FormatMeasure):
         latency = set_samples / (per_core_service(fm, transform) * speed.value * cores.value)
-        return [check("10 ms loop: ingest one frame per camera", latency, loop.value, "s", "max",
+        return [check(f"{loop.value * 1e3:g} ms loop: ingest one frame per camera", latency, loop.value, "s", "max",
                       f"{fm.format}: {streams.value:.0f} frames decoded + transformed on all Orin cores")], {}
 
     per_format = project_formats(m, "edge", read_bandwidth=mem_bw, cores=cores, speed=speed, required=required,
@@ -201,7 +201,8 @@ def project_tiny(m: Measured, a: Assumptions) -> Projection:
         checks = [
             check("audio buffering vs SRAM", buffer / sram.value, frac.value, "", "max",
                   f"({context.source} decoded + {inflight.source} x {fm.format} window) / {sram.source}"),
-            check("energy per window vs 1 mW budget", energy, budget.value * loop.value, "J", "max",
+            check(f"energy per window vs {budget.value * 1e3:g} mW budget", energy, budget.value * loop.value, "J",
+                  "max",
                   f"{fm.format}: decode+transform time x {power.source} + SRAM bytes x {pj_byte.source}"),
         ]
         return checks, {"buffer_bytes": derived(buffer, "byte", [context, inflight], f"{fm.format} buffering"),
