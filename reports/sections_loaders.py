@@ -42,7 +42,8 @@ def loaders(results: Results) -> list[str]:
              table(["track", "format", "workers", "default's dataset", "default AU", "default AU (MLPerf)",
                     "tuned AU", "tuned AU (MLPerf)", "tuned − default (pp)"], rows, left=2, text=(3,))]
     gaps = results.feeding.loader_gaps if results.feeding else []
-    parts += [_gap(g, results) for g in gaps]
+    for key in dict.fromkeys((g.track, g.format) for g in gaps):
+        parts.append(_gaps([g for g in gaps if (g.track, g.format) == key], results))
     if not gaps:
         parts.append(text.LOADERS_NO_GAP.format(gap=GAP_PP))
     return parts
@@ -56,24 +57,34 @@ def _ms(s: float | None) -> str:
     return "—" if s is None else f"{s * 1e3:.2f} ms"
 
 
-def _gap(g: LoaderGap, results: Results) -> str:
-    """One gap: the costs per batch of both loaders, the one the consumer waits on and why, the fixes' AUs."""
-    access = next((r.dataset_access for r in results.loader if r.loader == "default" and r.format == g.format), None)
-    head = (f"<h4>{escape(g.track)} {escape(g.format)}, {g.num_workers} worker(s): default AU {pct(g.default_au)}, "
-            f"tuned {pct(g.tuned_au)} ({g.gap_pp:.1f} pp)</h4>")
-    costs = table(["per batch of " + str(g.batch_size), "default loader", "tuned loader"],
-                  [[stage, _ms(d), _ms(t)] for stage, (d, t) in g.costs().items()], left=1)
-    main = g.main_cost()
-    why = (text.LOADER_WHY.format(stage=main, why=WHY[main].format(access=escape(ACCESS.get(access, access)),
-                                                                      threads=g.intra_op_threads))
-           if main else text.LOADER_WHY_NONE)
-    bound = text.LOADER_BOUND.format(rate=g.default_ingestion_samples_per_s, need=g.consumption_samples_per_s) \
-        if g.loader_bound and g.num_workers else ""
-    fixes = table(["fix", "as code", "AU", "AU (MLPerf)", "change (pp)"],
-                  [[f.fix, Markup(f"<code>{escape(f.code)}</code>"), pct(f.au),
-                    pct(f.mlperf_au) if f.mlperf_au is not None else "—", f"{(f.au - g.default_au) * 100:+.1f}"]
-                   for f in g.fixes], left=2) if g.fixes else ""
-    best = g.best_fix()
-    verdict = text.LOADER_BEST_FIX.format(fix=escape(best.fix), au=pct(best.au)) \
-        if best is not None and (best.au - g.default_au) * 100 > GAP_PP else text.LOADER_NO_FIX
-    return head + costs + why + bound + fixes + verdict
+def _gaps(gaps: list[LoaderGap], results: Results) -> str:
+    """One track and format's gaps: per worker count both AUs, the per-batch costs and what the consumer waits on;
+    why, once per cost; then every fix tried with its AU and the best one where it beats the noise."""
+    g0 = gaps[0]
+    access = next((r.dataset_access for r in results.loader if r.loader == "default" and r.format == g0.format), None)
+    stages = list(dict.fromkeys(k for g in gaps for k in g.costs()))
+    head = (f"<h4>{escape(g0.track)} {escape(g0.format)}: the default loader trails at {len(gaps)} worker "
+            f"count{'s' if len(gaps) > 1 else ''}</h4>")
+    costs = table(["workers", "default AU", "tuned AU", "gap (pp)", "waits on"]
+                  + [f"{k} per batch of {g0.batch_size}: default / tuned" for k in stages],
+                  [[g.num_workers, pct(g.default_au), pct(g.tuned_au), f"{g.gap_pp:.1f}", g.main_cost() or "—"]
+                   + [_pair(g.costs().get(k)) for k in stages] for g in gaps], left=1, text=(4,))
+    why = "".join(text.LOADER_WHY.format(
+        workers=", ".join(str(g.num_workers) for g in gaps if g.main_cost() == main), stage=main,
+        why=WHY[main].format(access=escape(ACCESS.get(access, access)), threads=g0.intra_op_threads))
+        for main in dict.fromkeys(g.main_cost() for g in gaps if g.main_cost()))
+    if not any(g.main_cost() for g in gaps):
+        why = text.LOADER_WHY_NONE
+    bound = "".join(text.LOADER_BOUND.format(workers=g.num_workers, rate=g.default_ingestion_samples_per_s,
+                                             need=g.consumption_samples_per_s)
+                    for g in gaps if g.loader_bound and g.num_workers)
+    fixes = table(["workers", "fix", "as code", "AU", "AU (MLPerf)", "change (pp)", "beats the noise"],
+                  [[g.num_workers, f.fix, Markup(f"<code>{escape(f.code)}</code>"), pct(f.au),
+                    pct(f.mlperf_au) if f.mlperf_au is not None else "—", f"{(f.au - g.default_au) * 100:+.1f}",
+                    "yes" if (f.au - g.default_au) * 100 > GAP_PP else "no"]
+                   for g in gaps for f in g.fixes], left=3) if any(g.fixes for g in gaps) else ""
+    return head + costs + why + bound + fixes
+
+
+def _pair(costs: tuple[float, float] | None) -> str:
+    return "—" if costs is None else f"{_ms(costs[0])} / {_ms(costs[1])}"

@@ -49,13 +49,11 @@ LOADERS_INTRO = (
     " fix a student can make.</p>"
 )
 LOADERS_NO_GAP = "<p>The default loader trails the tuned one by {gap:g} pp or less at every point.</p>"
-LOADER_WHY = "<p>The consumer waits mostly on the <b>{stage}</b>: {why}.</p>"
+LOADER_WHY = "<p>At {workers} worker(s) the consumer waits mostly on the <b>{stage}</b>: {why}.</p>"
 LOADER_WHY_NONE = ("<p>No single cost of the default loader measured apart exceeds the tuned loader's where the"
                    " consumer waits for it: the gap comes from the stages together.</p>")
-LOADER_BOUND = ("<p class='note'>The default loader alone delivers {rate:,.0f} samples/s, under the {need:,.0f} the"
-                " consumer takes: its workers' own fetch and collate show as waits.</p>")
-LOADER_BEST_FIX = "<p>Best fix measured: <b>{fix}</b>, AU {au}.</p>"
-LOADER_NO_FIX = "<p>No fix tried closes more than the noise; the tuned loader's design is what differs.</p>"
+LOADER_BOUND = ("<p class='note'>At {workers} worker(s) the default loader alone delivers {rate:,.0f} samples/s,"
+                " under the {need:,.0f} the consumer takes: its workers' own fetch and collate show as waits.</p>")
 EQUILIBRIUM = (
     "<p><b>{track}</b>: the consumer takes {rate:,.0f} samples/s; flow equilibrium: {equilibrium}. At the"
     " equilibrium the loader keeps up on average, so what tax remains there is what the consumer still waits for"
