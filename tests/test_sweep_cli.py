@@ -196,3 +196,11 @@ def test_what_was_measured_before_an_error_is_kept(in_tests, tmp_path):
     assert [(r.batch_size, r.num_workers) for r in saved.pipeline.rows] == [(2, 0)]
     assert [s.batch_size for s in saved.pipeline.summaries] == [2]
     assert "Your pipeline" in (tmp_path / "report.html").read_text()
+
+
+def test_tables_keep_their_headers_in_a_log():
+    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--loader", "tuned"])
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.stdout.splitlines() if "┃ format" in line)
+    for name in ("loader alone/s", "feeding tax", "AU (MLPerf)", "step ms", "wait s"):
+        assert name in header, header  # not cut to 80 columns ("feedi…") when output is not a terminal

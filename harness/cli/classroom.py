@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail
+from feedtax.cli.options import fail, make_console
 
 
 def collect_cmd(
@@ -94,11 +94,10 @@ def compare_cmd(
     if json_out:
         typer.echo(json.dumps({"context": notes, "rows": [r.model_dump() for r in rows]}, indent=2))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     for n in notes:
         console.print(f"[yellow]note: {escape(n)}[/yellow]")
     shown = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]

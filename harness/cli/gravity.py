@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail
+from feedtax.cli.options import fail, make_console
 from feedtax.vocabulary import DATASET_TIERS_BYTES, LINK_GBPS
 
 PROBE_BYTES = 64 << 20  # the default disk probe: enough to pass a drive's small write cache, a few seconds
@@ -45,9 +45,8 @@ def gravity_cmd(
     if json_out:
         typer.echo(result.model_dump_json(indent=2))
         return
-    from rich.console import Console
 
-    Console().print(_table(result))
+    make_console().print(_table(result))
     typer.echo(result.definition)
 
 

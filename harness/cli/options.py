@@ -1,10 +1,21 @@
-"""How every feedtax command reads its options (name lists, sizes) and fails: one line on stderr, an exit code."""
+"""How every feedtax command reads its options (name lists, sizes), fails (one line on stderr, an exit code) and
+prints (a console as wide as the terminal, or wide enough for its tables in a log or a pipe)."""
 
 from __future__ import annotations
 
 import typer
 
 from feedtax.units import parse_size
+
+LOG_WIDTH = 160  # columns of a console that is not a terminal: rich's default 80 cuts the tables' headers
+
+
+def make_console(*, stderr: bool = False, **options):
+    """A rich Console on stdout (or stderr): the terminal's width there, LOG_WIDTH columns in a file or pipe."""
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=LOG_WIDTH, **options)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

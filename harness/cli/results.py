@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail
+from feedtax.cli.options import fail, make_console
 
 _RESULTS_FILE_HELP = "A results.json written by `feedtax run`."
 
@@ -63,7 +63,6 @@ def project(
                                "model_validation": [v.model_dump(mode="json") for v in res.model_validation]},
                               indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="missions, projected from this machine's measurements")
@@ -72,7 +71,7 @@ def project(
     for t, p in res.projections.items():
         table.add_row(t, p.verdict, p.binding_constraint, p.format, p.pipeline.bottleneck_stage,
                       f"{p.pipeline.accelerator_wait_fraction:.0%}")
-    console = Console()
+    console = make_console()
     for key, e in (res.assumptions.entries.items() if res.assumptions else []):
         if e.overridden:
             was = old.entries[key].value if old is not None and key in old.entries else None

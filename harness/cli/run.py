@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import choices, fail
+from feedtax.cli.options import choices, fail, make_console
 from feedtax.cli.sweep import LOADER_HELP
 from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
@@ -32,7 +32,6 @@ def run(
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
-    from rich.console import Console
 
     from feedtax.bench import profiles, runner
     from feedtax.cli.progress import for_console
@@ -46,7 +45,7 @@ def run(
     track_list = choices(tracks, TRACKS, "track")
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     res = None
     try:
         with for_console(console) as progress:

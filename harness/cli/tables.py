@@ -3,15 +3,15 @@ and a user's own pipeline per batch size. rich loads inside each function."""
 
 from __future__ import annotations
 
+from feedtax.cli.options import make_console
 from feedtax.vocabulary import GAP_PP
 
 
 def print_formats(rows, summaries, gaps) -> None:
     """One table per loader (the flow equilibrium marked *), then each gap: its main cost and the fixes' AUs."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     for summary in summaries:
         mine = [r for r in rows if r.loader == summary.loader]
         table = Table(title=f"{summary.track}, {summary.loader} loader: feeding tax per format x workers "
@@ -51,10 +51,9 @@ def print_formats(rows, summaries, gaps) -> None:
 
 def print_pipeline(section) -> None:
     """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     for s in section.summaries:
         rows = [r for r in section.rows if r.batch_size == s.batch_size]
         eq = s.flow_equilibrium.get(section.name)
