@@ -90,11 +90,11 @@ def compact(v: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as s, min, h or days, two or three significant figures."""
+    """Seconds as s, min, h or days, two or three significant figures (two below two minutes)."""
     for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= 2 * scale:
             return f"{seconds / scale:,.{1 if seconds < 10 * scale else 0}f} {unit}"
-    return f"{seconds:.3g} s"
+    return f"{seconds:.2g} s"
 
 
 def ratio(x: float) -> str:

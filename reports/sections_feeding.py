@@ -98,7 +98,7 @@ def _sweep_points(results: Results) -> list[str]:
         + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
         [[r.track, r.format, r.loader, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}",
           f"{r.ingestion_samples_per_s:,.0f}", pct(r.feeding_tax), pct(r.au),
-          pct(r.mlperf_au) if r.mlperf_au is not None else "—", f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
+          pct(r.mlperf_au), f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
          + ([f"{r.mfu:.2%}" if r.mfu is not None else "—"] if mfu else [])
          + ([pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
          for r in results.loader], left=3)]

@@ -35,8 +35,8 @@ def loaders(results: Results) -> list[str]:
         t = tuned.get((d.track, d.format, d.num_workers))
         if t is None:
             continue
-        rows.append([d.track, d.format, d.num_workers, d.dataset_access or "—", pct(d.au), _mlperf(d), pct(t.au),
-                     _mlperf(t), f"{(t.au - d.au) * 100:+.1f}"])
+        rows.append([d.track, d.format, d.num_workers, d.dataset_access or "—", pct(d.au), pct(d.mlperf_au), pct(t.au),
+                     pct(t.mlperf_au), f"{(t.au - d.au) * 100:+.1f}"])
     parts = ["<h3 id='loaders'>The DataLoader you would write, beside feedtax's</h3>",
              text.LOADERS_INTRO.format(gap=GAP_PP),
              table(["track", "format", "workers", "default's dataset", "default AU", "default AU (MLPerf)",
@@ -47,10 +47,6 @@ def loaders(results: Results) -> list[str]:
     if not gaps:
         parts.append(text.LOADERS_NO_GAP.format(gap=GAP_PP))
     return parts
-
-
-def _mlperf(r) -> str:
-    return pct(r.mlperf_au) if r.mlperf_au is not None else "—"
 
 
 def _ms(s: float | None) -> str:
@@ -80,8 +76,7 @@ def _gaps(gaps: list[LoaderGap], results: Results) -> str:
                     for g in gaps if g.loader_bound and g.num_workers)
     fixes = table(["workers", "fix", "as code", "AU", "AU (MLPerf)", "change (pp)", "beats the noise"],
                   [[g.num_workers, f.fix, Markup(f"<code>{escape(f.code)}</code>"), pct(f.au),
-                    pct(f.mlperf_au) if f.mlperf_au is not None else "—", f"{(f.au - g.default_au) * 100:+.1f}",
-                    "yes" if (f.au - g.default_au) * 100 > GAP_PP else "no"]
+                    pct(f.mlperf_au), f"{g.gain_pp(f):+.1f}", "yes" if g.beats_noise(f) else "no"]
                    for g in gaps for f in g.fixes], left=3) if any(g.fixes for g in gaps) else ""
     return head + costs + why + bound + fixes
 

@@ -110,6 +110,7 @@ def test_the_main_cost_is_the_largest_difference_the_consumer_waits_for():
     assert _gap(0).costs() == {} and _gap(0).main_cost() is None  # nothing measured: no claim
     g = _gap(0, fixes=[FixTrial(fix="a", code="a", au=0.62), FixTrial(fix="b", code="b", au=0.85)])
     assert g.best_fix().fix == "b" and g.gap_pp == pytest.approx(30.0)
+    assert _gap(0, fixes=[FixTrial(fix="a", code="a", au=0.61)]).best_fix() is None  # within the noise
 
 
 def test_fixes_apply_where_they_can_matter():

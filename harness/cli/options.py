@@ -10,12 +10,12 @@ from feedtax.units import parse_size
 LOG_WIDTH = 160  # columns of a console that is not a terminal: rich's default 80 cuts the tables' headers
 
 
-def make_console(*, stderr: bool = False, **options):
+def make_console(*, stderr: bool = False):
     """A rich Console on stdout (or stderr): the terminal's width there, LOG_WIDTH columns in a file or pipe."""
     from rich.console import Console
 
     probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=LOG_WIDTH, **options)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=LOG_WIDTH)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

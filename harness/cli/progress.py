@@ -8,6 +8,8 @@ import threading
 import time
 from typing import TextIO
 
+from feedtax.reports.common import duration
+
 EVERY_S = 5.0  # a plain line at most this often as work advances (and at every stage's start and end)
 HEARTBEAT_S = 10.0  # and at least this often while a step runs
 
@@ -52,14 +54,10 @@ class Lines:
         now = time.monotonic()
         left = ""
         if 0 < self.done < self.total:
-            left = f", about {_duration((now - self.stage_t0) / self.done * (self.total - self.done))} left"
+            left = f", about {duration((now - self.stage_t0) / self.done * (self.total - self.done))} left"
         print(f"[{now - self.t0:5.0f}s] {self.description}: {self.done}/{self.total}{left}{note}",
               file=self.stream, flush=True)
         self.last = now
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class Bars:

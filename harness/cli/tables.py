@@ -4,7 +4,6 @@ and a user's own pipeline per batch size. rich loads inside each function."""
 from __future__ import annotations
 
 from feedtax.cli.options import make_console
-from feedtax.vocabulary import GAP_PP
 
 
 def print_formats(rows, summaries, gaps) -> None:
@@ -40,10 +39,9 @@ def print_formats(rows, summaries, gaps) -> None:
                           "to set against the feeding tax measured by timing")
     for g in gaps:
         costs = ", ".join(f"{k} {d * 1e3:.2f} vs {t * 1e3:.2f} ms" for k, (d, t) in g.costs().items())
-        fixes = "; ".join(f"{f.fix} -> AU {f.au:.0%} ({(f.au - g.default_au) * 100:+.1f} pp)" for f in g.fixes)
+        fixes = "; ".join(f"{f.fix} -> AU {f.au:.0%} ({g.gain_pp(f):+.1f} pp)" for f in g.fixes)
         best = g.best_fix()
-        verdict = (f"best fix: {best.fix}" if best is not None and (best.au - g.default_au) * 100 > GAP_PP
-                   else "no fix tried closes more than the noise")
+        verdict = f"best fix: {best.fix}" if best is not None else "no fix tried closes more than the noise"
         console.print(f"default loader trails at {g.format}, {g.num_workers} worker(s): AU {g.default_au:.0%} vs "
                       f"{g.tuned_au:.0%}; per batch (default vs tuned) {costs}; waits on: {g.main_cost() or '-'}; "
                       f"fixes tried: {fixes or 'none'}; {verdict}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from feedtax.vocabulary import COUNT, S_PER_BATCH, SAMPLES_PER_S, UTILIZATION
+from feedtax.vocabulary import COUNT, GAP_PP, S_PER_BATCH, SAMPLES_PER_S, UTILIZATION
 
 
 class FixTrial(BaseModel):
@@ -70,5 +70,15 @@ class LoaderGap(BaseModel):
         worst = max(stages, key=stages.get, default=None)
         return worst if worst is not None and stages[worst] > 0 else None
 
+    def gain_pp(self, fix: FixTrial) -> float:
+        """What a fix changed the default loader's AU by, in percentage points."""
+        return (fix.au - self.default_au) * 100
+
+    def beats_noise(self, fix: FixTrial) -> bool:
+        """A fix that raised AU by more than GAP_PP: less is within a rerun's noise."""
+        return self.gain_pp(fix) > GAP_PP
+
     def best_fix(self) -> FixTrial | None:
-        return max(self.fixes, key=lambda f: f.au, default=None)
+        """The fix with the highest AU, where it beats the noise; else None."""
+        best = max(self.fixes, key=lambda f: f.au, default=None)
+        return best if best is not None and self.beats_noise(best) else None
