@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from feedtax import datasets, results
+from feedtax.bench import interrupts
 from feedtax.bench.formatstage import measure_format
 from feedtax.bench.profiles import Profile, SweepPlan
 from feedtax.probes import host
@@ -44,6 +45,21 @@ class _Silent:
 
 
 _SILENT = _Silent()
+
+
+class _Checked:
+    """A progress that, at every measurement boundary, raises a Ctrl-C that a finalizer swallowed."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+
+    def start(self, description: str, total: int) -> None:
+        interrupts.check()
+        self.inner.start(description, total)
+
+    def advance(self) -> None:
+        interrupts.check()
+        self.inner.advance()
 
 
 class RunError(RuntimeError):
@@ -224,32 +240,33 @@ def run(
     data_dir = out_dir / "data"
     res = _new_results(profile, out_dir, data_dir, tracks, formats, seed)
     results.save(res, path)
-    meter = EnergyMeter()
+    meter, progress = EnergyMeter(), _Checked(progress)
     try:
-        with meter:
-            with stage(res, path, "probes"):
-                run_probe_stage(res, path, profile, data_dir, progress)
-            with stage(res, path, "formats"):
-                shards = run_format_stage(res, path, profile, tracks, formats, seed, data_dir, progress)
-            plan = profile.sweep
-            sweep_tracks = [t for t in plan.tracks if t in tracks]
-            sweep_formats = [f for f in plan.formats if f in formats]
-            if sweep_tracks and sweep_formats:
-                with stage(res, path, "sweep"):
-                    run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
-            with stage(res, path, "selection"):
-                from feedtax.bench import selection
+        with interrupts.latched():
+            with meter:
+                with stage(res, path, "probes"):
+                    run_probe_stage(res, path, profile, data_dir, progress)
+                with stage(res, path, "formats"):
+                    shards = run_format_stage(res, path, profile, tracks, formats, seed, data_dir, progress)
+                plan = profile.sweep
+                sweep_tracks = [t for t in plan.tracks if t in tracks]
+                sweep_formats = [f for f in plan.formats if f in formats]
+                if sweep_tracks and sweep_formats:
+                    with stage(res, path, "sweep"):
+                        run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
+                with stage(res, path, "selection"):
+                    from feedtax.bench import selection
 
-                progress.start("selection experiment", 1)
-                res.selection = selection.run(selection.CONFIGS[profile.selection])
+                    progress.start("selection experiment", 1)
+                    res.selection = selection.run(selection.CONFIGS[profile.selection])
+                    progress.advance()
+            with stage(res, path, "projections"):
+                from feedtax.model.project import project_results
+
+                progress.start("projections through mlsysim", 1)
+                project_results(res, list(assume))
                 progress.advance()
-        with stage(res, path, "projections"):
-            from feedtax.model.project import project_results
-
-            progress.start("projections through mlsysim", 1)
-            project_results(res, list(assume))
-            progress.advance()
-        res.status = "complete"
+            res.status = "complete"
     finally:
         res.energy = meter.result
         results.save(res, path)

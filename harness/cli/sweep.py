@@ -176,8 +176,8 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     from rich.console import Console
 
     from feedtax import results
+    from feedtax.bench import interrupts, runner
     from feedtax.bench import pipeline as pl
-    from feedtax.bench import runner
     from feedtax.bench.feeding import FeedingError
 
     if step_ms is not None and train_step is not None:
@@ -201,13 +201,14 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     console = Console(stderr=True, quiet=not lead)
 
     def on_point(section, label: str) -> None:
+        interrupts.check()  # a Ctrl-C swallowed while a DataLoader shut its workers down stops here
         status.update(f"sweeping {dataset}: {label}")
         if res is not None:
             res.pipeline = section
             results.save(res, path)
 
     try:
-        with console.status(f"sweeping {dataset}...") as status, \
+        with interrupts.latched(), console.status(f"sweeping {dataset}...") as status, \
                 runner.stage(res, path, "pipeline") if res is not None else nullcontext():
             section = pl.sweep_pipeline(pipe, feed, counts, sizes, on_point)
     except (pl.PipelineError, FeedingError) as exc:
