@@ -86,3 +86,23 @@ def time_repeats(
         if on_repeat is not None:
             on_repeat()
     return values
+
+
+BOOTSTRAP_REPLICATES = 1000
+CI_LEVEL = 0.95
+
+
+def ratio_ci(numer: list[float] | np.ndarray, denom: list[float] | np.ndarray, *, block: int | None = None,
+             replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> tuple[float, float]:
+    """95% interval of sum(numer) / sum(denom) over consecutive steps (e.g. samples over step walls): a circular
+    moving-block bootstrap, since neighbouring steps share a worker's round; blocks of about n^(1/3) steps."""
+    x, y = np.asarray(numer, dtype=np.float64), np.asarray(denom, dtype=np.float64)
+    n = x.size
+    if n == 0 or n != y.size:
+        raise ValueError("need as many numerators as denominators, at least one")
+    block = max(1, min(n, block or math.ceil(n ** (1 / 3))))
+    starts = np.random.default_rng(seed).integers(0, n, size=(replicates, math.ceil(n / block)))
+    idx = ((starts[..., None] + np.arange(block)) % n).reshape(replicates, -1)[:, :n]
+    ratios = x[idx].sum(1) / y[idx].sum(1)
+    lo, hi = np.percentile(ratios, [50 * (1 - CI_LEVEL), 50 * (1 + CI_LEVEL)])
+    return float(lo), float(hi)

@@ -59,6 +59,17 @@ _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0,
              (1e-9, "n"), (1e-12, "p"))
 
 
+def with_ci(value: float, ci: tuple[float, float] | None, spec: str = ",.0f") -> str:
+    """A value with its 95% interval, '1,234 (1,100–1,400)'; the value alone where it has none."""
+    return f"{value:{spec}}" + ("" if ci is None else f" ({ci[0]:{spec}}–{ci[1]:{spec}})")
+
+
+def fit_reach(fit) -> str:
+    """'at 8 workers: 3,189 (3,104–3,244), extrapolated': a scaling fit's furthest informative prediction."""
+    p = fit.reach()
+    return f"at {p.num_workers} workers: {with_ci(p.samples_per_s, p.ci95)}" + (", extrapolated" * p.extrapolated)
+
+
 def human(value: float, unit: str = "") -> str:
     """A number for people: SI prefixes on SI units (7.06e10 byte -> "70.6 GB", 6e-4 s -> "600 µs"), thousands
     separators and three significant figures on the rest (1,969,556; 0.00000623 cores); never scientific notation."""
@@ -94,7 +105,9 @@ def duration(seconds: float) -> str:
     for unit, scale in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= 2 * scale:
             return f"{seconds / scale:,.{1 if seconds < 10 * scale else 0}f} {unit}"
-    return f"{seconds:.2g} s"
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.2g} s" if seconds >= 0.01 else f"{seconds * 1e3:.2g} ms"
 
 
 def ratio(x: float) -> str:

@@ -95,10 +95,10 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
 
 
 def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
-    """Ingestion (loader alone) vs workers, log-log (linear scaling is a straight line): the measured
-    points and each format's USL fit, solid over the measured counts and dashed where extrapolated; the
-    consumer's rate, and this machine's core count (past it workers share cores, which no fit over
-    fewer points can know). None without fits."""
+    """Ingestion (loader alone) vs workers, log-log (linear scaling is a straight line): the measured points with
+    their 95% intervals and each format's USL fit, solid over the measured counts and dashed where extrapolated,
+    drawn only where its own 95% band (shaded) is narrow enough to read; the consumer's rate, and this machine's
+    core count (past it workers share cores, which no fit over fewer points can know). None without fits."""
     fits = _get(summary, "fits")
     if not fits:
         return None
@@ -107,20 +107,28 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
     for fit in fits:
         fmt = _get(fit, "format")
         color = FORMAT_COLORS.get(fmt, "#333333")
-        pts = sorted((_get(r, "num_workers"), _get(r, "ingestion_samples_per_s")) for r in rows
-                     if _get(r, "track") == track and _get(r, "format") == fmt and _get(r, "num_workers") >= 1)
-        ax.plot(*zip(*pts, strict=True), "o", color=color, label=f"{fmt} measured")
-        curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "extrapolated"))
-                 for p in _get(fit, "predicted")]
+        mine = sorted(((_get(r, "num_workers"), _get(r, "ingestion_samples_per_s"),
+                        _get(r, "ingestion_samples_per_s_ci95")) for r in rows
+                       if _get(r, "track") == track and _get(r, "format") == fmt and _get(r, "num_workers") >= 1),
+                      key=lambda t: t[0])
+        err = np.array([[x - ci[0], ci[1] - x] if ci else [0, 0] for _, x, ci in mine]).T
+        ax.errorbar([w for w, _, _ in mine], [x for _, x, _ in mine], yerr=err, fmt="o", color=color, ms=4,
+                    capsize=2, lw=1, label=f"{fmt} measured")
+        curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "ci95")) for p in _get(fit, "predicted")
+                 if _get(p, "informative")]
         lo, hi = min(_get(fit, "measured_workers")), max(_get(fit, "measured_workers"))
-        inside = [(w, x) for w, x, ext in curve if not ext]
-        if inside:
+        inside = [(w, x) for w, x, _ in curve if lo <= w <= hi]
+        if len(inside) > 1:
             ax.plot(*zip(*inside, strict=True), "-", color=color, lw=1)
         label = f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else "")
         for part in ([(w, x) for w, x, _ in curve if w <= lo], [(w, x) for w, x, _ in curve if w >= hi]):
             if len(part) > 1:  # below and beyond the measured counts, each joined to the fit's end there
                 ax.plot(*zip(*part, strict=True), "--", color=color, lw=1, label=label)
                 label = None
+        band = [(w, ci) for w, _, ci in curve if ci]
+        if len(band) > 1:
+            ax.fill_between([w for w, _ in band], [ci[0] for _, ci in band], [ci[1] for _, ci in band],
+                            color=color, alpha=0.15, lw=0)
     need = _get(summary, "consumption_samples_per_s")
     if np.isfinite(need):
         ax.axhline(need, color="black", ls=":", lw=1, label=f"consumer needs {need:,.0f}/s")
@@ -130,7 +138,7 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
     log_axis(ax, "y")
     ax.set_xlabel("DataLoader workers (log)")
     ax.set_ylabel("ingestion, loader alone (samples/s, log)")
-    ax.set_title(f"{track}: scaling (Universal Scalability Law fit; dashed = extrapolated)", fontsize=10)
+    ax.set_title(f"{track}: scaling (USL fit, shaded 95% band; dashed = extrapolated)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

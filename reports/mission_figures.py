@@ -113,8 +113,9 @@ def energy_radar(ledger: Ledger) -> plt.Figure:
 def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: float | None = None,
                         network_mb_per_s: Mapping[str, tuple[float, str]] | None = None) -> plt.Figure:
     """Per track, in samples/s of the headline format: this machine's disk, the mission's network link (where
-    its data crosses one), the target's read, decode and transform stages (the binding one outlined), and
-    the rate the target's compute consumes."""
+    its data crosses one), the target's read, decode and transform stages (the slowest one outlined), and
+    the rate the target's compute consumes. The title names the verdict's binding constraint, which may be no
+    stage of the pipeline (memory, energy)."""
     tracks = list(projections)
     fig, axes = plt.subplots(1, len(tracks), figsize=(3.9 * len(tracks) + 0.5, 4.8), squeeze=False)
     for ax, track in zip(axes[0], tracks, strict=True):
@@ -136,14 +137,14 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
             if key == p.pipeline.bottleneck_stage:
                 bar.set_edgecolor("black")
                 bar.set_linewidth(2.5)
-                ax.annotate("binding", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                ax.annotate("slowest stage", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                             va="bottom", fontsize=8, weight="bold")
         values = [v for v, _ in stages.values()] + [p.pipeline.required_rate_per_second]
         log_axis(ax, "y")
         ax.set_ylim(min(values) / 10, max(values) * 10)
         ax.set_xticks(x, [*stages, "compute needs"], fontsize=8, rotation=90)
         ax.set_ylabel(f"samples/s ({per_sample_bytes:,.0f}-byte samples, log)", fontsize=8)
-        ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinds: {p.binding_constraint}", fontsize=8)
+        ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinding constraint: {p.binding_constraint}", fontsize=8)
     fig.suptitle("Each stage's rate against what compute consumes, per mission — IngestionWaterfall", fontsize=11)
     fig.tight_layout()
     return fig

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from feedtax.reports import sections_loaders, text
-from feedtax.reports.common import figure, pct, table
+from feedtax.reports.common import figure, fit_reach, pct, table, with_ci
 from feedtax.results.feeding import VS_PLAIN_TARGET, decode_share_with_one_copy
 from feedtax.results.schema import Results
 from feedtax.vocabulary import OVERHEAD_TARGET
@@ -41,7 +41,7 @@ def _summary(results: Results, summary) -> list[str]:
     rows = [r for r in results.tuned_rows() if r.track == summary.track]
     parts = [figure(feeding_figures.mfu_vs_ingestion(rows, summary))]
     if (fig := feeding_figures.scaling(rows, summary, results.host.usable_cores)) is not None:
-        parts += [figure(fig), _fits(summary)]
+        parts += [figure(fig), text.FITS_NOTE, _fits(summary)]
     if summary.breakdown:
         parts.append(figure(feeding_figures.wait_breakdown(summary)))
     eq = ", ".join(f"{f}: {'never reached' if n is None else f'{n} worker(s)'}"
@@ -60,15 +60,14 @@ def _summary(results: Results, summary) -> list[str]:
 
 
 def _fits(summary) -> str:
-    """The Universal Scalability Law fit per format: parameters, quality, and what it predicts."""
+    """The Universal Scalability Law fit per format: parameters with their 95% intervals, quality, and the furthest
+    prediction narrow enough to read."""
     return table(
         ["format", "measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
-         "predicted at 32 workers", "flow equilibrium", "note"],
-        [[f.format, ", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}",
-          f"{f.kappa:.4f}", f"{f.rel_rmse:.1%}", f"{f.predicted[-1].samples_per_s:,.0f}"
-          + (" (extrapolated)" if f.predicted[-1].extrapolated else ""),
-          _equilibrium(f, summary),
-          f.note or ""] for f in summary.fits], left=2, text=(-1,))
+         "furthest informative prediction (samples/s)", "flow equilibrium", "note"],
+        [[f.format, ", ".join(map(str, f.measured_workers)), with_ci(f.lam_per_s, f.lam_ci95),
+          with_ci(f.sigma, f.sigma_ci95, ".3f"), with_ci(f.kappa, f.kappa_ci95, ".4f"), f"{f.rel_rmse:.1%}",
+          fit_reach(f), _equilibrium(f, summary), f.note or ""] for f in summary.fits], left=2, text=(-1,))
 
 
 def _equilibrium(fit, summary) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from feedtax.reports.common import figure, pct, table
+from feedtax.reports.common import figure, fit_reach, pct, table, with_ci
 from feedtax.results.schema import Results
 
 INTRO = (
@@ -105,12 +105,14 @@ def _summary(results: Results, p, s) -> list[str]:
 
 
 def _fits(s) -> str:
-    """The Universal Scalability Law fit over the measured worker counts, and what it predicts beyond them."""
+    """The Universal Scalability Law fit over the measured worker counts (95% intervals), and what it predicts
+    beyond them where the prediction is narrow enough to read."""
     return table(
         ["measured workers", "λ (samples/s, 1 worker)", "σ contention", "κ coherency", "rel. RMSE",
-         "predicted equilibrium", "note"],
-        [[", ".join(map(str, f.measured_workers)), f"{f.lam_per_s:,.0f}", f"{f.sigma:.3f}", f"{f.kappa:.4f}",
-          f"{f.rel_rmse:.1%}",
+         "furthest informative prediction (samples/s)", "predicted equilibrium", "note"],
+        [[", ".join(map(str, f.measured_workers)), with_ci(f.lam_per_s, f.lam_ci95),
+          with_ci(f.sigma, f.sigma_ci95, ".3f"), with_ci(f.kappa, f.kappa_ci95, ".4f"), f"{f.rel_rmse:.1%}",
+          fit_reach(f),
           "—" if f.flow_equilibrium_predicted is None else f"{f.flow_equilibrium_predicted} (extrapolated)",
           f.note or ""] for f in s.fits], left=1, text=(-1,))
 

@@ -123,8 +123,11 @@ MISSIONS_INTRO = (
     " <code>evaluate_pipeline</code>, <code>DataModel</code>, <code>TransformationModel</code>), answer each track's"
     " mission. Every input names its source: <i>measured</i> here, <i>mlsysim:</i> a registry value, or"
     " <i>assumption:</i> an entry of the assumptions file (listed at the end; change one with"
-    " <code>--assume key=value</code> and <code>feedtax project</code>).</p>"
+    " <code>--assume key=value</code> and <code>feedtax project</code>). Each verdict turns on its"
+    " <a href='#g-binding'>binding constraint</a>, the check with the least headroom.</p>"
 )
+FITS_NOTE = ("<p class='note'><a href='#g-usl'>USL</a> fit per format, each figure with its"
+             " <a href='#g-usl-interval'>95% interval</a>; a prediction is read only where it is narrow.</p>")
 MISSION_SUMMARY = (
     "<p class='note'>Headline format: {format}; pipeline bottleneck: {bottleneck},"
     " accelerator waiting {wait:.0%} of the time.</p>"
@@ -189,6 +192,15 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "usl": ("USL (Universal Scalability Law)",
             "Gunther's model of throughput against workers, X(N) = λN / (1 + σ(N − 1) + κN(N − 1)): σ is contention "
             "(work that serializes), κ coherency (crosstalk that grows with pairs of workers)."),
+    "usl-interval": ("95% interval of a fit",
+                     "each measured rate's interval comes from its run's step-to-step spread (a block bootstrap over "
+                     "the steps); the fit is redone over 300 draws of the rates within those intervals. A prediction "
+                     "is drawn and read only where its interval is at most half its value, and no further than twice "
+                     "the most workers measured. Run-to-run drift is not in these intervals."),
+    "binding": ("binding constraint and slowest stage",
+                "a mission's binding constraint is the check with the least headroom, the one its verdict turns on; "
+                "a pipeline's slowest stage (read, decode, transform) is the one that limits its rate. The two "
+                "differ when the verdict turns on something other than feeding, such as memory."),
     "tracks": ("tracks", "the course's four deployments and their data: cloud (token sequences), edge (camera "
                "frames), mobile (crops and text), tiny (audio)."),
     "missions": ("missions", "each track's target system projected from this machine's measurements: an H100 "

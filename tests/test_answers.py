@@ -53,7 +53,8 @@ def test_json_or_ssd_follows_which_rate_binds(run):
     assert all("a faster SSD helps" in line and "not measured" in line for line in answers.answers(run)[3].lines)
 
 
-@pytest.mark.parametrize("seconds, text", [(5.0, "5 s"), (150.0, "2.5 min"), (7200.0, "2.0 h"),
+@pytest.mark.parametrize("seconds, text", [(5.0, "5 s"), (0.35, "0.35 s"), (0.004, "4 ms"), (119.0, "119 s"),
+                                           (150.0, "2.5 min"), (7200.0, "2.0 h"),
                                            (36_000.0, "10 h"), (846_720.0, "9.8 days")])
 def test_durations_read_for_people(seconds, text):
     assert answers.duration(seconds) == text

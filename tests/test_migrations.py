@@ -15,6 +15,7 @@ from feedtax.results.schema import SCHEMA_VERSION, Results
 
 V1 = Path(__file__).parent / "data" / "results-v1.json"
 V2 = Path(__file__).parent / "data" / "results-v2.json"
+V3 = Path(__file__).parent / "data" / "results-v3.json"
 
 
 @pytest.fixture()
@@ -36,6 +37,15 @@ def test_v2_rows_and_summaries_become_the_tuned_loaders():
     assert {r.loader for r in res.loader} == {"tuned"} and {s.loader for s in res.feeding.summaries} == {"tuned"}
     assert res.tuned_rows() == res.loader and res.feeding.loader_gaps == []
     assert [r.au for r in res.loader] == [r["au"] for r in v2["loader"]], "every figure is kept"
+
+
+def test_v3_extrapolations_without_intervals_are_not_informative():
+    v3 = json.loads(V3.read_text())
+    doc, version = migrate(v3)
+    res = Results.model_validate(doc)
+    points = [p for s in res.feeding.summaries for f in s.fits for p in f.predicted]
+    assert version == 3 and points and any(p.extrapolated for p in points)
+    assert all(p.informative is not p.extrapolated and p.ci95 is None for p in points)
 
 
 def test_v1_is_migrated_and_validates(v1):
@@ -139,7 +149,7 @@ def test_a_malformed_document_migrates_without_error_and_fails_validation_instea
     (2.0, "schema_version is 2.0, expected an integer"),
     (True, "schema_version is true, expected an integer"),
     (None, "schema_version is null, expected an integer"),
-    (0, "schema_version 0 is older than any this feedtax migrates (from: 1, 2)"),
+    (0, "schema_version 0 is older than any this feedtax migrates (from: 1, 2, 3)"),
 ])
 def test_unknown_versions_are_refused_in_one_line(version, message):
     with pytest.raises(MigrationError) as info:

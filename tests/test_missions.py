@@ -89,7 +89,7 @@ def test_decode_work_is_relative_to_raw(projections):
 def test_cloud_fp16_does_not_fit_fp8_does(projections):
     p = projections["cloud"]
     assert p.facts["fp16_fits_hbm"].value == 0
-    fit = next(c for c in p.checks if c.name.startswith("fp8 weights"))
+    fit = next(c for c in p.checks if c.name.startswith("serving: fp8 weights"))
     assert fit.ok and fit.limit == 80 * 2**30
     assert p.facts["weights_fp8_bytes"].value == pytest.approx(70.6e9)
     # cold start: 70.6 GB at this machine's 1500 MB/s, at the H100 NVMe's 7 GB/s

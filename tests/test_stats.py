@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from feedtax import stats
+from feedtax.stats import ratio_ci
 
 
 def test_summary_of_known_values():
@@ -52,3 +54,26 @@ def test_time_repeats_excludes_warmups_runs_setup_untimed_and_calibrates_loops(m
 def test_time_repeats_needs_a_repeat():
     with pytest.raises(ValueError):
         stats.time_repeats(lambda: None, warmups=0, repeats=0, min_time_s=0)
+
+
+def test_ratio_ci_of_identical_steps_is_the_rate_itself():
+    lo, hi = ratio_ci([32] * 20, [0.01] * 20)
+    assert lo == pytest.approx(3200) and hi == pytest.approx(3200)
+
+
+def test_ratio_ci_covers_the_true_rate_and_narrows_with_more_steps():
+    """Steps of 32 samples with walls drawn around 10 ms: the interval holds 3,200 samples/s in most runs, and
+    forty times the steps give an interval several times narrower."""
+    rng, covered, widths = np.random.default_rng(1), 0, {}
+    for n in (25, 1000):
+        for _ in range(40):
+            lo, hi = ratio_ci([32] * n, rng.gamma(25, 0.01 / 25, size=n), seed=int(rng.integers(1 << 30)))
+            covered += n == 25 and lo <= 3200 <= hi
+            widths.setdefault(n, []).append(hi - lo)
+    assert covered >= 0.85 * 40
+    assert np.median(widths[25]) > 4 * np.median(widths[1000])
+
+
+def test_ratio_ci_refuses_mismatched_steps():
+    with pytest.raises(ValueError):
+        ratio_ci([1, 2], [1.0])

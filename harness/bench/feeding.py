@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from feedtax.bench.consumers import Consumer
 from feedtax.bench.ranks import RankFeeding
 from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
-from feedtax.stats import Distribution, summarize
+from feedtax.stats import Distribution, ratio_ci, summarize
 
 
 class FeedingError(RuntimeError):
@@ -67,6 +67,9 @@ class FeedingResult(BaseModel):
                              "has no nominal step) / wall, the first step of each epoch left out of both")
     feeding_tax: float = Field(description="1 - au: fraction of wall time the consumer waited")
     samples_per_s: float
+    samples_per_s_ci95: tuple[float, float] | None = Field(
+        None, description="95% interval of samples_per_s from the step-to-step spread (feedtax.stats.ratio_ci); "
+        "run-to-run drift is not in it")
     mb_per_s: float = Field(description="in-memory batch bytes delivered per second, 1e6 B/s")
     wait_s: float
     compute_s: float
@@ -138,12 +141,15 @@ def measure_feeding(
     on_step: Callable[[int], None] | None = None,
     keep_timeline: bool = True,
     batch_size_of: Callable[[Any], int] | None = None,
+    ci_block: int | None = None,
 ) -> FeedingResult:
     """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it.
 
     sampler: an optional feedtax.probes.nvml.NvmlSampler, started at the first measured step and stopped at
     the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (feedtax.model.peaks).
     batch_size_of: samples in a batch, for batches whose first tensor does not lead with the batch dimension.
+    ci_block: steps per bootstrap block for samples_per_s_ci95 (at least a round of the workers: their batches
+    arrive in bursts); by default about steps^(1/3).
     """
     if steps < 1 or warmup_steps < 0:
         raise ValueError("steps must be >= 1 and warmup_steps >= 0")
@@ -172,6 +178,8 @@ def measure_feeding(
         steps=steps, warmup_steps=warmup_steps, epochs_started=epochs, au=au, feeding_tax=1.0 - au,
         mlperf_au=mlperf_au(measured),
         samples_per_s=samples / wall if wall > 0 else 0.0,
+        samples_per_s_ci95=ratio_ci([r.samples for r in measured], [r.wall_s for r in measured], block=ci_block)
+        if wall > 0 else None,
         mb_per_s=sum(r.bytes for r in measured) / wall / 1e6 if wall > 0 else 0.0,
         wait_s=wait, compute_s=compute, wall_s=wall,
         step_wall_s=summarize([r.wall_s for r in measured], "s"),

@@ -209,7 +209,7 @@ def _run(pipe: Pipeline, feed: Feed, batch_size: int, w: int, fed: bool):
     warm = 2 + 2 * max(w, 1)
     where = f"{pipe.path}, batch size {batch_size}, {w} workers"
     if not fed:
-        return measure(pipe.loader(batch_size, w), Drain(), where + ", loader alone", warm, feed.steps)
+        return measure(pipe.loader(batch_size, w), Drain(), where + ", loader alone", warm, feed.steps, workers=w)
     what = f"train_step {feed.spec.train_step}" if feed.spec.train_step else "the emulated step"
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
@@ -231,7 +231,8 @@ def _loader_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int, alone, fed)
     return LoaderRow(
         track=PIPELINE_TRACK, format=pipe.name, num_workers=w, batch_size=batch_size, samples_per_s=fed.samples_per_s,
         feeding_tax=fed.feeding_tax, au=fed.au, step_s=fed.compute_s / fed.steps,
-        ingestion_samples_per_s=alone.samples_per_s, ingestion_mb_per_s=alone.mb_per_s, mb_per_s=fed.mb_per_s,
+        ingestion_samples_per_s=alone.samples_per_s,
+        ingestion_samples_per_s_ci95=alone.samples_per_s_ci95, ingestion_mb_per_s=alone.mb_per_s, mb_per_s=fed.mb_per_s,
         wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s, step_wall_s_iqr=fed.step_wall_s.iqr,
         unstable=fed.step_wall_s.unstable, consumer=feed.spec.kind, device=str(feed.consumer.device),
         nvml_util_gpu_pct=gpu.get("util_gpu_pct_mean"), nvml_idle_fraction=gpu.get("idle_fraction"),
@@ -254,7 +255,9 @@ def summarize(pipe: Pipeline, feed: Feed, batch_size: int, rows: list[LoaderRow]
     step = float(np.median([r.step_s for r in rows]))
     consumption = batch_size / step if step > 0 else float("inf")
     ingestion = {r.num_workers: r.ingestion_samples_per_s for r in rows}
-    fit = scaling_fit(PIPELINE_TRACK, pipe.name, ingestion, consumption)
+    fit = scaling_fit(PIPELINE_TRACK, pipe.name, ingestion, consumption,
+                      intervals={r.num_workers: r.ingestion_samples_per_s_ci95 for r in rows
+                                 if r.ingestion_samples_per_s_ci95})
     return PipelineSummary(
         batch_size=batch_size, consumption_samples_per_s=consumption,
         flow_equilibrium={pipe.name: flow_equilibrium(ingestion, consumption)}, fits=[fit] if fit else [],

@@ -8,6 +8,7 @@ not read before (whatever the page cache held), and the warm passes read them ag
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 import traceback
@@ -86,11 +87,13 @@ def release(exc: BaseException) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
-def measure(loader: Any, consumer: Consumer, where: str, warm: int, steps: int, sampler=None) -> FeedingResult:
-    """bench.feeding.measure_feeding over the guarded loader; its errors (no batch, no tensor) name `where`."""
+def measure(loader: Any, consumer: Consumer, where: str, warm: int, steps: int, sampler=None,
+            workers: int = 1) -> FeedingResult:
+    """bench.feeding.measure_feeding over the guarded loader; its errors (no batch, no tensor) name `where`. The rate's
+    interval is bootstrapped in blocks of at least one round of the workers."""
     try:
         return measure_feeding(Guard(loader, where), consumer, warmup_steps=warm, steps=steps, sampler=sampler,
-                               keep_timeline=False)
+                               keep_timeline=False, ci_block=max(workers, math.ceil(steps ** (1 / 3))))
     except FeedingError as exc:
         raise PipelineError(f"{where}: {exc}") from exc
 

@@ -106,7 +106,10 @@ def run_sweep(
     step = float(np.median([r.step_s for r in rows])) if rows else math.nan
     consumption = batch_size / step if step > 0 else math.inf
     equilibrium = {fmt: flow_equilibrium(ingestion[fmt], consumption) for fmt in formats}
-    fits = [f for fmt in formats if (f := scaling_fit(track, fmt, ingestion[fmt], consumption)) is not None]
+    intervals = {fmt: {r.num_workers: r.ingestion_samples_per_s_ci95 for r in rows
+                       if r.format == fmt and r.ingestion_samples_per_s_ci95} for fmt in formats}
+    fits = [f for fmt in formats
+            if (f := scaling_fit(track, fmt, ingestion[fmt], consumption, intervals=intervals[fmt])) is not None]
     first = ready_batch(formats[0], shards[formats[0]], batch_size, tf) if formats else None
     todo = [f for f in formats if breakdown and loader == "tuned"
             and (breakdown_formats is None or f in breakdown_formats)]
@@ -135,7 +138,8 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
             return plain_loader(fmt, paths, feed.batch_size, num_workers=w, transform=feed.transform)
         return make_loader(fmt, paths, cfg, transform=feed.transform)
 
-    alone = measure_feeding(new_loader(), Drain(), warmup_steps=warm, steps=feed.steps, keep_timeline=False)
+    alone = measure_feeding(new_loader(), Drain(), warmup_steps=warm, steps=feed.steps, keep_timeline=False,
+                            ci_block=max(w, math.ceil(feed.steps ** (1 / 3))))
     _tick(feed.on_step, f"{feed.track}/{fmt} w={w} {feed.loader} loader alone")
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
@@ -151,7 +155,8 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
         dataset_access=default_access(fmt) if feed.loader == "default" else None, num_workers=w,
         batch_size=feed.batch_size, samples_per_s=fed.samples_per_s,
         feeding_tax=fed.feeding_tax, au=fed.au, mlperf_au=fed.mlperf_au, step_s=fed.compute_s / fed.steps,
-        ingestion_samples_per_s=alone.samples_per_s, ingestion_mb_per_s=alone.mb_per_s,
+        ingestion_samples_per_s=alone.samples_per_s,
+        ingestion_samples_per_s_ci95=alone.samples_per_s_ci95, ingestion_mb_per_s=alone.mb_per_s,
         mb_per_s=fed.mb_per_s, wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s,
         step_wall_s_iqr=fed.step_wall_s.iqr, unstable=fed.step_wall_s.unstable,
         consumer=feed.spec.kind, device=str(feed.consumer.device), mfu=fed.mfu,

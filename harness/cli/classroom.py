@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console
+from feedtax.cli.options import fail, make_console, make_table
 
 
 def collect_cmd(
@@ -95,13 +95,11 @@ def compare_cmd(
         typer.echo(json.dumps({"context": notes, "rows": [r.model_dump() for r in rows]}, indent=2))
         return
     from rich.markup import escape
-    from rich.table import Table
-
     console = make_console()
     for n in notes:
         console.print(f"[yellow]note: {escape(n)}[/yellow]")
     shown = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]
-    table = Table(title=f"{ra.run_id} (A) -> {rb.run_id} (B): medians; p from Welch's t-test on the repeats")
+    table = make_table(title=f"{ra.run_id} (A) -> {rb.run_id} (B): medians; p from Welch's t-test on the repeats")
     table.add_column("metric", overflow="fold", ratio=3)
     for col in ("A", "B", "change", "p"):
         table.add_column(col, justify="right", no_wrap=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console
+from feedtax.cli.options import fail, make_console, make_table
 from feedtax.vocabulary import DATASET_TIERS_BYTES, LINK_GBPS
 
 PROBE_BYTES = 64 << 20  # the default disk probe: enough to pass a drive's small write cache, a few seconds
@@ -76,13 +76,11 @@ def _disk(given: float | None, tier: str | None, results_file: Path | None) -> t
 
 def _table(result):
     """Per dataset size and link: network and sneakernet hours, the winner, the crossover and the costs."""
-    from rich.table import Table
-
     def hours(s: float) -> str:
         return f"{s / 3600:,.1f} h"
 
     disk = result.inputs["disk_write_bandwidth"]
-    t = Table(title=f"Data Gravity Audit at {result.tiers[0].distance_km:,.0f} km "
+    t = make_table(title=f"Data Gravity Audit at {result.tiers[0].distance_km:,.0f} km "
                     f"(disk {disk.value:,.0f} MB/s, {disk.source})")
     for col in ("dataset", "link", "network", "sneakernet", "winner", "crossover", "drives", "egress", "drives cost"):
         t.add_column(col, justify="right")

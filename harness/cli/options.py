@@ -18,6 +18,16 @@ def make_console(*, stderr: bool = False):
     return probe if probe.is_terminal else Console(stderr=stderr, width=LOG_WIDTH)
 
 
+def make_table(*headers: str, title: str | None = None):
+    """A rich Table in feedtax's console style: one rule under the header and no cell borders, so a table of
+    nine numeric columns fits an 80-column terminal without cutting its headers."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(*headers, title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True,
+                 show_edge=False)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print `feedtax: message` to stderr; return the Exit to raise (2: bad input, 1: a failed run)."""
     typer.echo(f"feedtax: {message}", err=True)

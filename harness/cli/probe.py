@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from feedtax.cli.options import fail, size_option
+from feedtax.cli.options import fail, make_table, size_option
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -39,10 +39,8 @@ def _emit(model: BaseModel, as_json: bool, title: str) -> None:
         typer.echo(model.model_dump_json(indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
-
     console, data = Console(), model.model_dump()
-    main = Table("field", "value", title=title)
+    main = make_table("field", "value", title=title)
     lists: dict[str, list] = {}
     warnings = data.pop("warnings", [])
     for key, value in data.items():
@@ -55,7 +53,7 @@ def _emit(model: BaseModel, as_json: bool, title: str) -> None:
             main.add_row(key, _cell(value))
     console.print(main)
     for key, rows in lists.items():
-        table = Table(*rows[0].keys(), title=key)
+        table = make_table(*rows[0].keys(), title=key)
         for row in rows:
             table.add_row(*(_cell(v) for v in row.values()))
         console.print(table)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console
+from feedtax.cli.options import fail, make_console, make_table
 
 _RESULTS_FILE_HELP = "A results.json written by `feedtax run`."
 
@@ -63,9 +63,7 @@ def project(
                                "model_validation": [v.model_dump(mode="json") for v in res.model_validation]},
                               indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title="missions, projected from this machine's measurements")
+    table = make_table(title="missions, projected from this machine's measurements")
     for col in ("track", "verdict", "binding constraint", "format", "bottleneck stage", "accelerator wait"):
         table.add_column(col)
     for t, p in res.projections.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import choices, fail, make_console
+from feedtax.cli.options import choices, fail, make_console, make_table
 from feedtax.cli.sweep import LOADER_HELP
 from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
@@ -89,8 +89,8 @@ def _summary(console, res) -> None:
     answers the report opens with."""
     from rich.table import Table
 
-    table = Table(title=f"format costs ({res.profile} profile; median, one process)")
-    for col in ("track", "format", "bytes/sample", "ratio", "encode/s", "decode/s cold", "decode/s warm"):
+    table = make_table(title=f"format costs ({res.profile} profile; median, one process)")
+    for col in ("track", "format", "bytes per sample", "ratio", "encode/s", "decode/s cold", "decode/s warm"):
         table.add_column(col, justify="left" if col in ("track", "format") else "right")
 
     def d(x) -> str:
@@ -109,5 +109,9 @@ def _summary(console, res) -> None:
 
     for a in answers(res):  # the report's opening, in the same words
         console.print(f"\n[bold]{escape(a.question)}[/bold]")
+        bullets = Table.grid(padding=(0, 1))  # a hanging indent: wrapped lines stay clear of the dash
+        bullets.add_column(justify="right", width=3)
+        bullets.add_column()
         for line in a.lines:
-            console.print(f"  - {escape(line)}")
+            bullets.add_row("-", escape(line))
+        console.print(bullets)

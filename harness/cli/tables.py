@@ -3,17 +3,15 @@ and a user's own pipeline per batch size. rich loads inside each function."""
 
 from __future__ import annotations
 
-from feedtax.cli.options import make_console
+from feedtax.cli.options import make_console, make_table
 
 
 def print_formats(rows, summaries, gaps) -> None:
     """One table per loader (the flow equilibrium marked *), then each gap: its main cost and the fixes' AUs."""
-    from rich.table import Table
-
     console = make_console()
     for summary in summaries:
         mine = [r for r in rows if r.loader == summary.loader]
-        table = Table(title=f"{summary.track}, {summary.loader} loader: feeding tax per format x workers "
+        table = make_table(title=f"{summary.track}, {summary.loader} loader: feeding tax per format x workers "
                             f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
                             f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
         mfu = any(r.mfu is not None for r in mine)
@@ -49,13 +47,14 @@ def print_formats(rows, summaries, gaps) -> None:
 
 def print_pipeline(section) -> None:
     """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
-    from rich.table import Table
+
+    from feedtax.reports.common import fit_reach, with_ci
 
     console = make_console()
     for s in section.summaries:
         rows = [r for r in section.rows if r.batch_size == s.batch_size]
         eq = s.flow_equilibrium.get(section.name)
-        table = Table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
+        table = make_table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
                             f"{s.consumption_samples_per_s:,.0f} samples/s")
         for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
             table.add_column(col, justify="right")
@@ -72,8 +71,10 @@ def print_pipeline(section) -> None:
         console.print(f"flow equilibrium: {f'{eq} workers (*)' if eq is not None else 'not reached'}"
                       + (f"; USL fit predicts {predicted} (extrapolated)" if predicted else ""))
         for f in s.fits:
-            console.print(f"USL fit: lambda {f.lam_per_s:,.0f}/s, sigma {f.sigma:.3f}, kappa {f.kappa:.4f}, "
-                          f"rel. RMSE {f.rel_rmse:.1%}" + (f" ({f.note})" if f.note else ""))
+            console.print(f"USL fit (95% intervals): lambda {with_ci(f.lam_per_s, f.lam_ci95)}/s, sigma "
+                          f"{with_ci(f.sigma, f.sigma_ci95, '.3f')}, kappa {with_ci(f.kappa, f.kappa_ci95, '.4f')}, "
+                          f"rel. RMSE {f.rel_rmse:.1%}; furthest informative prediction {fit_reach(f)}/s"
+                          + (f" ({f.note})" if f.note else ""))
         for b in s.breakdown:
             fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "not seen"
             console.print(f"wait breakdown @ {b.num_workers} workers: first read {b.cold_samples_per_s:,.0f}/s, warm "

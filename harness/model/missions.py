@@ -45,8 +45,8 @@ def project_cloud(m: Measured, a: Assumptions) -> Projection:
              for prec in ("fp16", "fp8")}
     hbm = from_mlsysim("Hardware.Cloud.H100.memory.capacity", "byte")
     fp16_gb = serve["fp16"].total_memory_required.to("GB").magnitude
-    shared = [check("fp8 weights + KV fit HBM", serve["fp8"].total_memory_required.to("byte").magnitude, hbm.value,
-                    "byte", "max", "mlsysim ServingModel, fp8; fp16 needs "
+    shared = [check("serving: fp8 weights + KV fit HBM", serve["fp8"].total_memory_required.to("byte").magnitude,
+                    hbm.value, "byte", "max", "mlsysim ServingModel, fp8; fp16 needs "
                     f"{fp16_gb:.0f} GB ({'fits' if serve['fp16'].feasible else 'does not fit'})")]
     prompt_tokens_per_s = batch * tokens.value / serve["fp8"].ttft.to("s").magnitude
     weights = serve["fp8"].model_weights_size.to("byte").magnitude
@@ -71,7 +71,8 @@ def project_cloud(m: Measured, a: Assumptions) -> Projection:
 
     def payload(fm: FormatMeasure):
         per_core_tokens = fm.decode_samples_per_s * tokens.value * speed.value
-        c = check("request payload decode cores", prompt_tokens_per_s / per_core_tokens, cores.value, "cores", "max",
+        c = check("serving: request payload decode cores", prompt_tokens_per_s / per_core_tokens, cores.value, "cores",
+                  "max",
                   f"{fm.format}: prompt tokens/s at the fp8 prefill rate / measured decode tokens/s per core")
         return [c], {}
 

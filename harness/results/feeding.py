@@ -65,6 +65,8 @@ class LoaderRow(BaseModel):
     step_s: Annotated[float, DURATION_S] = Field(
         description="the consumer's step time (mean measured compute per step)")
     ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the loader alone, no consumer")
+    ingestion_samples_per_s_ci95: tuple[float, float] | None = Field(
+        None, description="its 95% interval from the step-to-step spread (a block bootstrap); None before schema 4")
     ingestion_mb_per_s: Annotated[float, MB_PER_S] = Field(
         description="in-memory bytes/s of the loader alone, 1e6 B/s")
     mb_per_s: Annotated[float, MB_PER_S]
@@ -95,6 +97,10 @@ class ScalingPoint(BaseModel):
     num_workers: Annotated[int, COUNT]
     samples_per_s: Annotated[float, SAMPLES_PER_S]
     extrapolated: bool
+    ci95: tuple[float, float] | None = Field(
+        None, description="95% interval of the prediction, refitting over the measured points' intervals")
+    informative: bool = Field(True, description="the interval is narrow enough to read a prediction from "
+                              "(feedtax.bench.scaling.MAX_REL_CI_WIDTH)")
 
 
 class ScalingFit(BaseModel):
@@ -108,10 +114,18 @@ class ScalingFit(BaseModel):
     kappa: float = Field(description="coherency (crosstalk)")
     measured_workers: list[int]
     rel_rmse: float
+    lam_ci95: tuple[float, float] | None = None
+    sigma_ci95: tuple[float, float] | None = None
+    kappa_ci95: tuple[float, float] | None = None
     note: str | None = None
     predicted: list[ScalingPoint]
-    flow_equilibrium_predicted: int | None = Field(None, description="from the fit, beyond the largest measured count "
-                                                   "(always extrapolated), when no measured count kept up")
+    flow_equilibrium_predicted: int | None = Field(
+        None, description="from the fit, beyond the largest measured count (always extrapolated), when no measured "
+        "count kept up: the first informative count whose interval lies wholly above the consumer's rate")
+
+    def reach(self) -> ScalingPoint:
+        """The furthest prediction worth reading: the last informative point, or the last measured count's."""
+        return next(p for p in reversed(self.predicted) if p.informative or not p.extrapolated)
 
 
 class TransportCost(BaseModel):

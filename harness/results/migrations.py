@@ -84,7 +84,22 @@ def _v2_to_v3(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(doc: dict) -> dict:
+    """Schema 3 -> 4: fits carry no intervals before 4, so nothing says an extrapolation is informative: every
+    extrapolated prediction is marked not informative (those within the measured counts stand on measurements)."""
+    for section in (doc.get("feeding"), doc.get("pipeline")):
+        summaries = section.get("summaries") if isinstance(section, dict) else None
+        for summary in summaries if isinstance(summaries, list) else []:
+            fits = summary.get("fits") if isinstance(summary, dict) else None
+            for fit in fits if isinstance(fits, list) else []:
+                points = fit.get("predicted") if isinstance(fit, dict) else None
+                for p in points if isinstance(points, list) else []:
+                    if isinstance(p, dict) and p.get("extrapolated") is True:
+                        p.setdefault("informative", False)
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(doc: dict) -> tuple[dict, int]:
