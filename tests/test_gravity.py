@@ -22,6 +22,15 @@ def test_one_petabyte_at_100_gbit_is_22_2_hours():
     assert s / 3600 == pytest.approx(22.2, abs=0.05)
 
 
+@pytest.mark.parametrize("size, link, efficiency", [(PB, 100, 1.0), (10**10, 10, 0.7), (3.3e12, 25, 0.93)])
+def test_network_time_is_mlsysims_transfer_time(size, link, efficiency):
+    from mlsysim.core.units import Q_
+    from mlsysim.physics.quantities import transfer_time
+
+    expected = transfer_time(Q_(size, "byte"), Q_(link * efficiency, "Gbit/s")).to("s").magnitude
+    assert gravity.network_s(size, link, efficiency) == pytest.approx(expected, rel=1e-12)
+
+
 def test_tiers_include_1pb_at_100g_with_efficiency_1():
     g = gravity.gravity(disk_write_mb_per_s=1000, disk_read_mb_per_s=1000,
                         assumptions=assumptions.load(overrides=["link_efficiency=1"]))

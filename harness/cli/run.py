@@ -65,12 +65,15 @@ def run(
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
     if submit is not None:
-        from feedtax.classroom.submit import SubmitError, write_submission
+        from feedtax.classroom.submit import SubmitError, lab_beside, write_submission
 
+        lab, lab_error = lab_beside(out / "results.json", res.run_id)
         try:
-            console.print(f"submission: {write_submission(res, submit)}")
+            console.print(f"submission: {write_submission(res, submit, lab)}")
         except SubmitError as exc:
             raise fail(str(exc)) from None
+        if lab_error:  # the results went in; the lab record did not
+            raise fail(f"{lab_error}: the results were submitted without it", 1) from None
 
 
 def _report_partial(out: Path) -> None:
@@ -87,7 +90,7 @@ def _report_partial(out: Path) -> None:
 def _summary(console, res) -> None:
     """The format costs as a table on the console (medians, unstable ones marked, a note if not evicted), then the
     answers the report opens with."""
-    from rich.table import Table
+    import textwrap
 
     table = make_table(title=f"format costs ({res.profile} profile; median, one process)")
     for col in ("track", "format", "bytes per sample", "ratio", "encode/s", "decode/s cold", "decode/s warm"):
@@ -109,9 +112,6 @@ def _summary(console, res) -> None:
 
     for a in answers(res):  # the report's opening, in the same words
         console.print(f"\n[bold]{escape(a.question)}[/bold]")
-        bullets = Table.grid(padding=(0, 1))  # a hanging indent: wrapped lines stay clear of the dash
-        bullets.add_column(justify="right", width=3)
-        bullets.add_column()
-        for line in a.lines:
-            bullets.add_row("-", escape(line))
-        console.print(bullets)
+        for line in a.lines:  # a hanging indent: wrapped lines stay clear of the dash
+            console.print(escape(textwrap.fill(line, width=console.width - 1, initial_indent="  - ",
+                                               subsequent_indent="    ", break_on_hyphens=False)))

@@ -1,6 +1,6 @@
 """The Data Gravity Audit: moving a dataset over a network link vs shipping it on drives (sneakernet).
 
-network_s = dataset / (link rate x efficiency), by mlsysim's transfer_time.
+network_s = dataset / (link rate x efficiency), mlsysim's transfer_time.
 sneakernet_s = write + handling + distance / truck speed + read; drives hold drive_capacity_bytes each and
 are written (and read) sneakernet_parallel_drives at a time at a disk bandwidth (measured, or a storage tier).
 crossover_km = the longest shipping distance at which the drives still arrive no later than the network
@@ -26,11 +26,10 @@ DEFAULT_TIER = "hdd"  # shipped drives are HDDs by default (drive_capacity_bytes
 
 
 def network_s(dataset_bytes: float, link_gbps: float, efficiency: float) -> float:
-    """Seconds to send dataset_bytes over a link_gbps link at the given efficiency (mlsysim transfer_time)."""
-    from mlsysim.core.units import Q_
-    from mlsysim.physics.quantities import transfer_time
-
-    return transfer_time(Q_(dataset_bytes, "byte"), Q_(link_gbps * efficiency, "Gbit/s")).to("s").magnitude
+    """Seconds to send dataset_bytes over a link_gbps link at the given efficiency: bits over the effective rate,
+    mlsysim's transfer_time, written out so the audit (and the lab's sliders) run without mlsysim's seconds-long
+    import (tests/test_gravity.py holds the two equal)."""
+    return dataset_bytes * 8 / (link_gbps * 1e9 * efficiency)
 
 
 def drives_needed(dataset_bytes: float, capacity_bytes: float) -> int:
@@ -58,9 +57,10 @@ def _bandwidths(tier: str | None, write_mb_per_s: float | None, read_mb_per_s: f
     unless a tier is chosen; else the tier's (mlsysim)."""
     from feedtax.model.sources import from_mlsysim
 
-    tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
-    if tier:
-        return tier_bw, tier_bw
+    if tier or not (write_mb_per_s and read_mb_per_s):  # mlsysim (seconds to import) only where a tier is used
+        tier_bw = from_mlsysim(STORAGE_TIERS[tier or DEFAULT_TIER] + ".bandwidth", "MB/s")
+        if tier:
+            return tier_bw, tier_bw
     write = Sourced(value=write_mb_per_s, unit="MB/s", source=source) if write_mb_per_s else tier_bw
     read = Sourced(value=read_mb_per_s, unit="MB/s", source=source) if read_mb_per_s else tier_bw
     return write, read

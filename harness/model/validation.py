@@ -83,6 +83,13 @@ def _pipelined_tax(rates: StageRates, workers: int, batch: int, step_s: float) -
     return 1 - (1 - pipe_wait) * step_s / (step_s + receive_s)
 
 
+def predicted_tax(rates: StageRates, workers: int, batch: int, step_s: float) -> tuple[float, str]:
+    """The feeding tax mlsysim predicts at one point from measured stage rates, and the model that gave it."""
+    if workers == 0:
+        return _sequential_tax(rates, batch, step_s), "mlsysim DataStallModel (sequential)"
+    return _pipelined_tax(rates, workers, batch, step_s), "mlsysim evaluate_pipeline + measured per-batch transport"
+
+
 def model_validation(rows: Iterable[Any], stage_rates: Iterable[StageRates], *,
                      cpu_count: int | None = None) -> list[ValidationRow]:
     """Predicted feeding tax per sweep point from the measured stage rates vs the measured one.
@@ -99,11 +106,7 @@ def model_validation(rows: Iterable[Any], stage_rates: Iterable[StageRates], *,
             continue
         workers, batch = int(_field(row, "num_workers")), int(_field(row, "batch_size"))
         step_s, measured_tax = float(_field(row, "step_s")), float(_field(row, "feeding_tax"))
-        if workers == 0:
-            predicted, model = _sequential_tax(rates, batch, step_s), "mlsysim DataStallModel (sequential)"
-        else:
-            predicted = _pipelined_tax(rates, workers, batch, step_s)
-            model = "mlsysim evaluate_pipeline + measured per-batch transport"
+        predicted, model = predicted_tax(rates, workers, batch, step_s)
         error = (predicted - measured_tax) * 100
         cpus = _field(row, "cpu_count", cpu_count)
         reason = (_reason(error, workers, rates, step_s, cpus, bool(_field(row, "unstable", False)))
