@@ -1,9 +1,11 @@
 """The class report: one self-contained HTML page (inline SVG) over a DuckDB built by `feedtax collect`.
 
 It shows the spread across the class's machines, not one run: decode rate per format and track,
-feeding tax vs DataLoader workers, disk bandwidth by device kind, model-validation error, and the
-submissions that stand out. Each figure says how many submissions are behind it; a section with no
-data says so instead of drawing an empty plot. The figures are drawn by reports.class_figures.
+feeding tax vs DataLoader workers, disk bandwidth by device kind, model-validation error, the
+submissions that stand out, and the lab's Locks: what the class predicted against what each student's
+own machine measured (with their Reflect answers, escaped). Each figure says how many submissions are
+behind it; a section with no data says so instead of drawing an empty plot. The figures are drawn by
+reports.class_figures.
 
 Outliers: robust z-score on log10 of the value within its group (same track, format and profile,
 or same device kind), z = 0.6745 (x - median) / MAD, flagged at |z| > 3.5 (Iglewicz and Hoaglin).
@@ -21,8 +23,9 @@ import numpy as np
 
 from feedtax.reports import class_figures
 from feedtax.reports.class_figures import order
-from feedtax.reports.common import CSS, figure, kv
+from feedtax.reports.common import CSS, figure, kv, table
 from feedtax.results.io import write_atomic
+from feedtax.results.lab import LOCKS
 from feedtax.vocabulary import PROFILE_NAMES
 
 Z_OUTLIER = 3.5
@@ -47,6 +50,8 @@ VALIDATION = ("<p>The pipeline model's predicted feeding tax minus the measured 
               " over {runs} submissions.</p>")
 OUTLIERS_HEAD = ("<table><tr><th class='l'>run</th><th class='l'>CPU</th><th class='l'>metric</th>"
                  "<th class='l'>group</th><th>value</th><th>group median</th><th>robust z</th><th>n</th></tr>")
+NO_LABS = ("<p class='note'>No lab records in the database: a student's lab.json travels with their results as "
+           "&lt;run_id&gt;.lab.json (<code>feedtax run --submit</code> or <code>feedtax lab --submit</code>).</p>")
 OUTLIERS_NOTE = ("</table><p class='note'>An outlier is not an error: check the run's host (VM, tmpfs, a busy"
                  " machine) before discarding it.</p>")
 
@@ -190,6 +195,71 @@ def _outlier_table(outliers: list[dict], host_of: dict[str, dict]) -> list[str]:
     return parts + [OUTLIERS_NOTE]
 
 
+def _lock_table(lock: str, picks: list[dict], measured: list[dict]) -> str:
+    """One Lock: per choice, the students who predicted it (by confidence) and the machines that measured it."""
+    rows = []
+    for choice in LOCKS[lock][1]:
+        mine = [p for p in picks if p["choice"] == choice]
+        rows.append([choice, len(mine), *(sum(p["confidence"] == c for p in mine) for c in ("low", "medium", "high")),
+                     sum(m["answer"] == choice for m in measured)])
+    unanswered = [m for m in measured if m["answer"] not in LOCKS[lock][1]]
+    if unanswered:
+        rows.append(["(no measured answer)", "", "", "", "", len(unanswered)])
+    header = ["choice", "students predicting it", "low confidence", "medium", "high", "machines measuring it"]
+    return table(header, rows)
+
+
+def _matched(lock: str, picks: list[dict], measured: list[dict]) -> str:
+    """The share of students whose prediction is what their own machine measured."""
+    answer_of = {m["run_id"]: m["answer"] for m in measured if m["answer"] in LOCKS[lock][1]}
+    judged = [p for p in picks if p["run_id"] in answer_of]
+    if not judged:
+        return "<p class='note'>No student's own machine answered this Lock, so no prediction can be checked.</p>"
+    hits = sum(p["choice"] == answer_of[p["run_id"]] for p in judged)
+    unjudged = len(picks) - len(judged)
+    return (f"<p>{hits} of {len(judged)} students ({hits / len(judged):.0%}) predicted what their own machine "
+            f"measured" + (f"; {unjudged} more committed a Lock their machine could not answer" if unjudged else "")
+            + ".</p>")
+
+
+def _reflections(part: int, rows: list[dict], answer_of: dict[str, dict]) -> str:
+    """The part's Reflect answers, each with the student's run, prediction and measured answer, all escaped."""
+    mine = [r for r in rows if r["part"] == part]
+    if not mine:
+        return ""
+    items = []
+    for prompt in dict.fromkeys(r["prompt"] for r in mine):
+        said = "".join(f"<li><code>{escape(r['run_id'])}</code> (predicted {escape(str(r.get('choice') or '-'))}, "
+                       f"measured {escape(str(answer_of.get(r['run_id'], {}).get('answer') or '-'))}): "
+                       f"{escape(r['answer'])}</li>" for r in mine if r["prompt"] == prompt)
+        items.append(f"<p><i>{escape(prompt)}</i></p><ul>{said}</ul>")
+    return f"<details><summary>Reflect answers ({len(mine)})</summary>{''.join(items)}</details>"
+
+
+def _locks(con) -> list[str]:
+    """Section 6: per Lock, the class's predictions against what their machines measured, and their reflections."""
+    parts = ["<h2>6. What the class predicted, and what their machines measured</h2>"]
+    labs = _query(con, "SELECT count(*) AS n FROM lab_records")[0]["n"] if _has(con, "lab_records", "run_id") else 0
+    if not labs:
+        return parts + [NO_LABS]
+    locks = _query(con, "SELECT run_id, lock, choice, confidence FROM lab_locks")
+    answers = _query(con, "SELECT run_id, lock, answer, reason, evidence FROM measured_answers")
+    reflections = (_query(con, "SELECT run_id, part, prompt, answer FROM lab_reflections ORDER BY run_id, row_idx")
+                   if _has(con, "lab_reflections", "part", "prompt", "answer") else [])
+    parts.append(f"<p class='note'>{labs} lab record(s). Each Lock is a prediction committed before any number was "
+                 "shown; a machine's answer is computed from its own run's results as that run's report gives it "
+                 "(Part 2 measured at disk tiers where the run has them).</p>")
+    for part, (lock, (question, _)) in enumerate(LOCKS.items(), start=1):
+        picks = [r for r in locks if r["lock"] == lock]
+        measured = [a for a in answers if a["lock"] == lock]
+        choice_of = {p["run_id"]: p for p in picks}
+        answer_of = {a["run_id"]: a for a in measured}
+        mine = [{**r, "choice": choice_of.get(r["run_id"], {}).get("choice")} for r in reflections]
+        parts += [f"<h3>Part {part}: {escape(question)}</h3>", _lock_table(lock, picks, measured),
+                  _matched(lock, picks, measured), _reflections(part, mine, answer_of)]
+    return parts
+
+
 def render(con) -> str:
     """The class report as an HTML string, from an open DuckDB connection."""
     from feedtax.classroom.collect import table_rows
@@ -217,6 +287,7 @@ def render(con) -> str:
     disk, disk_outliers = _disk(con)
     parts += disk + _validation(con)
     parts += _outlier_table(decode_outliers + disk_outliers, {r["run_id"]: r for r in runs})
+    parts += _locks(con)
     parts += ["<h2>What the database holds</h2>",
               "<p class='note'>Rows per table (one table per results section; query them with DuckDB).</p>",
               kv(list(counts.items())), "</body></html>"]

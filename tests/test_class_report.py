@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -67,3 +68,68 @@ def test_cli_writes_report_and_refuses_a_missing_db(class_db, tmp_path):
     assert ok.exit_code == 0 and (tmp_path / "r" / "class_report.html").exists()
     missing = CliRunner().invoke(app, ["class-report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "none.duckdb" in missing.output and not (tmp_path / "none.duckdb").exists()
+
+
+# --- the Locks: what the class predicted against what their own machines measured ----------------------
+
+V3 = Path(__file__).parent / "data" / "results-v3.json"
+
+
+def _class_with_labs(inbox: Path) -> None:
+    """Three submissions from a stored run, each its own machine: one measures fiber winning, one a slow disk; two
+    students did the lab (one answering a Reflect question with markup), the third did not."""
+    from feedtax import results
+    from feedtax.classroom.submit import write_submission
+    from feedtax.results.lab import LabRecord, Lock, Reflection
+
+    base = results.load(V3)
+    fast_net = base.model_copy(update={"run_id": "class-0"}, deep=True)
+    for t in fast_net.gravity.tiers:
+        if t.dataset_bytes == 10**15:
+            t.winner, t.crossover_km = "network", None
+    slow_disk = base.model_copy(update={"run_id": "class-1"}, deep=True)
+    slow_disk.disk.seq_read_mb_per_s_cold = 1.0
+    plain = base.model_copy(update={"run_id": "class-2"})
+
+    def lab(run_id, picks, answer):
+        return LabRecord(run_id=run_id, locks=[Lock(lock=k, choice=v, confidence=conf, committed_utc=T)
+                                               for k, (v, conf) in picks.items()],
+                         reflections=[Reflection(part=1, prompt="Why <b>that</b>?", answer=answer)])
+
+    write_submission(fast_net, inbox, lab("class-0", {"gravity": ("fiber", "high"), "format_vs_ssd": ("format", "low"),
+                                                      "curated_vs_noisy": ("curated", "medium")},
+                                          "<script>alert(1)</script> & fiber"))
+    write_submission(slow_disk, inbox, lab("class-1", {"gravity": ("drive", "low"), "format_vs_ssd": ("ssd", "high"),
+                                                       "curated_vs_noisy": ("noisy", "high")}, "trucks"))
+    write_submission(plain, inbox)
+
+
+T = "2026-03-01T10:00:00Z"
+
+
+def _row(choice: str, *counts) -> str:
+    return f"<tr><td class='l'>{choice}</td>" + "".join(f"<td>{n}</td>" for n in counts) + "</tr>"
+
+
+def test_submit_collect_report_shows_predictions_against_machines(tmp_path):
+    _class_with_labs(tmp_path / "inbox")
+    db = tmp_path / "class.duckdb"
+    report = c.collect([tmp_path / "inbox"], db)
+    assert report.ok and len(report.accepted) == 3 and len(report.labs) == 2
+    html = class_report.write(db, tmp_path / "out").read_text()
+    section = html.split("6. What the class predicted, and what their machines measured")[1].split("<h2>")[0]
+    part1, part2, part3 = section.split("<h3>Part ")[1:]
+    # choice: students (low, medium, high confidence), machines measuring it
+    assert _row("fiber", 1, 0, 0, 1, 1) in part1 and _row("drive", 1, 1, 0, 0, 2) in part1
+    assert "2 of 2 students (100%) predicted what their own machine measured" in part1
+    assert _row("format", 1, 1, 0, 0, 2) in part2 and _row("ssd", 1, 0, 0, 1, 1) in part2
+    assert _row("noisy", 1, 0, 0, 1, 0) in part3 and _row("curated", 1, 0, 1, 0, 3) in part3
+    assert "1 of 2 students (50%)" in part3
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; fiber" in part1 and "Why &lt;b&gt;that&lt;/b&gt;?" in part1
+    assert "<script" not in html and "<b>that" not in html
+
+
+def test_without_lab_records_the_section_says_so_in_one_line(class_db, tmp_path):
+    html = class_report.write(class_db, tmp_path).read_text()
+    section = html.split("6. What the class predicted, and what their machines measured</h2>")[1].split("<h2>")[0]
+    assert section.strip() == class_report.NO_LABS

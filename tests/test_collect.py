@@ -269,3 +269,107 @@ def test_a_file_failing_mid_insert_leaves_nothing_and_others_are_kept(corpus, tm
     snap = snapshot(tmp_path / "c.duckdb")
     assert not any(victim in str(row) for rows in snap.values() for row in rows)
     assert len(snap["formats"]) == 4 * 6
+
+
+# --- lab records: <run_id>.lab.json beside <run_id>.json -----------------------------------------------
+
+def _lab(run_id: str, **changes):
+    from test_lab_record import record
+
+    return record(run_id=run_id, **changes)
+
+
+def _inbox(corpus, folder: Path, n: int) -> list[str]:
+    """n of the corpus's good submissions copied into folder; their run_ids."""
+    good = corpus[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    rids = sorted(good)[:n]
+    for rid in rids:
+        (folder / f"{rid}.json").write_bytes(good[rid].read_bytes())
+    return rids
+
+
+def test_lab_records_go_in_with_their_runs_and_bad_ones_are_named(corpus, tmp_path):
+    from feedtax.results.lab import save_lab
+
+    inbox = tmp_path / "inbox"
+    a, b, bad, other = _inbox(corpus, inbox, 4)
+    save_lab(_lab(a), inbox / f"{a}.lab.json")
+    save_lab(_lab(b), inbox / f"{b}.lab.json")
+    (inbox / f"{bad}.lab.json").write_text(_lab(bad).model_dump_json().replace('"equilibrium_found":4',
+                                                                               '"equilibrium_found":NaN'))
+    save_lab(_lab("20990101T000000Z-nobody"), inbox / "20990101T000000Z-nobody.lab.json")  # no results anywhere
+    (inbox / f"{other}.json").rename(inbox / "alice.json")
+    save_lab(_lab(a), inbox / "alice.lab.json")  # beside alice.json, but of run a
+    db = tmp_path / "c.duckdb"
+
+    report = c.collect([inbox], db)
+    assert sorted(x.run_id for x in report.accepted) == sorted([a, b, bad, other])  # every results file goes in
+    assert sorted((x.run_id, x.status) for x in report.labs) == [(a, "collected"), (b, "collected")]
+    kinds = {Path(r.path).name: (r.kind, r.reason) for r in report.rejected}
+    assert kinds[f"{bad}.lab.json"][0] == "lab_invalid" and "not a finite number" in kinds[f"{bad}.lab.json"][1]
+    assert kinds["20990101T000000Z-nobody.lab.json"][0] == "lab_no_run"
+    assert kinds["alice.lab.json"][0] == "lab_run_id_mismatch" and "alice.json" in kinds["alice.lab.json"][1]
+    assert len(report.rejected) == 3 and not report.ok
+
+    snap = snapshot(db)
+    assert len(snap["lab_records"]) == 2 and len(snap["lab_locks"]) == 6 and len(snap["lab_reflections"]) == 4
+    assert len(snap["measured_answers"]) == 3 * 4  # every run's three Locks, lab record or not
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute("SELECT answer FROM lab_reflections WHERE run_id = ? ORDER BY row_idx", [a]).fetchall()
+    con.close()
+    assert stored[1][0] == "<script>alert('x')</script>"  # stored as typed
+
+    out = CliRunner().invoke(cli_app(), ["collect", str(inbox), "--db", str(tmp_path / "cli.duckdb")])
+    assert out.exit_code == 1 and "lab records: 2 collected, 0 unchanged" in out.output
+    assert f"{inbox / (bad + '.lab.json')}: lab_invalid:" in out.output
+
+
+def test_a_newer_lab_record_replaces_the_older_unless_it_changes_a_lock(corpus, tmp_path):
+    from feedtax.results.lab import Lock, Reflection, save_lab
+
+    inbox = tmp_path / "inbox"
+    (rid,) = _inbox(corpus, inbox, 1)
+    lab_file, db = inbox / f"{rid}.lab.json", tmp_path / "c.duckdb"
+    first = _lab(rid, locks=_lab(rid).locks[:1], reflections=[])
+    save_lab(first, lab_file)
+    assert [x.status for x in c.collect([inbox], db).labs] == ["collected"]
+    assert [x.status for x in c.collect([inbox], db).labs] == ["unchanged"]
+
+    grown = _lab(rid)  # two more Locks and the reflections, the first Lock as it was
+    save_lab(grown, lab_file)
+    report = c.collect([inbox], db)
+    assert [x.status for x in report.labs] == ["replaced"] and report.ok
+    before = snapshot(db)
+    assert len(before["lab_locks"]) == 3 and len(before["lab_records"]) == 1
+
+    changed = grown.model_copy(update={"locks": [Lock(lock="gravity", choice="drive", confidence="high",
+                                                      committed_utc=grown.locks[0].committed_utc),
+                                                 *grown.locks[1:]],
+                                       "reflections": [Reflection(part=1, prompt="p", answer="after the numbers")]})
+    save_lab(changed, lab_file)
+    report = c.collect([inbox], db)
+    assert [(x.kind, x.run_id) for x in report.conflicts] == [("lab_conflict", rid)]
+    assert "gravity" in report.conflicts[0].reason and not report.labs
+    assert snapshot(db) == before  # the Locks first committed are kept
+
+
+def test_measured_answers_are_filled_in_for_runs_collected_before_them(corpus, tmp_path):
+    from feedtax.results.lab import save_lab
+
+    inbox = tmp_path / "inbox"
+    rids = _inbox(corpus, inbox, 2)
+    db = tmp_path / "c.duckdb"
+    c.collect([inbox], db)
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE measured_answers")  # as a database collected before the lab existed
+    con.execute("DROP TABLE lab_locks")
+    con.close()
+    again = c.collect([inbox], db)
+    assert len(again.duplicates) == 2 and again.ok
+    got = snapshot(db)["measured_answers"]
+    assert sorted({r[0] for r in got}) == sorted(rids) and len(got) == 6
+    lab_only = inbox / f"{rids[0]}.lab.json"  # a lab record alone: its run was collected before
+    save_lab(_lab(rids[0]), lab_only)
+    report = c.collect([lab_only], db)
+    assert [(x.run_id, x.status) for x in report.labs] == [(rids[0], "collected")] and report.ok

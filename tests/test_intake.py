@@ -58,3 +58,25 @@ def test_plausibility_bounds_are_named():
     for what in ("bytes_per_sample", "decode_samples_per_s", "cpu_logical_cores", "au", "step_s"):
         assert what in problems
     assert "compression_ratio" not in problems
+
+
+def test_a_lab_record_is_read_with_its_own_limit_and_refused_with_a_reason(tmp_path):
+    from test_lab_record import record
+
+    from feedtax.results.lab import MAX_LAB_BYTES
+
+    good = tmp_path / "r.lab.json"
+    good.write_text(record(run_id="r").model_dump_json())
+    lab, raw = intake.read_lab(good)
+    assert lab == record(run_id="r") and raw == good.read_bytes()
+    big = tmp_path / "big.lab.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_LAB_BYTES + 1)
+    for path, said in ((big, "limit"), (tmp_path / "none.lab.json", "cannot stat"), (tmp_path, "not a regular file")):
+        with pytest.raises(intake.Reject) as err:
+            intake.read_lab(path)
+        assert err.value.kind == "lab_invalid" and said in err.value.reason
+    good.write_text('{"run_id": "r", "locks": [{"lock": "gravity", "choice": "pigeon"}]}')
+    with pytest.raises(intake.Reject, match="not a valid lab record") as err:
+        intake.read_lab(good)
+    assert not err.value.reason.startswith(str(good))  # the file is named once, by collect's report line

@@ -110,3 +110,28 @@ def test_every_section_of_a_real_run_is_stored(corpus, tmp_path):
     for section in ("formats", "loader", "transforms", "model_validation", "projections", "projections_checks",
                     "feeding", "gravity_tiers", "selection_rows", "disk_distributions", "hosts", "config", "stages"):
         assert rows.get(section, 0) >= 1, section
+
+
+# --- the fixed tables: measured Lock answers and lab records ------------------------------------------------
+
+def test_fixed_tables_are_added_to_an_older_database_and_hold_a_lab_record(tmp_path):
+    from test_lab_record import record
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE TABLE submissions (run_id VARCHAR PRIMARY KEY)")  # a database from before the lab
+    store.ensure_tables(con, store.table_plans())
+    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert set(store.EXTRA_TABLES) <= have
+
+    lab = record(run_id="r1")
+    store.write_extra(con, store.lab_rows(lab, b"{}", "sha", "inbox/r1.lab.json"))
+    assert store.stored_lab(con, "r1") == ("sha", "inbox/r1.lab.json", sorted(
+        (k.lock, k.choice, k.confidence, k.committed_utc) for k in lab.locks))
+    settings = con.execute("SELECT settings FROM lab_iterations WHERE row_idx = 0").fetchone()[0]
+    assert json.loads(settings) == lab.iterations[0].settings
+    smaller = record(run_id="r1", reflections=[], iterations=[])
+    store.write_extra(con, store.lab_rows(smaller, b"{}", "sha2", "x"), replace_run="r1")  # a newer record
+    counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = 'r1'").fetchone()[0] for t in store.LAB_TABLES}
+    assert counts == {"lab_records": 1, "lab_locks": 3, "lab_reflections": 0, "lab_iterations": 0}
+    assert store.stored_lab(con, "nobody") is None
+    con.close()

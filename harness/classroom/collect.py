@@ -1,8 +1,10 @@
-"""Class collection: validate a class's results.json submissions and ingest them into DuckDB.
+"""Class collection: validate a class's results.json submissions (and their lab records) and ingest them into DuckDB.
 
 Each file goes through intake (read with limits, parse, migrate, validate, plausibility) and, when
-good, into the store once, keyed by run_id; bad ones are named with a reason. This module finds the
-files, runs each through both, and reports what became of every one.
+good, into the store once, keyed by run_id, with its measured Lock answers; bad ones are named with a
+reason. A <run_id>.lab.json goes in after its run, replacing an older lab record of that run unless it
+changes a Lock already collected. This module finds the files, runs each through both, and reports what
+became of every one.
 """
 
 from __future__ import annotations
@@ -14,21 +16,29 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
-from feedtax.classroom.intake import Reject, migrate, parse, read_limited, validate
+from feedtax.classroom.intake import Reject, migrate, parse, read_lab, read_limited, validate
+from feedtax.classroom.locks import MeasuredAnswer, measured_answers
 from feedtax.classroom.store import (
     CollectError,
     Plan,
     Prepared,
+    answer_rows,
     connect,
     ensure_tables,
+    lab_rows,
     rows_of,
+    stored_lab,
     table_plans,
     table_rows,
     write_batch,
+    write_extra,
 )
+from feedtax.classroom.submit import LAB_SUFFIX
+from feedtax.results.lab import LOCKS, LabRecord
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
 BATCH_FILES = 200  # files per insert transaction; a failing batch is retried file by file
@@ -59,11 +69,20 @@ class Rejected(BaseModel):
     run_id: str | None = None
 
 
+class LabCollected(BaseModel):
+    """A lab record stored now (collected: the run's first; replaced: a newer one) or already there (unchanged)."""
+
+    path: str
+    run_id: str
+    status: Literal["collected", "replaced", "unchanged"]
+
+
 class CollectReport(BaseModel):
     """What became of every file of one collection, and the database's row counts after it."""
 
     db_path: str
     accepted: list[Accepted] = []
+    labs: list[LabCollected] = []
     duplicates: list[Duplicate] = []
     conflicts: list[Rejected] = []
     rejected: list[Rejected] = []
@@ -110,11 +129,23 @@ def prepare(path: Path, plan: Plan) -> Prepared:
     content = hashlib.sha256(res.model_dump_json().encode()).hexdigest()
     submission = (res.run_id, content, hashlib.sha256(data).hexdigest(), len(data), str(path), original, None,
                   json.dumps(warnings), data)
-    return Prepared(path, res.run_id, rows_of(res, plan), submission, content, warnings)
+    rows = rows_of(res, plan)
+    rows["measured_answers"] = _answers(res)
+    return Prepared(path, res.run_id, rows, submission, content, warnings)
+
+
+def _answers(res: Results) -> list[tuple]:
+    """The run's measured Lock answers as rows; a run whose answers cannot be computed still goes in, saying why."""
+    try:
+        found = measured_answers(res)
+    except Exception as exc:  # the answers are derived: they never keep a valid run out of the store
+        why = f"not computable from this run: {type(exc).__name__}: {exc}"[:300]
+        found = {k: MeasuredAnswer(lock=k, answer=None, reason=why, evidence=why) for k in LOCKS}
+    return answer_rows(res.run_id, found)
 
 
 def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BATCH_FILES) -> CollectReport:
-    """Validate every submission and ingest the good ones into db_path, once per run_id.
+    """Validate every submission and ingest the good ones into db_path, once per run_id; then the lab records.
 
     A run_id already collected with the same content is a duplicate (nothing changes); with other
     content it is a conflict (rejected, the stored run kept). Each file is all-or-nothing: inserts
@@ -124,8 +155,10 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
 
     t0 = time.perf_counter()
     report = CollectReport(db_path=str(db_path))
-    files, missing = submission_files(paths)
+    found, missing = submission_files(paths)
     report.rejected += missing
+    labs = [p for p in found if p.name.lower().endswith(LAB_SUFFIX)]
+    files = [p for p in found if not p.name.lower().endswith(LAB_SUFFIX)]
     plan = table_plans()
     con = connect(db_path)
     gc_was_enabled = gc.isenabled()
@@ -137,48 +170,33 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
             raise CollectError(f"{db_path}: cannot prepare tables: {str(exc).splitlines()[0]}") from None
         stored = con.execute("SELECT run_id, content_sha256, source_path FROM submissions").fetchall()
         known = {r[0]: (r[1], r[2]) for r in stored}
+        answered = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM measured_answers").fetchall()}
+        run_of: dict[str, str | None] = {}  # each results file's run_id (None: rejected), to pair lab records
         pending: list[Prepared] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            try:
-                write_batch(con, plan, pending)
-                report.accepted += [Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings) for p in pending]
-            except duckdb.Error:
-                for p in pending:  # find the file that failed; the others go in one by one
-                    try:
-                        write_batch(con, plan, [p])
-                        report.accepted.append(Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings))
-                    except duckdb.Error as exc:
-                        known.pop(p.run_id, None)
-                        report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id,
-                                                        reason=f"the database refused it: {str(exc).splitlines()[0]}"))
-            pending.clear()
-            gc.collect()
-
+        backfill: list[tuple] = []  # measured answers of runs collected before they were computed
         for path in files:
+            run_of[os.path.realpath(path)] = None
             try:
                 item = prepare(path, plan)
             except Reject as r:
                 report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
                 continue
-            rid = item.run_id
+            rid = run_of[os.path.realpath(path)] = item.run_id
             if rid in known:
-                content, source = known[rid]
-                if content == item.content_sha256:
-                    report.duplicates.append(Duplicate(path=str(path), run_id=rid, collected_from=source))
-                else:
-                    report.conflicts.append(Rejected(
-                        path=str(path), kind="conflict", run_id=rid,
-                        reason=f"run_id {rid} was already collected from {source} with different content; "
-                               "kept that one"))
+                _already(item, known[rid], report)
+                if rid not in answered:
+                    backfill += item.rows["measured_answers"]
+                answered.add(rid)
                 continue
             known[rid] = (item.content_sha256, str(path))
+            answered.add(rid)
             pending.append(item)
             if len(pending) >= batch_files:
-                flush()
-        flush()
+                _flush(con, plan, pending, known, report)
+        _flush(con, plan, pending, known, report)
+        if backfill:
+            write_extra(con, {"measured_answers": backfill})
+        _collect_labs(con, labs, run_of, known, report)
         report.table_rows = table_rows(con)
     finally:
         con.close()
@@ -186,3 +204,95 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
             gc.enable()
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> None:
+    """A run_id already collected: the same content is a duplicate, other content a conflict (the stored run kept)."""
+    content, source = stored
+    if content == item.content_sha256:
+        report.duplicates.append(Duplicate(path=str(item.path), run_id=item.run_id, collected_from=source))
+    else:
+        report.conflicts.append(Rejected(
+            path=str(item.path), kind="conflict", run_id=item.run_id,
+            reason=f"run_id {item.run_id} was already collected from {source} with different content; kept that one"))
+
+
+def _flush(con, plan: Plan, pending: list[Prepared], known: dict, report: CollectReport) -> None:
+    """Insert the pending runs in one transaction; if it fails, one by one, naming the file the database refuses."""
+    import duckdb
+
+    if not pending:
+        return
+    try:
+        write_batch(con, plan, pending)
+        report.accepted += [Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings) for p in pending]
+    except duckdb.Error:
+        for p in pending:  # find the file that failed; the others go in one by one
+            try:
+                write_batch(con, plan, [p])
+                report.accepted.append(Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings))
+            except duckdb.Error as exc:
+                known.pop(p.run_id, None)
+                report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id,
+                                                reason=f"the database refused it: {str(exc).splitlines()[0]}"))
+    pending.clear()
+    gc.collect()
+
+
+# --- lab records ------------------------------------------------------------------------------------
+
+def _lab_run(path: Path, lab: LabRecord, run_of: dict[str, str | None], known: dict) -> str:
+    """The stored run a lab record goes with: that of the results file beside it (alice.lab.json -> alice.json)
+    where one was collected now, else its own run_id's; Reject when there is none or the run_ids differ."""
+    partner = path.with_name(path.name[: -len(LAB_SUFFIX)] + ".json")
+    real = os.path.realpath(partner)
+    if real in run_of:
+        rid = run_of[real]
+        if rid is None or rid not in known:
+            raise Reject("lab_no_run", f"its results file {partner.name} was not collected: a lab record goes in "
+                                       "with its run", lab.run_id)
+        if rid != lab.run_id:
+            raise Reject("lab_run_id_mismatch", f"its run_id {lab.run_id!r} is not that of {partner.name} beside it "
+                                                f"({rid})", lab.run_id)
+    if lab.run_id not in known:
+        raise Reject("lab_no_run", f"run {lab.run_id!r} is not in the database: collect its results "
+                                   f"({lab.run_id}.json) with it", lab.run_id)
+    return lab.run_id
+
+
+def _changed_locks(stored: list[tuple], lab: LabRecord) -> list[str]:
+    """The Locks of the stored record that the new one drops or changes (a Lock is committed once)."""
+    now = {(k.lock, k.choice, k.confidence, k.committed_utc) for k in lab.locks}
+    return [row[0] for row in stored if tuple(row) not in now]
+
+
+def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: dict, report: CollectReport) -> None:
+    """Each lab record validated, paired with its run and stored: new, replacing an older one of that run, or
+    unchanged; refused (named with the reason) when invalid, without a run, or changing a Lock already stored."""
+    import duckdb
+
+    for path in labs:
+        try:
+            lab, raw = read_lab(path)
+            rid = _lab_run(path, lab, run_of, known)
+        except Reject as r:
+            report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
+            continue
+        content = hashlib.sha256(lab.model_dump_json().encode()).hexdigest()
+        stored = stored_lab(con, rid)
+        if stored is not None and stored[0] == content:
+            report.labs.append(LabCollected(path=str(path), run_id=rid, status="unchanged"))
+            continue
+        if stored is not None and (changed := _changed_locks(stored[2], lab)):
+            report.conflicts.append(Rejected(
+                path=str(path), kind="lab_conflict", run_id=rid,
+                reason=f"changes the Lock(s) {', '.join(changed)} of the lab record collected from {stored[1]}: "
+                       "a Lock is committed once; kept that one"))
+            continue
+        try:
+            write_extra(con, lab_rows(lab, raw, content, str(path)), replace_run=rid if stored else None)
+        except duckdb.Error as exc:
+            report.rejected.append(Rejected(path=str(path), kind="database", run_id=rid,
+                                            reason=f"the database refused it: {str(exc).splitlines()[0]}"))
+            continue
+        report.labs.append(LabCollected(path=str(path), run_id=rid, status="replaced" if stored else "collected"))

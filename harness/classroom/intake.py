@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from feedtax.classroom.submit import RUN_ID_PATTERN
 from feedtax.results import migrations
+from feedtax.results.lab import MAX_LAB_BYTES, LabFileError, LabRecord, parse_lab
 from feedtax.results.metrics import metrics_by_name
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
@@ -124,6 +125,18 @@ def parse(data: bytes) -> dict:
 
 def _json_type(x: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(x), "null")
+
+
+def read_lab(path: Path) -> tuple[LabRecord, bytes]:
+    """A submitted lab record (<run_id>.lab.json) and its bytes, read with its own size limit and validated as
+    every lab.json is; Reject kind `lab_invalid` with the reason otherwise."""
+    try:
+        data = read_limited(path, MAX_LAB_BYTES)
+        return parse_lab(data, str(path)), data
+    except Reject as r:
+        raise Reject("lab_invalid", f"lab record: {r.reason}") from None
+    except LabFileError as exc:
+        raise Reject("lab_invalid", str(exc).removeprefix(f"{path}: ")) from None
 
 
 # --- schema versions ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The layout comes from the model itself (see `table_plans`), so a section added to the model gets its
 table with no code here. Every run is stored whole or not at all, its submitted bytes kept in
-`submissions.raw`. The class report reads the store through `connect` and `table_rows`.
+`submissions.raw`; beside it each run's measured Lock answers, and the lab records (lab.json) in fixed
+tables (`EXTRA_TABLES`). The class report reads the store through `connect` and `table_rows`.
 """
 
 from __future__ import annotations
@@ -201,6 +202,70 @@ SUBMISSIONS = [("run_id", "VARCHAR PRIMARY KEY"), ("content_sha256", "VARCHAR"),
                ("collected_utc", "VARCHAR"), ("warnings", "VARCHAR"), ("raw", "BLOB")]
 
 
+# Fixed tables beside the model's: every run's measured Lock answers (computed at collect time from its results),
+# and the lab records, one per run (the latest submitted; its Locks never change once stored).
+EXTRA_TABLES: dict[str, list[tuple[str, str]]] = {
+    "measured_answers": [("run_id", "VARCHAR"), ("lock", "VARCHAR"), ("answer", "VARCHAR"), ("reason", "VARCHAR"),
+                         ("evidence", "VARCHAR")],
+    "lab_records": [("run_id", "VARCHAR PRIMARY KEY"), ("lab_schema_version", "BIGINT"),
+                    ("content_sha256", "VARCHAR"), ("source_path", "VARCHAR"), ("collected_utc", "VARCHAR"),
+                    ("tiers_examined", "VARCHAR"), ("equilibrium_found", "BIGINT"), ("raw", "BLOB")],
+    "lab_locks": [("run_id", "VARCHAR"), ("lock", "VARCHAR"), ("choice", "VARCHAR"), ("confidence", "VARCHAR"),
+                  ("committed_utc", "VARCHAR")],
+    "lab_reflections": [("run_id", "VARCHAR"), ("row_idx", "BIGINT"), ("part", "BIGINT"), ("prompt", "VARCHAR"),
+                        ("answer", "VARCHAR")],
+    "lab_iterations": [("run_id", "VARCHAR"), ("row_idx", "BIGINT"), ("part", "BIGINT"), ("at_utc", "VARCHAR"),
+                       ("settings", "VARCHAR"), ("outputs", "VARCHAR")],
+}
+LAB_TABLES = ("lab_records", "lab_locks", "lab_reflections", "lab_iterations")
+
+
+def answer_rows(run_id: str, answers: dict) -> list[tuple]:
+    """measured_answers rows of one run, from feedtax.classroom.locks.measured_answers."""
+    return [(run_id, k, a.answer, a.reason, a.evidence) for k, a in answers.items()]
+
+
+def lab_rows(lab, raw: bytes, content_sha256: str, source: str) -> dict[str, list[tuple]]:
+    """Rows per lab table of one lab record (a feedtax.results.lab.LabRecord) and its submitted bytes."""
+    from pydantic_core import to_json
+
+    run = lab.run_id
+    return {
+        "lab_records": [(run, lab.lab_schema_version, content_sha256, source, now_utc(),
+                         to_json(lab.tiers_examined).decode(), lab.equilibrium_found, raw)],
+        "lab_locks": [(run, k.lock, k.choice, k.confidence, k.committed_utc) for k in lab.locks],
+        "lab_reflections": [(run, i, r.part, r.prompt, r.answer) for i, r in enumerate(lab.reflections)],
+        "lab_iterations": [(run, i, it.part, it.at_utc, to_json(it.settings).decode(), to_json(it.outputs).decode())
+                           for i, it in enumerate(lab.iterations)],
+    }
+
+
+def stored_lab(con, run_id: str) -> tuple[str, str, list[tuple]] | None:
+    """(content_sha256, source_path, its Locks as (lock, choice, confidence, committed_utc)) of the run's stored lab
+    record, or None."""
+    found = con.execute("SELECT content_sha256, source_path FROM lab_records WHERE run_id = ?", [run_id]).fetchone()
+    if found is None:
+        return None
+    locks = con.execute("SELECT lock, choice, confidence, committed_utc FROM lab_locks WHERE run_id = ? ORDER BY 1",
+                        [run_id]).fetchall()
+    return found[0], found[1], locks
+
+
+def write_extra(con, rows: dict[str, list[tuple]], *, replace_run: str | None = None) -> None:
+    """Insert rows of the fixed tables in one transaction, first deleting replace_run's lab rows (a newer record)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if replace_run is not None:
+            for t in LAB_TABLES:
+                con.execute(f"DELETE FROM {_q(t)} WHERE run_id = ?", [replace_run])
+        for t, r in rows.items():
+            _insert(con, t, EXTRA_TABLES[t], r)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -223,7 +288,7 @@ def ensure_tables(con, plan: Plan) -> None:
     columns = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main'")
     for t, c in columns.fetchall():
         have.setdefault(t, set()).add(c)
-    specs = [("submissions", SUBMISSIONS)] + [
+    specs = [("submissions", SUBMISSIONS), *EXTRA_TABLES.items()] + [
         (p.table, _meta(p) + [(col, typ) for _, col, typ, _ in p.columns]) for p in all_plans(plan)]
     for table, cols in specs:
         if table not in have:
@@ -268,7 +333,7 @@ class Prepared:
 def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
     """Insert a batch of submissions in one transaction: all of it or none of it."""
     plans = {p.table: p for p in all_plans(plan)}
-    tables: dict[str, list[tuple]] = {t: [] for t in plans}
+    tables: dict[str, list[tuple]] = {t: [] for t in [*plans, *EXTRA_TABLES]}
     stamp = now_utc()
     for item in batch:
         for t, rows in item.rows.items():
@@ -278,8 +343,9 @@ def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
     try:
         _insert(con, "submissions", [(c, t) for c, t in SUBMISSIONS], subs)
         for t, rows in tables.items():
-            p = plans[t]
-            _insert(con, t, _meta(p) + [(col, typ) for _, col, typ, _ in p.columns], rows)
+            p = plans.get(t)
+            _insert(con, t, EXTRA_TABLES[t] if p is None else _meta(p) + [(col, typ) for _, col, typ, _ in p.columns],
+                    rows)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -29,7 +29,8 @@ def collect_cmd(
         report = collect(submissions, db)
     except CollectError as exc:
         raise fail(str(exc)) from None
-    total = len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
+    total = (len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
+             + len(report.labs))
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -40,7 +41,9 @@ def collect_cmd(
                 typer.echo(f"warning   {a.path}: {w}", err=True)
         typer.echo(f"{db}: {len(report.accepted)} collected, {len(report.duplicates)} already there (unchanged), "
                    f"{len(report.conflicts)} conflicting, {len(report.rejected)} rejected, "
-                   f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)")
+                   f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)"
+                   + (f"; lab records: {sum(x.status != 'unchanged' for x in report.labs)} collected, "
+                      f"{sum(x.status == 'unchanged' for x in report.labs)} unchanged" if report.labs else ""))
     if total == 0:
         raise fail("no submissions found (folders are searched for *.json)")
     if not report.ok:
