@@ -17,6 +17,7 @@ from feedtax.reports import (
     sections_machine,
     sections_missions,
     sections_pipeline,
+    sections_tiers,
     text,
 )
 from feedtax.reports.common import CSS, dist, figure
@@ -70,6 +71,7 @@ def render(results: Results) -> str:
     parts = (_header(results) + answers.opening(results) + _formats(results)
              + sections_feeding.feeding(results)
              + sections_pipeline.pipeline(results)
+             + sections_tiers.disk_tiers(results)
              + sections_missions.missions(results) + sections_missions.gravity(results)
              + sections_missions.zero_waste(results) + sections_machine.probes(results)
              + sections_missions.assumptions(results) + sections_machine.machine(results)

@@ -129,7 +129,9 @@ UNIT_RULES: list[tuple[str, str | None]] = [
     (r"_w$", "lower"),
 ]
 # declared without a better side although their unit has one: settings, and what a mission needs
-NO_SIDE = {"min_time_s": "a setting", "format_budget_s": "a setting", "demand_mb_per_s": "a requirement"}
+NO_SIDE = {"min_time_s": "a setting", "format_budget_s": "a setting", "demand_mb_per_s": "a requirement",
+           "bandwidth_bytes_per_s": "a storage tier's rated bandwidth: a setting of the emulation",
+           "latency_s": "a storage tier's rated latency per request: a setting of the emulation"}
 THROUGHPUT, DURATION = re.compile(UNIT_RULES[0][0]), re.compile(UNIT_RULES[1][0])
 
 

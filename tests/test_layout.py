@@ -33,8 +33,11 @@ ALLOWED: dict[str, set[str]] = {
     # the class report reads the classroom's store
     "reports": {"results", "vocabulary", "stats", "classroom", "atomic"},
     "cli": {"bench", "classroom", "model", "loader", "formats", "datasets", "probes", "results", "reports",
-            "stats", "vocabulary", "units", "atomic"},
+            "lab", "stats", "vocabulary", "units", "atomic"},
     "api": {"bench", "formats", "probes", "results", "stats", "vocabulary"},
+    # the lab lays out what the other layers measure, model and draw
+    "lab": {"bench", "classroom", "model", "loader", "formats", "datasets", "probes", "results", "reports",
+            "stats", "vocabulary", "units", "atomic"},
     "__main__": {"cli"},
 }
 

@@ -116,22 +116,16 @@ def _cli(args):
     return CliRunner().invoke(app, ["run", *args])
 
 
-def test_run_submit_carries_the_lab_record_and_a_bad_one_never_loses_the_results(real, tmp_path, monkeypatch):
+def test_run_submit_sends_the_new_run_and_keeps_the_earlier_runs_lab_record_aside(real, tmp_path, monkeypatch):
+    """A lab record names its run; a new run (a new run_id) sets the old one aside and submits its results alone."""
     from feedtax.results.lab import load_lab, save_lab
 
     _fake_run(monkeypatch, real)
     out, inbox = tmp_path / "out", tmp_path / "inbox"
     out.mkdir()
-    save_lab(_lab(real.run_id), out / "lab.json")
+    save_lab(_lab("an-earlier-run"), out / "lab.json")
     ok = _cli(["--out", str(out), "--submit", str(inbox)])
     assert ok.exit_code == 0, ok.output
-    assert load_lab(inbox / f"{real.run_id}.lab.json") == _lab(real.run_id)
-
-    nan = '{"run_id": "' + real.run_id + '", "equilibrium_found": NaN}'
-    for bad in (nan, _lab("an-earlier-run").model_dump_json()):
-        (out / "lab.json").write_text(bad)
-        other = tmp_path / f"inbox{len(bad)}"
-        failed = _cli(["--out", str(out), "--submit", str(other)])
-        assert failed.exit_code == 1 and "lab.json" in failed.output and "submitted without it" in failed.output
-        assert Results.model_validate_json((other / f"{real.run_id}.json").read_bytes()) == real
-        assert not (other / f"{real.run_id}.lab.json").exists()
+    assert Results.model_validate_json((inbox / f"{real.run_id}.json").read_bytes()) == real
+    assert not (inbox / f"{real.run_id}.lab.json").exists() and not (out / "lab.json").exists()
+    assert load_lab(out / "lab-an-earlier-run.json") == _lab("an-earlier-run")

@@ -222,3 +222,59 @@ def test_tables_fit_an_80_column_terminal_without_cutting_a_header():
     assert "…" not in text and max(map(len, text.splitlines())) <= 80
     for word in " ".join(names).replace("(", "").replace(")", "").split():
         assert word in text
+
+
+# ---------------------------------------------------------------------------------------------
+# --disk-tier: feedtax's tuned loader at emulated storage tiers
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--disk-tier", "floppy"], "feedtax: --disk-tier: unknown tier floppy; known: hdd, sata, nvme"),
+    (["--disk-tier", "hdd,tape", "--disk-tier", "floppy"],
+     "feedtax: --disk-tier: unknown tier tape, floppy; known: hdd, sata, nvme"),
+    (["--disk-tier", "hdd", "--loader", "default"],
+     "feedtax: --disk-tier sweeps feedtax's tuned loader only: leave out --loader, or give --loader tuned"),
+])
+def test_bad_disk_tiers_exit_2_with_one_line(args, line):
+    res = runner.invoke(app, ["sweep", *args])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [line]
+
+
+def test_disk_tiers_are_not_for_your_own_dataset():
+    res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:dataset", "--disk-tier", "hdd"])
+    assert res.exit_code == 2 and "--disk-tier is for feedtax's own formats, not --dataset" in res.output
+
+
+def test_a_disk_tier_sweep_prints_each_tier_and_the_answer_and_saves_it(tmp_path):
+    res = runner.invoke(app, ["sweep", "--disk-tier", "hdd,sata", "--disk-tier", "nvme", "--workers", "0",
+                              "--steps", "3", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    saved = results.load(tmp_path / "results.json")
+    tiers = saved.disk_tiers
+    assert saved.status == "complete" and tiers is not None and saved.loader == []
+    assert [t.tier.name for t in tiers.tiers] == ["hdd", "sata", "nvme"] and tiers.disk_seq_read_mb_per_s > 0
+    for t in tiers.tiers:
+        assert f"edge at {t.tier.name} (" in res.stdout
+        if t.reachable:
+            assert [(r.format, r.num_workers, r.disk_tier) for r in t.rows] == [("json", 0, t.tier.name),
+                                                                                ("protobuf", 0, t.tier.name)]
+        else:
+            assert t.reason == f"not reachable here (this disk reads {tiers.disk_seq_read_mb_per_s:,.0f} MB/s)"
+            assert t.reason in res.stdout and not t.rows
+    for answer in tiers.lock2:
+        assert (f"At 0 workers, on {answer.slow_tier} with JSON" if answer.measured else "could not be measured") \
+            in " ".join(res.stdout.split())
+    assert "Disk tiers, measured" in (tmp_path / "report.html").read_text()
+
+
+def test_a_disk_tier_sweep_as_json_is_the_disk_tier_result():
+    from feedtax.results.tiers import DiskTierResult
+
+    res = runner.invoke(app, ["sweep", "--disk-tier", "hdd", "--format", "protobuf", "--workers", "0", "--steps", "2",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    result = DiskTierResult.model_validate_json(res.stdout)
+    assert [t.tier.name for t in result.tiers] == ["hdd"] and result.track == "edge" and result.batch_size == 16
+    assert [r.format for t in result.reachable() for r in t.rows] in ([], ["protobuf"])
+    (answer,) = result.lock2
+    assert not answer.measured and "two disk tiers" in answer.reason

@@ -7,7 +7,7 @@ matplotlib, pyarrow, numpy) happens inside a command. Options are parsed through
 import typer
 
 # modules, not their functions: `run` and `sweep` would otherwise hide the submodules of the same name
-from feedtax.cli import classroom, gravity, probe, results, run, sweep
+from feedtax.cli import classroom, gravity, lab, probe, results, run, sweep
 
 app = typer.Typer(
     help="feedtax: measure what it costs to feed an accelerator, on this machine.",
@@ -43,6 +43,7 @@ app.command("run")(run.run)
 app.command("report")(results.report)
 app.command("project")(results.project)
 app.command("schema")(results.schema)
+app.command("lab")(lab.lab_cmd)
 
 
 def main() -> None:

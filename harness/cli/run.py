@@ -46,6 +46,7 @@ def run(
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
     console = make_console(stderr=True)
+    _set_aside_lab(out, console)
     res = None
     try:
         with for_console(console) as progress:
@@ -65,15 +66,28 @@ def run(
     _summary(console, res)
     console.print(f"results: {out / 'results.json'}\nreport:  {report}")
     if submit is not None:
-        from feedtax.classroom.submit import SubmitError, lab_beside, write_submission
+        from feedtax.classroom.submit import SubmitError, write_submission
 
-        lab, lab_error = lab_beside(out / "results.json", res.run_id)
-        try:
-            console.print(f"submission: {write_submission(res, submit, lab)}")
+        try:  # a new run has no lab record yet: `feedtax lab --submit` sends one with its run
+            console.print(f"submission: {write_submission(res, submit)}")
         except SubmitError as exc:
             raise fail(str(exc)) from None
-        if lab_error:  # the results went in; the lab record did not
-            raise fail(f"{lab_error}: the results were submitted without it", 1) from None
+
+
+def _set_aside_lab(out: Path, console) -> None:
+    """A new run gets a new run_id, so the lab record of the run it replaces is kept as lab-<that run_id>.json
+    (a lab record names its run; `feedtax lab --submit` submits it with that run's results)."""
+    from feedtax.results.lab import LabFileError, lab_path, load_lab
+
+    old = lab_path(out / "results.json")
+    if not old.is_file():
+        return
+    try:
+        kept = old.with_name(f"lab-{load_lab(old).run_id}.json")
+    except LabFileError:
+        kept = old.with_name("lab-unreadable.json")
+    old.replace(kept)
+    console.print(f"note: the earlier run's lab record is kept as {kept}")
 
 
 def _report_partial(out: Path) -> None:

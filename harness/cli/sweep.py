@@ -1,6 +1,6 @@
 """`feedtax sweep`: the DataLoader worker sweep, printed as a table or JSON: over feedtax's formats on freshly
-generated data, or (--dataset) over the user's own Dataset or DataLoader factory, saved with --out as results.json
-and report.html.
+generated data (with --disk-tier, at emulated storage tiers), or (--dataset) over the user's own Dataset or DataLoader
+factory, saved with --out as results.json and report.html.
 
 Register with `app.command()(sweep)`. Imports stay cheap here: torch loads inside the command.
 """
@@ -26,10 +26,14 @@ _DATASET_HELP = ("Sweep your own pipeline instead of feedtax's formats: package.
                  "taking num_workers and batch_size returns the DataLoader itself.")
 _TRAIN_STEP_HELP = ("With --dataset: feed your own train_step(batch), package.module:function, timed by feedtax "
                     "(CUDA synchronised around it on a GPU), instead of an emulated step.")
-_OUT_HELP = "With --dataset: write DIR/results.json (after every measured point) and DIR/report.html."
+_OUT_HELP = ("With --dataset or --disk-tier: write DIR/results.json (with --dataset after every measured point) and "
+             "DIR/report.html.")
+_DISK_TIER_HELP = ("Sweep feedtax's tuned loader with every shard read at these storage tiers' bandwidth and latency "
+                   "(repeat or comma-separate; mlsysim's tiers: hdd, sata, nvme) and answer: Protobuf or a faster "
+                   "disk? Formats default to json,protobuf. A tier faster than this machine's disk is not swept.")
 _RANK_TIMEOUT_HELP = ("With --dataset under torchrun (RANK, WORLD_SIZE set): the process group's timeout, which "
                       "bounds every wait for another rank; each rank measures every point, rank 0 saves and prints.")
-_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader")  # the formats sweep's alone
+_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader", "disk_tier")  # not --dataset
 LOADER_HELP = ("Loaders to sweep (comma-separate): default (torch's DataLoader as a student writes it, "
                "default_collate) and tuned (feedtax's); both by default.")
 
@@ -78,6 +82,7 @@ def sweep(
     out: Path | None = typer.Option(None, "--out", help=_OUT_HELP),
     rank_timeout_s: float = typer.Option(300.0, "--rank-timeout-s", min=1.0, help=_RANK_TIMEOUT_HELP),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
+    disk_tier: list[str] | None = typer.Option(None, "--disk-tier", help=_DISK_TIER_HELP),
 ) -> None:
     """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
     flow equilibrium, where the wait comes from."""
@@ -91,18 +96,23 @@ def sweep(
         return _sweep_pipeline(dataset, _workers(workers), _batch_sizes(batch_size), step_ms=step_ms,
                               train_step=train_step, device=device, steps=steps, as_json=as_json, out=out,
                               rank_timeout_s=rank_timeout_s)
-    if train_step is not None or out is not None or "rank_timeout_s" in given:
-        raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset")
+    if train_step is not None or (out is not None and not disk_tier) or "rank_timeout_s" in given:
+        raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset (--out also with "
+                                 "--disk-tier)")
     sizes = _check_formats_sweep(batch_size, model, step_ms, peak_tflops, track)
     from feedtax.bench import profiles
 
-    fmts = choices(format, FORMATS, "format", list(profiles.CI_SWEEP.formats))
+    fmts = choices(format, FORMATS, "format", ["json", "protobuf"] if disk_tier else list(profiles.CI_SWEEP.formats))
     loaders = choices(loader, LOADERS, "loader")
     counts = _workers(workers)
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if disk_tier:
+        return _sweep_at_tiers(_tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
+                               seed, sizes[0], steps, model=model, step_ms=step_ms, device=device,
+                               peak_tflops=peak_tflops, as_json=as_json, out=out)
 
     rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, sizes[0], steps, model=model,
                                            step_ms=step_ms, device=device, peak_tflops=peak_tflops)
@@ -118,8 +128,9 @@ def sweep(
 
 def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[str], prof, seed: int,
                    batch_size: int, steps: int, *, model: bool, step_ms: float | None, device: str | None,
-                   peak_tflops: float | None) -> tuple:
-    """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries and gaps."""
+                   peak_tflops: float | None, tiers: list | None = None) -> tuple:
+    """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries and gaps; with
+    tiers, the tuned loader at each storage tier instead: (DiskTierResult,)."""
     from feedtax import datasets
     from feedtax import formats as codecs
     from feedtax.bench.loadergap import sweep_loaders
@@ -138,12 +149,84 @@ def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list
         from rich.console import Console
         console = Console(stderr=True)
         with console.status("sweeping...") as status:
+            if tiers is not None:
+                from feedtax.bench.tiers import sweep_tiers
+
+                return (sweep_tiers(track, fmts, shards, counts, tiers, batch_size=batch_size, consumer=spec,
+                                    steps=steps, on_step=lambda label: status.update(f"sweeping: {label}"),
+                                    peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None),)
             return sweep_loaders(
                 track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
                 peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
                 on_step=lambda label: status.update(f"sweeping: {label}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _tier_names(given: list[str], loaders: list[str]) -> list[str]:
+    """The --disk-tier names, each known (else one line naming the known ones); the tuned loader only."""
+    from feedtax.model.tiers import TIER_NAMES
+
+    names = list(dict.fromkeys(v.strip() for item in given for v in item.split(",") if v.strip()))
+    unknown = [n for n in names if n not in TIER_NAMES]
+    if unknown or not names:
+        raise fail(f"--disk-tier: unknown tier {', '.join(unknown) or '(none given)'}; known: {', '.join(TIER_NAMES)}")
+    if loaders != ["tuned"]:
+        raise fail("--disk-tier sweeps feedtax's tuned loader only: leave out --loader, or give --loader tuned")
+    return names
+
+
+def _sweep_at_tiers(names: list[str], track: str, fmts: list[str], counts: list[int], prof, seed: int,
+                    batch_size: int, steps: int, *, as_json: bool, out: Path | None, **consumer) -> None:
+    """The tuned loader at each storage tier asked for: a table per tier and the Lock's answer in words (or the
+    DiskTierResult as JSON); with --out, results.json (disk_tiers) and report.html."""
+    from feedtax.bench import runner
+    from feedtax.model.tiers import storage_tiers
+
+    try:
+        path = runner.prepare_out(out) if out is not None else None
+    except runner.RunError as exc:
+        raise fail(str(exc)) from None
+    known = storage_tiers()
+    (result,) = _sweep_formats(track, fmts, counts, ["tuned"], prof, seed, batch_size, steps,
+                               tiers=[known[n] for n in names], **consumer)
+    if path is not None:  # results.json holding the tiers' sweep (its rows in disk_tiers), and its report
+        from feedtax import results
+        from feedtax.reports import html
+
+        res = runner._new_results(prof, out, Path(tempfile.gettempdir()), [track], fmts, seed)
+        res.disk_tiers, res.status = result, "complete"
+        results.save(res, path)
+        html.write(res, out / "report.html")
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    _print_tiers(result)
+    if path is not None:
+        typer.echo(f"results: {path}\nreport:  {out / 'report.html'}", err=True)
+
+
+def _print_tiers(result) -> None:
+    """A table per swept tier, the tiers not reachable here with why, then the Lock's answers."""
+    from feedtax.cli.options import make_console, make_table
+
+    console = make_console()
+    for sweep in result.tiers:
+        t = sweep.tier
+        head = (f"{result.track} at {t.name} ({t.label or t.source}: {t.bandwidth_bytes_per_s / 1e6:,.0f} MB/s, "
+                f"{t.latency_s * 1e3:g} ms per request)")
+        if not sweep.reachable:
+            console.print(f"{head}: {sweep.reason}, not swept")
+            continue
+        table = make_table("format", "workers", "loader alone/s", "fed/s", "AU", "wait s", "read MB/s", title=head)
+        for r in sweep.rows:
+            table.add_row(r.format, str(r.num_workers), f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
+                          f"{r.au:.1%}", f"{r.wait_s:.3f}",
+                          f"{r.read_bytes_per_s / 1e6:,.1f}" if r.read_bytes_per_s else "-")
+        console.print(table)
+    console.print(f"this disk: {result.disk_seq_read_mb_per_s:,.0f} MB/s, {result.disk_source}")
+    for answer in result.lock2:
+        console.print(answer.sentence(), highlight=False)
 
 
 def _check_formats_sweep(batch_size: str, model: bool, step_ms: float | None, peak_tflops: float | None,

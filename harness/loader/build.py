@@ -18,6 +18,7 @@ from feedtax.formats.base import ShardError
 from feedtax.loader.batches import Parts, assemble, to_tensors
 from feedtax.loader.datasets import ShardSamples, ShardStream, _EpochPermutations, _ShardFailure
 from feedtax.loader.ring import ShmRing
+from feedtax.loader.throttle import Throttle, active
 from feedtax.loader.transforms import Transform
 
 OVERSUBSCRIBED = "This DataLoader will create"  # the start of torch's warning about more workers than cores
@@ -90,10 +91,11 @@ def ring_slots(config: LoaderConfig) -> int:
 
 def make_loader(fmt: str, paths: Sequence[Path], config: LoaderConfig = LoaderConfig(), *,
                 transform: Transform | None = None, with_index: bool = False,
-                dataset: Dataset | IterableDataset | None = None) -> FeedLoader:
+                dataset: Dataset | IterableDataset | None = None, throttle: Throttle | None = None) -> FeedLoader:
     """A loader over a format's shards (or over `dataset`, which must yield batches like ShardStream).
 
-    pin_memory is honoured only where CUDA is available (pinning needs a CUDA context).
+    pin_memory is honoured only where CUDA is available (pinning needs a CUDA context). throttle: shard reads at a
+    disk tier's pace (feedtax.loader.throttle); by default the one of an enclosing throttle.applied() block, if any.
     """
     w = config.num_workers
     sampler = None
@@ -113,6 +115,7 @@ def make_loader(fmt: str, paths: Sequence[Path], config: LoaderConfig = LoaderCo
     ring = ShmRing(config.batch_size, ring_slots(config)) if w > 0 and config.transport == "ring" else None
     if isinstance(dataset, (ShardStream, ShardSamples)):  # None: no slots to write into (no ring, or a reused dataset)
         dataset.sink = ring  # the same object as the workers' collate_fn (fork copies, spawn pickles, both together)
+        dataset.throttle = throttle if throttle is not None else active()
     collate = ring or (_assembled_tensors if w > 0 and config.transport == "tensor" else assemble)
     with _oversubscription_expected():
         dl = DataLoader(

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from feedtax import formats
 from feedtax.formats.base import ShardError
 from feedtax.loader.batches import INDEX_KEY, STAGE_KEY, Parts, _fill
+from feedtax.loader.throttle import Throttle, throttled
 from feedtax.loader.transforms import Transform
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class ShardStream(IterableDataset):
     """
 
     sink: ShmRing | None = None
+    throttle: Throttle | None = None  # set by make_loader: shard reads at a disk tier's pace (loader.throttle)
 
     def __init__(self, fmt: str, paths: Sequence[Path], *, batch_size: int, shuffle_shards: bool = False,
                  shuffle_samples: bool = False, shuffle_buffer: int = 256, seed: int = 0, epochs: int = 1,
@@ -63,7 +65,7 @@ class ShardStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Parts | _Filled | dict | _ShardFailure]:
         worker, workers = _worker()
-        codec = formats.get(self.fmt)
+        codec = throttled(formats.get(self.fmt), self.throttle)
         try:
             if codec.columnar and self.transform is None and not self.shuffle_samples:
                 yield from self._column_batches(self._my_shards(worker, workers), codec.iter_columns)
@@ -74,7 +76,7 @@ class ShardStream(IterableDataset):
 
     def _sample_batches(self, worker: int, workers: int) -> Iterator[_Filled | dict]:
         """Batches of samples, written into their destination a group at a time (_fill)."""
-        codec = formats.get(self.fmt)
+        codec = throttled(formats.get(self.fmt), self.throttle)
         rng = np.random.default_rng([self.seed, worker, 1])
         keyed = self.with_index or self.shuffle_samples  # (sample, (shard, row)) pairs, else bare samples
 
@@ -158,6 +160,7 @@ class ShardSamples(Dataset):
     of a seeded permutation, cut by a BatchSampler), returned as one batch, read row by row."""
 
     sink: ShmRing | None = None  # as ShardStream's
+    throttle: Throttle | None = None  # as ShardStream's
 
     def __init__(self, fmt: str, paths: Sequence[Path], *, transform: Transform | None = None,
                  seed: int = 0, with_index: bool = False):
@@ -177,7 +180,8 @@ class ShardSamples(Dataset):
         return shard, int(index - self.starts[shard])
 
     def __getitem__(self, indices: Sequence[int]) -> _Filled | dict | _ShardFailure:
-        codec = formats.get(self.fmt)
+        rows = dict(zip(self.paths, self.lengths, strict=True)) if self.throttle is not None else None
+        codec = throttled(formats.get(self.fmt), self.throttle, rows)
         rng = np.random.default_rng([self.seed, int(indices[0]), 3])
         ids = [self.locate(int(index)) for index in indices]
         stream = ((codec.read_sample(self.paths[shard], row), (shard, row)) for shard, row in ids)

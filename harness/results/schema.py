@@ -13,6 +13,7 @@ from feedtax.results.loaders import LoaderGap
 from feedtax.results.pipeline import PipelineResult
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
+from feedtax.results.tiers import DiskTierResult
 from feedtax.stats import Distribution
 from feedtax.vocabulary import (
     BYTES,
@@ -146,6 +147,8 @@ class Results(BaseModel):
     energy: EnergyResult | None = Field(
         None, description="energy counters over the measuring stages; absent ones say why")
     pipeline: PipelineResult | None = Field(None, description="`feedtax sweep --dataset`: a user's own pipeline swept")
+    disk_tiers: DiskTierResult | None = Field(None, description="`feedtax sweep --disk-tier`: the tuned loader at "
+                                              "emulated storage tiers, and the format-or-disk answer")
 
     def tuned_rows(self) -> list[LoaderRow]:
         """The sweep's rows for feedtax's tuned loader: what the equilibrium, fits and projections stand on."""
