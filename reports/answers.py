@@ -11,7 +11,6 @@ from html import escape
 
 from feedtax.reports.common import duration, ratio
 from feedtax.results.schema import Results
-from feedtax.vocabulary import HALF_EARTH_KM
 
 LAB_DATASET_BYTES = 10**15  # the lab's question is asked of a petabyte
 MISSIONS = {"cloud": "H100 cloud", "edge": "Jetson Orin edge", "mobile": "AR glasses", "tiny": "hearable MCU"}
@@ -97,14 +96,9 @@ def _fiber(results: Results) -> Answer | None:
     lines = []
     for t in (t for t in g.tiers if t.dataset_bytes == asked):
         size = f"{asked / 1e15:g} PB" if asked >= 1e15 else f"{asked / 1e12:g} TB"
-        if t.crossover_km is None:
-            where = "the network wins at any distance"
-        elif t.crossover_km > HALF_EARTH_KM:
-            where = "shipped drives win at any distance on Earth"
-        else:
-            where = f"shipped drives win up to {t.crossover_km:,.0f} km"
         lines.append(f"{size} over {t.link_gbps:g} Gbit/s: network {duration(t.network_s)}, {t.drives} drives "
-                     f"{duration(t.sneakernet_s)} at {t.distance_km:,.0f} km ({t.winner} wins); {where}.")
+                     f"{duration(t.sneakernet_s)} at {t.distance_km:,.0f} km ({t.winner} wins); "
+                     f"{t.where_drives_win()}.")
     disk = g.inputs.get("disk_write_bandwidth")
     if disk is not None:
         lines.append(f"Drives are written and read at this machine's disk rates ({disk.source}: "

@@ -7,7 +7,6 @@ from pydantic import BaseModel
 
 from feedtax.results.lab import LOCKS
 from feedtax.results.schema import Results
-from feedtax.vocabulary import HALF_EARTH_KM
 
 LAB_DATASET_BYTES = 10**15  # the lab asks Part 1 of a petabyte, as the report's answer does
 NOISY_LABELS = ("low", "medium")  # what the report counts as a noisy pool
@@ -59,12 +58,7 @@ def _gravity(res: Results) -> MeasuredAnswer:
     t = min((t for t in g.tiers if t.dataset_bytes == asked), key=lambda t: t.link_gbps)
     answer = "fiber" if t.winner == "network" else "drive"
     size = f"{asked / 1e15:g} PB" if asked >= 1e15 else f"{asked / 1e12:g} TB"
-    if t.crossover_km is None:
-        where = "the network wins at any distance"
-    elif t.crossover_km > HALF_EARTH_KM:
-        where = "drives win at any distance on Earth"
-    else:
-        where = f"drives win up to {t.crossover_km:,.0f} km"
+    where = t.where_drives_win()
     others = "".join(f"; over {o.link_gbps:g} Gbit/s {o.winner} wins ({_hours(o.network_s)} by network)"
                      for o in g.tiers if o.dataset_bytes == asked and o.link_gbps != t.link_gbps)
     evidence = (f"{size} over {t.link_gbps:g} Gbit/s at {t.distance_km:,.0f} km: network {_hours(t.network_s)}, "

@@ -115,8 +115,7 @@ def _(distance, drive, duration, human, lab, link, mo, reflect1, res, size_label
     _seen = lab.examine_tier(size_label(wb.nearest_tier(_size)))
     _tiers = wb.gravity_tiers(res, distance.value, link.value, drive.value)
     _cross = (mo.md("**Where each path wins** (five tiers examined): " + "; ".join(
-        f"{size_label(t.dataset_bytes)}: drives win up to {t.crossover_km:,.0f} km" if t.crossover_km is not None
-        else f"{size_label(t.dataset_bytes)}: the network, at any distance" for t in _tiers.tiers))
+        f"{size_label(t.dataset_bytes)}: {t.where_drives_win()}" for t in _tiers.tiers))
         if _seen >= wb.FIVE_MOVES else mo.md(f"*5-Move Rule: {_seen} of {wb.FIVE_MOVES} size tiers examined; "
                                              "where each path wins shows once you have looked at five.*"))
     _bw = _g.inputs["disk_read_bandwidth"]

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from feedtax.results.projections import Sourced
-from feedtax.vocabulary import BYTES, COUNT, DURATION_S, JOULES, SECONDS, Axis, Metric
+from feedtax.vocabulary import BYTES, COUNT, DURATION_S, HALF_EARTH_KM, JOULES, SECONDS, Axis, Metric
 
 
 class LedgerRow(BaseModel):
@@ -50,6 +50,14 @@ class GravityTier(BaseModel):
     read_s: Annotated[float, SECONDS]
     egress_usd: float
     drives_usd: float
+
+    def where_drives_win(self) -> str:
+        """The crossover in words, the same wherever it is said: up to a distance, anywhere on Earth, or never."""
+        if self.crossover_km is None:
+            return "the network wins at any distance"
+        if self.crossover_km > HALF_EARTH_KM:
+            return "shipped drives win at any distance on Earth"
+        return f"shipped drives win up to {self.crossover_km:,.0f} km"
 
 
 class GravityResult(BaseModel):
