@@ -67,6 +67,8 @@ def with_ci(value: float, ci: tuple[float, float] | None, spec: str = ",.0f") ->
 def fit_reach(fit) -> str:
     """'at 8 workers: 3,189 (3,104–3,244), extrapolated': a scaling fit's furthest informative prediction."""
     p = fit.reach()
+    if p is None:
+        return "none: every interval is wider than half its value"
     return f"at {p.num_workers} workers: {with_ci(p.samples_per_s, p.ci95)}" + (", extrapolated" * p.extrapolated)
 
 

@@ -79,6 +79,7 @@ def test_wide_intervals_predict_nothing_beyond_the_measured_counts():
     assert all(p.informative for p in tight.predicted) and tight.flow_equilibrium_predicted == first_above
     assert [p.informative for p in wide.predicted if p.extrapolated] == [False] * 4
     assert wide.flow_equilibrium_predicted is None
+    assert tight.reach().num_workers == 8 and (wide.reach() is None or not wide.reach().extrapolated)
     for p in tight.predicted:  # the prediction lies within its own interval, and the interval widens beyond the data
         assert p.ci95[0] <= p.samples_per_s <= p.ci95[1]
     width = [(p.ci95[1] - p.ci95[0]) / p.samples_per_s for p in tight.predicted]

@@ -123,9 +123,9 @@ class ScalingFit(BaseModel):
         None, description="from the fit, beyond the largest measured count (always extrapolated), when no measured "
         "count kept up: the first informative count whose interval lies wholly above the consumer's rate")
 
-    def reach(self) -> ScalingPoint:
-        """The furthest prediction worth reading: the last informative point, or the last measured count's."""
-        return next(p for p in reversed(self.predicted) if p.informative or not p.extrapolated)
+    def reach(self) -> ScalingPoint | None:
+        """The furthest prediction worth reading (the last informative point); None where no interval is narrow."""
+        return next((p for p in reversed(self.predicted) if p.informative), None)
 
 
 class TransportCost(BaseModel):
