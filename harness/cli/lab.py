@@ -46,7 +46,8 @@ def lab_cmd(
            "--headless", "--no-token", "--", "--results", str(path.resolve())]
     server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # marimo's errors: stderr
                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a closed terminal or `kill` stops it as Ctrl-C does
+    # Ctrl-C, `kill` and a closed terminal all stop it, also where SIGINT came in ignored (a background job's)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         _wait_until_serving(server, host, port)
         url = f"http://{host}:{port}"
@@ -60,7 +61,8 @@ def lab_cmd(
         typer.echo("feedtax lab: stopped")
     finally:
         _stop(server)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if server.returncode not in (0, -2, -15, 130, 143, None):
         raise fail(f"the lab's server stopped with exit code {server.returncode}", 1)
 
