@@ -19,13 +19,9 @@ def _():
 
     from feedtax.lab import session
     from feedtax.lab import workbench as wb
-    from feedtax.lab.figures import au_gauge
     from feedtax.reports.common import duration, human
-    from feedtax.reports.feeding_figures import mfu_vs_ingestion
-    from feedtax.reports.mission_figures import energy_radar, size_label, sneakernet_crossover, transfer_time_radar
     from feedtax.results.lab import LOCKS
-    return (LOCKS, Path, au_gauge, duration, energy_radar, human, mfu_vs_ingestion, mo, session, size_label,
-            sneakernet_crossover, transfer_time_radar, wb)
+    return LOCKS, Path, duration, human, mo, session, wb
 
 
 @app.cell
@@ -104,18 +100,20 @@ def _(mo, wb):
 
 
 @app.cell
-def _(distance, drive, duration, human, lab, link, mo, reflect1, res, size_label, size_log10,
-      sneakernet_crossover, transfer_time_radar, unlocked, wb):
+def _(distance, drive, duration, human, lab, link, mo, reflect1, res, size_log10, unlocked, wb):
     mo.stop(not unlocked("gravity"))
+    from feedtax.reports.mission_figures import size_label as _label  # matplotlib: only once a part is open
+    from feedtax.reports.mission_figures import sneakernet_crossover as _crossover
+    from feedtax.reports.mission_figures import transfer_time_radar as _radar
     _size = round(10 ** size_log10.value)
     _g = wb.gravity_tiers(res, distance.value, link.value, drive.value, sizes=[_size])
     _t = _g.tiers[0]
     lab.add_iteration(1, {"size_bytes": _size, "distance_km": distance.value, "link_gbps": link.value,
                           "drive": drive.value}, {"network_s": _t.network_s, "sneakernet_s": _t.sneakernet_s})
-    _seen = lab.examine_tier(size_label(wb.nearest_tier(_size)))
+    _seen = lab.examine_tier(_label(wb.nearest_tier(_size)))
     _tiers = wb.gravity_tiers(res, distance.value, link.value, drive.value)
     _cross = (mo.md("**Where each path wins** (five tiers examined): " + "; ".join(
-        f"{size_label(t.dataset_bytes)}: {t.where_drives_win()}" for t in _tiers.tiers))
+        f"{_label(t.dataset_bytes)}: {t.where_drives_win()}" for t in _tiers.tiers))
         if _seen >= wb.FIVE_MOVES else mo.md(f"*5-Move Rule: {_seen} of {wb.FIVE_MOVES} size tiers examined; "
                                              "where each path wins shows once you have looked at five.*"))
     _bw = _g.inputs["disk_read_bandwidth"]
@@ -124,7 +122,7 @@ def _(distance, drive, duration, human, lab, link, mo, reflect1, res, size_label
               f"{_t.drives:,} drives {duration(_t.sneakernet_s)} at {distance.value:,} km (**{_t.winner} wins**). "
               f"Drives written at {_g.inputs['disk_write_bandwidth'].value:,.0f} MB/s and read at {_bw.value:,.0f} "
               f"MB/s ({_bw.source})."),
-        _cross, mo.hstack([transfer_time_radar(_tiers), sneakernet_crossover(_tiers)], widths="equal"),
+        _cross, mo.hstack([_radar(_tiers), _crossover(_tiers)], widths="equal"),
         mo.md("**Evidence.** " + "; ".join(f"{k.replace('_', ' ')}: {human(v.value, v.unit)} ({v.source})"
                                            for k, v in _g.inputs.items())), reflect1])
     return
@@ -165,8 +163,10 @@ def _(Path, disk, fmt, get_live, measure, mo, res, set_live, wb, workers):
 
 
 @app.cell
-def _(au_gauge, disk, fmt, found, get_live, lab, mfu_vs_ingestion, mo, reflect2, res, unlocked, wb, workers):
+def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers):
     mo.stop(not unlocked("format_vs_ssd"))
+    from feedtax.lab.figures import au_gauge as _gauge
+    from feedtax.reports.feeding_figures import mfu_vs_ingestion as _mfu_plot
     _p = wb.feeding_point(res, fmt.value, workers.value, disk.value, get_live())
     lab.add_iteration(2, {"format": fmt.value, "workers": workers.value, "disk": disk.value},
                       {"feeding_tax": _p.feeding_tax, "au": _p.au})
@@ -188,7 +188,7 @@ def _(au_gauge, disk, fmt, found, get_live, lab, mfu_vs_ingestion, mo, reflect2,
               if _lock2 else "*This run has no disk-tier sweep: `feedtax sweep --disk-tier hdd,sata --format "
               "json,protobuf --out DIR` measures the format switch against a faster disk, and `feedtax lab "
               "DIR/results.json` opens it here.*"),
-        mo.hstack([au_gauge(_p), mfu_vs_ingestion(wb.sweep_rows(res, get_live()), _summary)], widths=[1, 2]),
+        mo.hstack([_gauge(_p), _mfu_plot(wb.sweep_rows(res, get_live()), _summary)], widths=[1, 2]),
         mo.md(f"**Evidence.** This run's sweep ({_summary.track}, batch {_summary.batch_size}, the consumer takes "
               f"{_summary.consumption_samples_per_s:,.0f} samples/s): flow equilibrium " + ", ".join(
                   f"{f} {'never' if n is None else n}" for f, n in _summary.flow_equilibrium.items())
@@ -215,8 +215,9 @@ def _(mo):
 
 
 @app.cell
-def _(energy_radar, human, lab, location, mo, quality, ratio, reflect3, res, unlocked, wb):
+def _(human, lab, location, mo, quality, ratio, reflect3, res, unlocked, wb):
     mo.stop(not unlocked("curated_vs_noisy"))
+    from feedtax.reports.mission_figures import energy_radar as _energy_radar
     _row, _audit = wb.zero_waste(res, ratio.value, quality.value, location.value)
     lab.add_iteration(3, {"filter_ratio": ratio.value, "label_quality": quality.value, "location": location.value},
                       {"accuracy": _row.accuracy, "energy_j": _row.energy_j, "cut": _audit.cut})
@@ -228,7 +229,7 @@ def _(energy_radar, human, lab, location, mo, quality, ratio, reflect3, res, unl
               f"sending the whole pool: a **{_audit.cut:.0%}** cut, which "
               f"**{'meets' if _audit.meets_cut else 'misses'}** the Sustainability Lead's "
               f"{_audit.required_cut:.0%}."),
-        energy_radar(_audit.ledger),
+        _energy_radar(_audit.ledger),
         mo.md("**Evidence.** " + "; ".join(f"{r.medium}: {human(r.amount.value, r.amount.unit)} x "
                                            f"{human(r.energy_per_unit.value, r.energy_per_unit.unit)} "
                                            f"({r.energy_per_unit.source}) = {human(r.joules, 'J')}"
