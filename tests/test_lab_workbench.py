@@ -76,3 +76,12 @@ def test_the_selection_reruns_at_the_chosen_setting(res):
     assert (row.label_quality, row.filter_ratio) == ("medium", 0.6)
     assert row.kept_samples == pytest.approx(row.pool_samples * 0.4, abs=1)
     assert audit.cut == pytest.approx(1 - row.kept_samples / row.pool_samples)
+
+
+def test_the_lock_measured_live_sets_the_format_switch_against_the_faster_disk(res, tmp_path):
+    answer, rows = wb.lock2_live(res, 1, tmp_path)
+    assert [(r.format, r.disk_tier) for r in rows] == [("json", "hdd"), ("protobuf", "hdd"), ("json", "sata")]
+    assert answer.measured and answer.format_gain_pp == pytest.approx((rows[1].au - rows[0].au) * 100)
+    assert answer.disk_gain_pp == pytest.approx((rows[2].au - rows[0].au) * 100)
+    assert wb.lock2_live_sentences(rows) == [answer.sentence() + " (measured now)"]
+    assert wb.lock2_live_sentences(rows[:2]) == []  # two of the three points answer nothing

@@ -89,12 +89,13 @@ def _(lock1, lock_view, part1):
 
 
 @app.cell
-def _(mo, wb):
+def _(mo, res, wb):
     size_log10 = mo.ui.slider(10, 16, step=0.5, value=15, show_value=True,
                               label="dataset size, log10 bytes (10 = 10 GB, 13 = 10 TB, 16 = 10 PB)")
     distance = mo.ui.slider(0, 20_000, step=100, value=4_700, label="shipping distance (km)", show_value=True)
     link = mo.ui.slider(steps=[10, 25, 40, 100], value=10, label="network link (Gbit/s)", show_value=True)
-    drive = mo.ui.dropdown(options=wb.drive_choices(), value=wb.MEASURED_DISK, label="drives written and read at")
+    drive = mo.ui.dropdown(options=wb.drive_choices(), value=wb.MEASURED_DISK if res.disk else "hdd",
+                           label="drives written and read at")
     part1 = mo.vstack([size_log10, distance, link, drive])
     return distance, drive, link, part1, size_log10
 
@@ -136,35 +137,46 @@ def _(lock2, lock_view, part2):
 
 @app.cell
 def _(mo, res, wb):
-    _fmts = sorted({r.format for r in wb.sweep_rows(res)})
+    _fmts = sorted({r.format for r in wb.sweep_rows(res)}) or ["json", "protobuf"]
     fmt = mo.ui.dropdown(options=_fmts, value="json" if "json" in _fmts else _fmts[0], label="format")
     workers = mo.ui.slider(0, 32, value=1, label="DataLoader workers", show_value=True)
     disk = mo.ui.dropdown(options=wb.disk_choices(), value=wb.MEASURED_DISK, label="disk")
     measure = mo.ui.run_button(label="Measure this point on this machine")
+    measure_lock = mo.ui.run_button(label="Measure the Lock here: JSON and Protobuf on an HDD, JSON on a SATA SSD")
     found = mo.ui.number(0, 32, value=None, label="I found the flow equilibrium at (workers)")
     get_live, set_live = mo.state([])
-    part2 = mo.vstack([fmt, workers, disk, mo.hstack([measure, found], justify="start")])
-    return disk, fmt, found, get_live, measure, part2, set_live, workers
+    part2 = mo.vstack([fmt, workers, disk, mo.hstack([measure, found], justify="start"), measure_lock])
+    return disk, fmt, found, get_live, measure, measure_lock, part2, set_live, workers
 
 
 @app.cell
-def _(Path, disk, fmt, get_live, measure, mo, res, set_live, wb, workers):
+def _(Path, disk, fmt, get_live, lab, measure, measure_lock, mo, res, set_live, wb, workers):
     import tempfile as _tempfile
 
-    if measure.value:
-        with mo.status.spinner(title=f"measuring {fmt.value} at {workers.value} workers, {disk.value}..."):
-            try:
-                with _tempfile.TemporaryDirectory(prefix="feedtax-lab-") as _shards:
-                    _row = wb.measure_live(res, fmt.value, workers.value, disk.value, Path(_shards))
-            except ValueError as _exc:
-                mo.stop(True, mo.callout(mo.md(f"Not measured: {_exc}"), kind="warn"))
-        set_live([*get_live(), _row])
+    mo.stop(not (measure.value or measure_lock.value))
+    _what = (f"the Lock at {workers.value} workers" if measure_lock.value else
+             f"{fmt.value} at {workers.value} workers, {disk.value}")
+    with mo.status.spinner(title=f"measuring {_what} on this machine..."):
+        try:
+            with _tempfile.TemporaryDirectory(prefix="feedtax-lab-") as _shards:
+                if measure_lock.value:
+                    _answer, _rows = wb.lock2_live(res, workers.value, Path(_shards))
+                    lab.add_iteration(2, {"measured_lock_at_workers": workers.value},
+                                      {"format_gain_pp": _answer.format_gain_pp,
+                                       "disk_gain_pp": _answer.disk_gain_pp})
+                else:
+                    _rows = [wb.measure_live(res, fmt.value, workers.value, disk.value, Path(_shards))]
+        except ValueError as _exc:
+            mo.stop(True, mo.callout(mo.md(f"Not measured: {_exc}"), kind="warn"))
+    set_live([*get_live(), *_rows])
     return
 
 
 @app.cell
 def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers):
     mo.stop(not unlocked("format_vs_ssd"))
+    mo.stop(wb.swept_track(res) is None, mo.callout(mo.md(
+        "This run has no DataLoader sweep to work on: open the results of a `feedtax run`."), kind="warn"))
     from feedtax.lab.figures import au_gauge as _gauge
     from feedtax.reports.feeding_figures import mfu_vs_ingestion as _mfu_plot
     _p = wb.feeding_point(res, fmt.value, workers.value, disk.value, get_live())
@@ -180,14 +192,13 @@ def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers)
         _verdict = (f" The sweep measured the flow equilibrium of {fmt.value} at **{_eq}** workers"
                     + ("" if lab.record.equilibrium_found is None else
                        f"; you found **{lab.record.equilibrium_found}**") + ".")
-    _lock2 = wb.lock2_sentences(res)
+    _lock2 = wb.lock2_sentences(res) + wb.lock2_live_sentences(get_live())
     mo.vstack([
         mo.md(f"**{fmt.value}, {workers.value} worker{'s' * (workers.value != 1)}, {disk.value}:** feeding tax "
               f"{_p.feeding_tax:.0%}, AU {_p.au:.0%}: *{_p.source}*.{_verdict}"),
-        mo.md("**Format or disk, both measured here** (`feedtax sweep --disk-tier`): " + " ".join(_lock2)
-              if _lock2 else "*This run has no disk-tier sweep: `feedtax sweep --disk-tier hdd,sata --format "
-              "json,protobuf --out DIR` measures the format switch against a faster disk, and `feedtax lab "
-              "DIR/results.json` opens it here.*"),
+        mo.md("**Format or disk, both measured here:** " + " ".join(_lock2) if _lock2 else
+              "*Format or disk: press \"Measure the Lock here\" to measure both at this worker count "
+              "(`feedtax sweep --disk-tier hdd,sata` does it for every worker count).*"),
         mo.hstack([_gauge(_p), _mfu_plot(wb.sweep_rows(res, get_live()), _summary)], widths=[1, 2]),
         mo.md(f"**Evidence.** This run's sweep ({_summary.track}, batch {_summary.batch_size}, the consumer takes "
               f"{_summary.consumption_samples_per_s:,.0f} samples/s): flow equilibrium " + ", ".join(

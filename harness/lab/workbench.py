@@ -188,3 +188,29 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
     return measure_point(track, fmt, workers, tier, shards, batch_size=plan.batch_size, step_s=plan.step_s,
                          steps=plan.steps,
                          disk_seq_read_mb_per_s=res.disk.seq_read_mb_per_s_cold if res.disk is not None else None)
+
+
+def lock2_live(res: Results, workers: int, data_dir: Path, slow: str = "hdd", fast: str = "sata"):
+    """The Lock measured now at one worker count: JSON and Protobuf with reads at the slow tier's pace, JSON at the
+    fast tier's; (Lock2Answer, its three rows). A tier this machine's disk cannot emulate raises ValueError."""
+    from feedtax.results.tiers import Lock2Answer
+
+    rows = [measure_live(res, fmt, workers, tier, Path(data_dir) / f"{fmt}-{tier}")
+            for fmt, tier in (("json", slow), ("protobuf", slow), ("json", fast))]
+    return Lock2Answer.of(workers, *rows), rows
+
+
+def lock2_live_sentences(live: list) -> list[str]:
+    """The Lock's answers measured live in this session: one per worker count where its three points exist."""
+    from feedtax.results.tiers import Lock2Answer
+
+    def point(fmt, tier, w):
+        return next((r for r in reversed(live) if r.format == fmt and getattr(r, "disk_tier", None) == tier
+                     and r.num_workers == w), None)
+
+    out = []
+    for w in sorted({r.num_workers for r in live}):
+        rows = point("json", "hdd", w), point("protobuf", "hdd", w), point("json", "sata", w)
+        if all(rows):
+            out.append(Lock2Answer.of(w, *rows).sentence() + " (measured now)")
+    return out
