@@ -78,11 +78,11 @@ def sneakernet_crossover(g: GravityResult) -> plt.Figure:
             ax.axhline(t.network_s / SECONDS_PER_HOUR, color=color, ls=ls, lw=1)
             if t.crossover_km is not None and t.crossover_km <= far:
                 ax.plot([t.crossover_km], [t.network_s / SECONDS_PER_HOUR], "o", color=color)
-                where.append(f"{t.crossover_km:,.0f} km @ {t.link_gbps:g}G")
+                where.append(f"up to {t.crossover_km:,.0f} km @ {t.link_gbps:g}G")
             elif t.crossover_km is not None:
                 where.append(f"anywhere on Earth @ {t.link_gbps:g}G")
         ax.plot(d, (fixed + d / speed * SECONDS_PER_HOUR) / SECONDS_PER_HOUR, color=color, lw=2,
-                label=f"{size_label(size)}" + (f": drives win up to {', '.join(where)}" if where else ""))
+                label=f"{size_label(size)}" + (f": drives win {', '.join(where)}" if where else ""))
     log_axis(ax, "y")
     ax.set_xlim(0, far)
     ax.set_xlabel("shipping distance (km)")

@@ -89,3 +89,24 @@ def test_no_server_outlives_the_command_even_killed(tmp_path):
             except OSError:
                 serving = False
         assert not serving, f"the server still answers on port {port} after {sig.name}"
+
+
+def test_a_terminals_ctrl_c_stops_the_lab_quietly(tmp_path):
+    """A terminal sends SIGINT to the whole foreground process group: the server, in a session of its own, never
+    sees it, so no traceback of its shutdown reaches the student."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    path = _run_dir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "feedtax", "lab", str(path), "--port", str(port), "--no-browser"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert str(port) in proc.stdout.readline()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err, err[-1500:]

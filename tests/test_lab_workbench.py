@@ -85,3 +85,10 @@ def test_the_lock_measured_live_sets_the_format_switch_against_the_faster_disk(r
     assert answer.disk_gain_pp == pytest.approx((rows[2].au - rows[0].au) * 100)
     assert wb.lock2_live_sentences(rows) == [answer.sentence() + " (measured now)"]
     assert wb.lock2_live_sentences(rows[:2]) == []  # two of the three points answer nothing
+
+
+def test_a_format_the_sweep_left_out_is_modelled_from_its_format_stage_rates(res):
+    unswept = res.model_copy(update={"loader": [r for r in res.loader if r.format != "json"]})
+    assert "json" in wb.formats_of(unswept)
+    p = wb.feeding_point(unswept, "json", 2, wb.MEASURED_DISK)
+    assert not p.measured and "format-stage decode and transform rates" in p.source and 0 <= p.feeding_tax <= 1

@@ -44,7 +44,9 @@ def lab_cmd(
 
     cmd = [sys.executable, "-m", "marimo", "-q", "run", notebook.__file__, "--host", host, "--port", str(port),
            "--headless", "--no-token", "--", "--results", str(path.resolve())]
+    # its own session: a terminal's Ctrl-C reaches this command only, which stops the server quietly
     server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # marimo's errors: stderr
+                              start_new_session=True,
                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     # Ctrl-C, `kill` and a closed terminal all stop it, also where SIGINT came in ignored (a background job's)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}

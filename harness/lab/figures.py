@@ -27,6 +27,7 @@ def au_gauge(point) -> plt.Figure:
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-0.5, 1.1)
     ax.axis("off")
-    ax.set_title(f"{point.format}, {point.num_workers} workers — FeedingTaxGauge", fontsize=9)
+    ax.set_title(f"{point.format}, {point.num_workers} worker{'s' * (point.num_workers != 1)} — FeedingTaxGauge",
+                 fontsize=9)
     fig.tight_layout()
     return fig

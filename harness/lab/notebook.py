@@ -137,13 +137,14 @@ def _(lock2, lock_view, part2):
 
 @app.cell
 def _(mo, res, wb):
-    _fmts = sorted({r.format for r in wb.sweep_rows(res)}) or ["json", "protobuf"]
+    _fmts = wb.formats_of(res) or ["json", "protobuf"]
     fmt = mo.ui.dropdown(options=_fmts, value="json" if "json" in _fmts else _fmts[0], label="format")
     workers = mo.ui.slider(0, 32, value=1, label="DataLoader workers", show_value=True)
     disk = mo.ui.dropdown(options=wb.disk_choices(), value=wb.MEASURED_DISK, label="disk")
     measure = mo.ui.run_button(label="Measure this point on this machine")
     measure_lock = mo.ui.run_button(label="Measure the Lock here: JSON and Protobuf on an HDD, JSON on a SATA SSD")
-    found = mo.ui.number(0, 32, value=None, label="I found the flow equilibrium at (workers)")
+    found = mo.ui.dropdown(options=["not yet", *map(str, range(1, 33))], value="not yet",
+                           label="I found the flow equilibrium at (workers)")
     get_live, set_live = mo.state([])
     part2 = mo.vstack([fmt, workers, disk, mo.hstack([measure, found], justify="start"), measure_lock])
     return disk, fmt, found, get_live, measure, measure_lock, part2, set_live, workers
@@ -182,7 +183,7 @@ def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers)
     _p = wb.feeding_point(res, fmt.value, workers.value, disk.value, get_live())
     lab.add_iteration(2, {"format": fmt.value, "workers": workers.value, "disk": disk.value},
                       {"feeding_tax": _p.feeding_tax, "au": _p.au})
-    lab.found_equilibrium(None if found.value is None else int(found.value))
+    lab.found_equilibrium(None if found.value == "not yet" else int(found.value))
     _n, _eq = lab.iterations(2), wb.measured_equilibrium(res, fmt.value)
     _summary = next(s for s in res.tuned_summaries() if s.track == wb.swept_track(res))
     if _n < wb.FIFTEEN_ITERATIONS:
@@ -237,9 +238,10 @@ def _(human, lab, location, mo, quality, ratio, reflect3, res, unlocked, wb):
               f"{_row.accuracy:.1%} ({'reaches' if _row.reached_target else 'misses'} the target), "
               f"{_row.samples_processed:,} samples processed, {_row.energy_j:.3g} J ({_row.energy_source}). "
               f"Transmission {_audit.transmission_j:.3g} J against {_audit.baseline_transmission_j:.3g} J for "
-              f"sending the whole pool: a **{_audit.cut:.0%}** cut, which "
-              f"**{'meets' if _audit.meets_cut else 'misses'}** the Sustainability Lead's "
-              f"{_audit.required_cut:.0%}."),
+              f"sending the whole pool: a cut of **{_audit.cut:.0%}**, which "
+              f"**{'meets' if _audit.meets_cut else 'misses'}** the {_audit.required_cut:.0%} cut in transmission "
+              f"energy the lab's Sustainability Lead asks for. (Samples processed count every epoch and the "
+              f"filter's probe pass over the pool, so they exceed those kept.)"),
         _energy_radar(_audit.ledger),
         mo.md("**Evidence.** " + "; ".join(f"{r.medium}: {human(r.amount.value, r.amount.unit)} x "
                                            f"{human(r.energy_per_unit.value, r.energy_per_unit.unit)} "

@@ -118,14 +118,38 @@ def _modelled(res: Results, fmt: str, workers: int, disk: str) -> FeedingPoint:
     track = swept_track(res)
     rates = next((r for r in stage_rates(res) if r.track == track and r.format == fmt), None)
     rows = [r for r in res.tuned_rows() if r.track == track]
+    basis = "this run's measured stage rates"
+    if rates is None:  # a format the sweep left out: its format-stage decode and the track's transform, one process
+        rates, basis = _format_stage_rates(res, track, fmt), "this run's format-stage decode and transform rates"
     if rates is None or not rows:
-        raise ValueError(f"no measured stage rates for {track} / {fmt} in this run: nothing to model from")
+        raise ValueError(f"no measured rates for {track} / {fmt} in this run: nothing to model from")
     if disk != MEASURED_DISK:
         rates = rates.model_copy(update={"read_mb_per_s": tier_read_mb_per_s(disk)})
     step_s = statistics.median(r.step_s for r in rows)
     tax, model = predicted_tax(rates, workers, rows[0].batch_size, step_s)
-    return FeedingPoint(fmt, workers, disk, tax, 1 - tax, f"modelled: {model}, from this run's measured stage rates",
-                        False)
+    return FeedingPoint(fmt, workers, disk, tax, 1 - tax, f"modelled: {model}, from {basis}", False)
+
+
+def _format_stage_rates(res: Results, track: str, fmt: str):
+    """Stage rates from the format stage (warm decode, one process) and the track's transform, where the sweep did
+    not run the format; None where those were not measured either."""
+    from feedtax.model.validation import StageRates
+
+    f = next((f for f in res.formats if f.track == track and f.format == fmt), None)
+    t = next((t for t in res.transforms if t.track == track), None)
+    if f is None or t is None or res.disk is None:
+        return None
+    return StageRates(track=track, format=fmt, bytes_per_sample=f.bytes_per_sample,
+                      raw_bytes_per_sample=f.raw_bytes_per_sample,
+                      decode_samples_per_s_per_worker=f.decode_samples_per_s_warm.median,
+                      transform_samples_per_s_per_worker=t.samples_per_s.median,
+                      read_mb_per_s=res.disk.seq_read_mb_per_s_warm)
+
+
+def formats_of(res: Results) -> list[str]:
+    """Part 2's formats: every format the run measured for the swept track (those it did not sweep are modelled)."""
+    track = swept_track(res)
+    return sorted({f.format for f in res.formats if f.track == track} | {r.format for r in sweep_rows(res)})
 
 
 def tier_read_mb_per_s(tier: str) -> float:
