@@ -103,6 +103,10 @@ def ratio_ci(numer: list[float] | np.ndarray, denom: list[float] | np.ndarray, *
     block = max(1, min(n, block or math.ceil(n ** (1 / 3))))
     starts = np.random.default_rng(seed).integers(0, n, size=(replicates, math.ceil(n / block)))
     idx = ((starts[..., None] + np.arange(block)) % n).reshape(replicates, -1)[:, :n]
-    ratios = x[idx].sum(1) / y[idx].sum(1)
-    lo, hi = np.percentile(ratios, [50 * (1 - CI_LEVEL), 50 * (1 + CI_LEVEL)])
+    return interval(x[idx].sum(1) / y[idx].sum(1))
+
+
+def interval(replicates: np.ndarray) -> tuple[float, float]:
+    """The central CI_LEVEL interval of bootstrap replicates (percentile method)."""
+    lo, hi = np.percentile(replicates, [50 * (1 - CI_LEVEL), 50 * (1 + CI_LEVEL)])
     return float(lo), float(hi)

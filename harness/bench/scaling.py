@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from feedtax.results.feeding import ScalingFit, ScalingPoint
+from feedtax.stats import interval
 
 MAX_FIT_WORKERS = 32
 MAX_FIT_REL_RMSE = 0.10  # a fit further than this from its own points predicts nothing
 EXTRAPOLATE_FACTOR = 2  # predict up to this multiple of the largest measured count, no further
 FIT_REPLICATES = 300
 MAX_REL_CI_WIDTH = 0.5  # a prediction whose 95% interval is wider than half its value says nothing
-_Z95 = 1.959964
+_Z95 = 1.959964  # the normal quantile of stats.CI_LEVEL (95%): an interval's half-width in standard deviations
 
 
 def flow_equilibrium(ingestion: dict[int, float], consumption_per_s: float) -> int | None:
@@ -72,11 +73,6 @@ def fit_usl(workers: Sequence[int], rates: Sequence[float]) -> tuple[float, floa
     return float(lam), float(sigma), float(kappa), float(rmse)
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def _replicates(ws: list[int], pts: dict[int, float], intervals: dict[int, tuple[float, float]],
                 seed: int = 0) -> np.ndarray | None:
     """FIT_REPLICATES fits over the measured rates redrawn within their 95% intervals (log-normal, each point
@@ -105,7 +101,7 @@ def scaling_fit(track: str, fmt: str, ingestion: dict[int, float], consumption_p
     predicted = []
     for i, w in enumerate(grid):
         x = float(usl(w, lam, sigma, kappa))
-        ci = None if curves is None else _interval(curves[:, i])
+        ci = None if curves is None else interval(curves[:, i])
         predicted.append(ScalingPoint(num_workers=int(w), samples_per_s=x, extrapolated=not min(ws) <= w <= max(ws),
                                       ci95=ci, informative=ci is None or (ci[1] - ci[0]) <= MAX_REL_CI_WIDTH * x))
     # within the measured range the measurements themselves say where the equilibrium is: the fit
@@ -119,8 +115,8 @@ def scaling_fit(track: str, fmt: str, ingestion: dict[int, float], consumption_p
         [f"poor fit (relative RMSE {rmse:.0%}): no equilibrium predicted from it"] if poor else [])
     return ScalingFit(
         track=track, format=fmt, lam_per_s=lam, sigma=sigma, kappa=kappa, measured_workers=ws, rel_rmse=rmse,
-        lam_ci95=None if boot is None else _interval(boot[:, 0]),
-        sigma_ci95=None if boot is None else _interval(boot[:, 1]),
-        kappa_ci95=None if boot is None else _interval(boot[:, 2]),
+        lam_ci95=None if boot is None else interval(boot[:, 0]),
+        sigma_ci95=None if boot is None else interval(boot[:, 1]),
+        kappa_ci95=None if boot is None else interval(boot[:, 2]),
         note="; ".join(notes) or None, predicted=predicted, flow_equilibrium_predicted=reach[0] if reach else None,
     )

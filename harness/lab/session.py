@@ -28,11 +28,10 @@ class LabSession:
             if record.run_id != res.run_id:
                 raise labfile.LabFileError(f"{path}: belongs to run {record.run_id}, not to {res.run_id}")
             return cls(record, path)
-        return cls(LabRecord(lab_schema_version=labfile.LAB_SCHEMA_VERSION, run_id=res.run_id, locks=[],
-                             reflections=[], iterations=[], tiers_examined=[], equilibrium_found=None), path)
+        return cls(LabRecord(run_id=res.run_id), path)
 
     def lock(self, lock_id: str) -> Lock | None:
-        return next((lk for lk in self.record.locks if lk.lock == lock_id), None)
+        return self.record.lock(lock_id)
 
     def commit_lock(self, lock_id: str, choice: str, confidence: str) -> bool:
         """The prediction, committed once: False (nothing changes) for a Lock already committed."""

@@ -190,8 +190,6 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
     """One sweep point measured now on this machine as the run's sweep measures it (the tuned loader; the run's batch,
     step and steps; shards written for its sample sizes and seed), its reads held to a storage tier's pace where one
     is chosen: its row. A tier faster than this machine's disk is refused (ValueError with the reason)."""
-    from dataclasses import replace
-
     from feedtax import datasets
     from feedtax.bench.profiles import SweepPlan
     from feedtax.bench.runner import write_sweep_shards
@@ -206,7 +204,6 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
 
         tier = storage_tiers()[disk]
     plan = SweepPlan(**{k: v for k, v in res.config.sweep.items() if k in SweepPlan.__dataclass_fields__})
-    plan = replace(plan, tracks=(track,), formats=(fmt,))
     shards = write_sweep_shards(track, [fmt], Path(data_dir) / f"w{workers}", plan, max(workers, 1),
                                 res.config.seed, datasets.Sizes.from_json(res.config.sizes))
     return measure_point(track, fmt, workers, tier, shards, batch_size=plan.batch_size, step_s=plan.step_s,
