@@ -116,8 +116,9 @@ def check_sample(sample: Sample, schema: Schema, index: int) -> None:
             )
 
 
-def crc32(data: bytes | memoryview) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
+def crc32(data: bytes | memoryview, start: int = 0) -> int:
+    """CRC-32 of data; start seeds it (a record's position, so a record copied elsewhere fails its check)."""
+    return zlib.crc32(data, start) & 0xFFFFFFFF
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +135,10 @@ class Codec:
     iter_shard_columns(path) -> the shard as column chunks, in order, for formats that decode whole
     columns anyway (raw: the mapped records; parquet: a row group), so a loader can slice batches
     from them instead of restacking samples.
+    count_shard(path) -> the shard's sample count from its checked header, for formats that store one
+    where it can be read without decoding the samples (else `count` streams the shard).
+    Every reader checks what it reads first and raises ShardError(path, position, problem) rather
+    than yield a sample the shard did not hold as written.
     """
 
     name: str
@@ -143,6 +148,7 @@ class Codec:
     read_shard_sample: Callable[[Path, int], Sample] | None = None
     random_access_note: str = ""
     iter_shard_columns: Callable[[Path], Iterator[Columns]] | None = None
+    count_shard: Callable[[Path], int] | None = None
 
     @property
     def random_access(self) -> bool:
@@ -174,6 +180,13 @@ class Codec:
         if self.iter_shard_columns is None:
             raise NotImplementedError(f"{self.name} does not decode whole columns; use iter_shard")
         return self.iter_shard_columns(Path(path))
+
+    def count(self, path: os.PathLike | str) -> int:
+        """Samples in one shard: from its checked header where the format has one, else by streaming it."""
+        path = Path(path)
+        if self.count_shard is not None:
+            return self.count_shard(path)
+        return sum(1 for _ in self.iter_samples([path]))
 
     def read_sample(self, path: os.PathLike | str, index: int) -> Sample:
         """One sample of one shard by its index in that shard (only where the format allows it)."""

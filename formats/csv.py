@@ -56,6 +56,9 @@ def iter_columns(path: Path) -> Iterator[Columns]:
     are joined into one array [rows, *shape]."""
     data = read_bytes(path)
     schema, count, body = split_text_shard(path, data, "csv", lambda line: orjson.loads(line[1:]))
+    if sum(f.size for f in schema) > len(body):  # every column takes a byte: a damaged shape is no huge allocation
+        raise ShardError(path, "line 1", f"the schema's {sum(f.size for f in schema)} columns cannot fit in the "
+                                         f"{len(body)}-byte body")
     names = column_names(schema)
     types = {}
     for f in schema:

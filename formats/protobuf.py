@@ -3,8 +3,11 @@
 The message schema is formats/sample.proto: dense arrays (pixels, audio, floats) as raw bytes, as
 ONNX/TensorFlow TensorProto do; integer ids as packed varints, as tf.train.Int64List does.
 Framing follows TFRecord: each record is `u32 length | u32 crc32(payload) | payload`, little
-endian; the first record is a `ShardHeader` with the schema and record count. Protobuf parsing
-is lenient (flipped bytes often still parse), so the per-record CRC is what catches corruption.
+endian, the CRC seeded with the record's position in the file (0 for the first, so a copied,
+swapped or replayed record fails its check); the first record is a `ShardHeader` with the schema,
+record count and version (2: position-seeded CRCs). Protobuf parsing is lenient (flipped bytes
+often still parse), so the per-record CRC is what catches corruption; no record is yielded before
+every frame's CRC matched and their number is the header's count.
 No random access: records have variable length and there is no index, as with TFRecord.
 """
 
@@ -17,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from feedtax.formats import sample_pb2 as pb
-from feedtax.formats.base import SHARD_VERSION, Codec, Sample, Schema, ShardError, crc32, read_bytes, schema_from_json
+from feedtax.formats.base import Codec, Sample, Schema, ShardError, crc32, read_bytes, schema_from_json
 
 _FRAME = struct.Struct("<II")
+PB_VERSION = 2  # protobuf's own layout version: 2 seeds each record's CRC with its position
 
 # dtype -> the Tensor field that holds it
 _SLOT = {
@@ -29,19 +33,19 @@ _SLOT = {
 }
 
 
-def _frame(payload: bytes) -> bytes:
-    return _FRAME.pack(len(payload), crc32(payload)) + payload
+def _frame(payload: bytes, n: int) -> bytes:
+    return _FRAME.pack(len(payload), crc32(payload, n)) + payload
 
 
 def encode_shard(samples: Sequence[Sample], schema: Schema) -> bytes:
     header = pb.ShardHeader(
-        version=SHARD_VERSION,
+        version=PB_VERSION,
         schema=[pb.FieldSpec(name=f.name, dtype=f.dtype, shape=f.shape) for f in schema],
         count=len(samples),
     )
     slots = [(f.name, _SLOT[f.dtype]) for f in schema]
-    out = [_frame(header.SerializeToString())]
-    for s in samples:
+    out = [_frame(header.SerializeToString(), 0)]
+    for n, s in enumerate(samples, start=1):
         msg = pb.Sample()
         for name, slot in slots:
             arr = s[name]
@@ -49,13 +53,14 @@ def encode_shard(samples: Sequence[Sample], schema: Schema) -> bytes:
                 msg.tensors.add(raw_data=np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes())
             else:
                 msg.tensors.add(**{slot: arr.ravel().tolist()})
-        out.append(_frame(msg.SerializeToString()))
+        out.append(_frame(msg.SerializeToString(), n))
     return b"".join(out)
 
 
 def _records(path: Path, data: bytes) -> Iterator[tuple[int, memoryview]]:
+    """(offset, payload) of each record in order, its frame and position-seeded CRC checked."""
     view = memoryview(data)
-    pos = 0
+    pos = n = 0
     while pos < len(data):
         if pos + _FRAME.size > len(data):
             raise ShardError(path, f"byte {pos}", "truncated record frame")
@@ -65,10 +70,10 @@ def _records(path: Path, data: bytes) -> Iterator[tuple[int, memoryview]]:
             raise ShardError(path, f"byte {pos}",
                              f"record of {length} bytes runs past the end of the file (truncated?)")
         payload = view[start:end]
-        if crc32(payload) != expected:
-            raise ShardError(path, f"byte {pos}", "record checksum mismatch (corrupted)")
+        if crc32(payload, n) != expected:
+            raise ShardError(path, f"byte {pos}", "record checksum mismatch (corrupted, or not in its place)")
         yield pos, payload
-        pos = end
+        pos, n = end, n + 1
 
 
 def _where(pos: int, n: int) -> str:
@@ -94,6 +99,8 @@ def _decode(path: Path, pos: int, n: int, payload: memoryview, fields: list[tupl
 
 
 def iter_shard(path: Path) -> Iterator[Sample]:
+    """The shard's samples, once every frame's length and CRC and the header's record count have been checked:
+    a replayed or lost record shows in the count, a copied or swapped one in its position-seeded CRC."""
     data = read_bytes(path)
     records = _records(path, data)
     first = next(records, None)
@@ -103,18 +110,21 @@ def iter_shard(path: Path) -> Iterator[Sample]:
         header = pb.ShardHeader.FromString(first[1])
     except Exception as exc:
         raise ShardError(path, "byte 0", f"not a shard header: {exc}") from None
-    if header.version != SHARD_VERSION:
-        raise ShardError(path, "byte 0", f"shard version {header.version}, this reader knows {SHARD_VERSION}")
+    if header.version != PB_VERSION:
+        raise ShardError(path, "byte 0", f"protobuf shard version {header.version}, this reader knows {PB_VERSION}: "
+                                         "rewrite it with this feedtax")
     schema = schema_from_json(
         [{"name": f.name, "dtype": f.dtype, "shape": list(f.shape)} for f in header.schema], path
     )
+    body = list(records)
+    if len(body) > header.count:
+        raise ShardError(path, _where(body[header.count][0], header.count),
+                         f"{len(body)} records, more than the header's count of {header.count}")
+    if len(body) < header.count:
+        raise ShardError(path, f"byte {len(data)}", f"{len(body)} records with {header.count} expected (truncated?)")
     fields = [(f.name, _SLOT[f.dtype], np.dtype(f.dtype).newbyteorder("<"), f.size, f.shape) for f in schema]
-    n = 0
-    for pos, payload in records:
+    for n, (pos, payload) in enumerate(body):
         yield _decode(path, pos, n, payload, fields)
-        n += 1
-    if n != header.count:
-        raise ShardError(path, f"byte {len(data)}", f"{n} records with {header.count} expected (truncated?)")
 
 
 CODEC = Codec(

@@ -44,6 +44,7 @@ RAND_SEGMENTS = 5  # random reads are split into this many segments for an IOPS 
 IN_MEMORY_FS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
 SMALL_FILE_BYTES = 1 << 30  # drive and hypervisor caches commonly hold hundreds of MB to a few GB
 EVICTED_MAX_RESIDENT = 0.05  # the threshold feedtax.probes.pagecache.evict uses
+TEST_FILE_PREFIX, TEST_FILE_SUFFIX = ".feedtax-disk-", ".bin"  # hidden, so a directory listing stays the user's
 # share of the time budget at which each phase stops repeating (cumulative)
 _PHASE_END = {"write": 0.20, "cold": 0.45, "direct": 0.60, "warm": 0.70, "random": 0.80, "sweep": 1.0}
 
@@ -182,11 +183,17 @@ class _Probe:
 
 def _create_test_file(path: Path, free: int) -> Path:
     try:  # create first: a read-only directory should say so, not that it is full
-        fd, name = tempfile.mkstemp(prefix=".feedtax-disk-", suffix=".bin", dir=path)
+        fd, name = tempfile.mkstemp(prefix=TEST_FILE_PREFIX, suffix=TEST_FILE_SUFFIX, dir=path)
     except OSError as exc:
         raise ProbeError(path, oserror_reason(exc, free)) from None
     os.close(fd)
     return Path(name)
+
+
+def leftover_test_files(directory: Path) -> list[Path]:
+    """Test files in directory that a probe killed outright (SIGKILL, a power cut) could not remove; only a caller
+    that knows no probe is running there (a run holding its output directory) may delete them."""
+    return sorted(Path(directory).glob(f"{TEST_FILE_PREFIX}*{TEST_FILE_SUFFIX}"))
 
 
 def _closing_warnings(elapsed: float, time_budget_s: float, kind: str, dists: dict) -> list[str]:
@@ -232,10 +239,11 @@ def measure_disk(
     kind = fs_type(path)
     t_start = time.perf_counter()
     free = free_bytes(path)
-    probe = _Probe(file=_create_test_file(path, free), size=size, block=block_size_bytes, repeats=repeats,
-                   end={k: t_start + f * time_budget_s for k, f in _PHASE_END.items()},
-                   say=progress or (lambda _msg: None), warnings=_setup_warnings(path, size_bytes, size, kind))
-    try:
+    test_file = _create_test_file(path, free)
+    try:  # from here on every exit, a signal's exception included, removes the test file
+        probe = _Probe(file=test_file, size=size, block=block_size_bytes, repeats=repeats,
+                       end={k: t_start + f * time_budget_s for k, f in _PHASE_END.items()},
+                       say=progress or (lambda _msg: None), warnings=_setup_warnings(path, size_bytes, size, kind))
         if free < size:
             raise ProbeError(path, f"disk full for this size: the probe needs {size} bytes, {free} bytes free")
         write = probe.write(free)
@@ -243,7 +251,7 @@ def measure_disk(
         lat, iops, rand_method = probe.random_reads(rand_ops, seed)
         sweep = probe.block_sweep()
     finally:
-        probe.file.unlink(missing_ok=True)
+        test_file.unlink(missing_ok=True)
 
     elapsed = time.perf_counter() - t_start
     dists = {

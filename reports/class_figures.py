@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from feedtax.reports.common import log_axis
+from feedtax.reports.common import log_axis, plain
 from feedtax.vocabulary import FORMAT_COLORS, FORMATS, TRACKS  # noqa: E402
 
 
@@ -63,13 +63,13 @@ def decode_figure(rows: list[dict], flagged: set, profiles: list[str]) -> plt.Fi
             for prof in profiles:
                 sel = [r for r in mine if r["format"] == fmt and r["profile"] == prof]
                 if sel:
-                    label = fmt if len(profiles) == 1 else f"{fmt}\n({prof})"
+                    label = plain(fmt) if len(profiles) == 1 else f"{plain(fmt)}\n({plain(prof)})"
                     groups.append((label, np.array([r["value"] for r in sel]),
                                    np.array([(r["run_id"], track, fmt) in flagged for r in sel]),
                                    FORMAT_COLORS.get(fmt, "#555555")))
         _box_strip(ax, groups)
         runs = len({r["run_id"] for r in mine})
-        ax.set_title(f"{track}: decode, cold cache ({runs} submissions)", fontsize=10)
+        ax.set_title(f"{plain(track)}: decode, cold cache ({runs} submissions)", fontsize=10)
         ax.set_ylabel("samples/s per process (log)")
     for ax in list(axes.flat)[len(tracks):]:
         ax.set_visible(False)
@@ -94,7 +94,7 @@ def feeding_figure(rows: list[dict]) -> plt.Figure:
             ws = sorted(by_w)
             color = FORMAT_COLORS.get(fmt, "#555555")
             q = np.array([np.percentile(by_w[w], [25, 50, 75]) for w in ws])
-            ax.plot(ws, q[:, 1] * 100, "-o", color=color, label=f"{fmt}", ms=4)
+            ax.plot(ws, q[:, 1] * 100, "-o", color=color, label=plain(fmt), ms=4)
             ax.fill_between(ws, q[:, 0] * 100, q[:, 2] * 100, color=color, alpha=0.15)
             for w in ws:
                 ax.scatter([w] * len(by_w[w]), np.array(by_w[w]) * 100, s=6, color=color, alpha=0.5)
@@ -102,7 +102,7 @@ def feeding_figure(rows: list[dict]) -> plt.Figure:
         ax.set_xticks(sorted({int(r["num_workers"]) for r in mine}))
         ax.set_xlabel("DataLoader workers")
         ax.set_ylabel("feeding tax (% of time waiting)")
-        ax.set_title(f"{track} ({len({r['run_id'] for r in mine})} submissions)", fontsize=10)
+        ax.set_title(f"{plain(track)} ({len({r['run_id'] for r in mine})} submissions)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(tracks):]:
@@ -124,7 +124,7 @@ def disk_figure(rows: list[dict], flagged: set) -> plt.Figure:
         for i, kind in enumerate(kinds):
             sel = [r for r in rows if r["kind"] == kind and r[col] is not None]
             if sel:
-                groups.append((kind.replace(" · ", "\n"), np.array([r[col] for r in sel]),
+                groups.append((plain(kind).replace(" · ", "\n"), np.array([r[col] for r in sel]),
                                np.array([(r["run_id"], col) in flagged for r in sel]), palette(i % 10)))
         _box_strip(ax, groups)
         ax.set_ylabel("MB/s (1e6 B/s, log)")
@@ -139,7 +139,7 @@ def validation_figure(rows: list[dict]) -> plt.Figure:
     """Predicted minus measured feeding tax (percentage points) per track across the class."""
     tracks = order((r["track"] for r in rows), TRACKS)
     fig, ax = plt.subplots(figsize=(11, 3.2))
-    groups = [(f"{t}\n{len({r['run_id'] for r in rows if r['track'] == t})} submissions, rows:",
+    groups = [(f"{plain(t)}\n{len({r['run_id'] for r in rows if r['track'] == t})} submissions, rows:",
                np.array([r["error_pp"] for r in rows if r["track"] == t], dtype=float),
                np.zeros(sum(r["track"] == t for r in rows), dtype=bool), "#1f77b4") for t in tracks]
     _box_strip(ax, groups, log=False)

@@ -24,6 +24,7 @@ import numpy as np
 from feedtax.reports import class_figures
 from feedtax.reports.class_figures import order
 from feedtax.reports.common import CSS, figure, kv, table
+from feedtax.reports.text import visible
 from feedtax.results.io import write_atomic
 from feedtax.results.lab import LOCKS
 from feedtax.vocabulary import PROFILE_NAMES
@@ -261,7 +262,8 @@ def _locks(con) -> list[str]:
 
 
 def render(con) -> str:
-    """The class report as an HTML string, from an open DuckDB connection."""
+    """The class report as an HTML string, from an open DuckDB connection; every hidden character of the students'
+    text shown (text.visible)."""
     from feedtax.classroom.collect import table_rows
 
     counts = table_rows(con)
@@ -291,7 +293,7 @@ def render(con) -> str:
     parts += ["<h2>What the database holds</h2>",
               "<p class='note'>Rows per table (one table per results section; query them with DuckDB).</p>",
               kv(list(counts.items())), "</body></html>"]
-    return "\n".join(parts)
+    return visible("\n".join(parts))
 
 
 def write(db_path: Path, out_dir: Path) -> Path:

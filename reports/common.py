@@ -1,4 +1,5 @@
-"""What every report page shares: the stylesheet, a figure as inline SVG, and the HTML cells and tables."""
+"""What every report page shares: the stylesheet, a figure as inline SVG, text drawn in a figure as it is, and the HTML
+cells and tables."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import io
 import math
 from html import escape
 
+from feedtax.reports.text import visible
 from feedtax.results.metrics import metrics_by_name
 from feedtax.stats import Distribution
 
@@ -40,6 +42,13 @@ def svg(fig) -> str:
 
 def figure(fig) -> str:
     return f"<figure>{svg(fig)}</figure>"
+
+
+def plain(text: object) -> str:
+    """Text from a results file or the class database (a format, a profile, a filesystem, a note) for a figure's
+    label, title, tick or legend, drawn as it is: its dollar signs escaped, so no '$...$' starts matplotlib's mathtext
+    (which fails on '$\\frac{$' and sets '$x$' in italics), and its hidden characters visible (reports.text.visible)."""
+    return visible(str(text)).replace("$", r"\$")
 
 
 def dist(d: Distribution) -> str:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.reports.common import log_axis
+from feedtax.reports.common import log_axis, plain
 from feedtax.vocabulary import FORMAT_COLORS  # noqa: E402
 
 WORKER_MARKERS = {0: "o", 1: "s", 2: "^", 4: "D", 8: "v", 16: "P", 32: "X"}
@@ -37,7 +37,7 @@ def feeding_tax_gauge(rows) -> plt.Figure:
         for i, fmt in enumerate(fmts):
             by_w = {_get(r, "num_workers"): r for r in mine if _get(r, "format") == fmt}
             tax = [100 * _get(by_w[w], "feeding_tax") if w in by_w else np.nan for w in workers]
-            bars = ax.bar(x + (i - (len(fmts) - 1) / 2) * width, tax, width, label=fmt,
+            bars = ax.bar(x + (i - (len(fmts) - 1) / 2) * width, tax, width, label=plain(fmt),
                           color=FORMAT_COLORS.get(fmt, "#333333"))
             for b, w in zip(bars, workers, strict=True):
                 if w in by_w and _get(by_w[w], "unstable"):
@@ -48,7 +48,8 @@ def feeding_tax_gauge(rows) -> plt.Figure:
         ax.set_ylabel("feeding tax (% of wall time waiting)")
         ax.set_ylim(0, 100)
         step = _get(mine[0], "step_s")
-        ax.set_title(f"{track}: feeding tax, step {step * 1e3:.1f} ms ({_get(mine[0], 'consumer')})", fontsize=10)
+        ax.set_title(f"{plain(track)}: feeding tax, step {step * 1e3:.1f} ms ({plain(_get(mine[0], 'consumer'))})",
+                     fontsize=10)
         ax.legend(fontsize=8)
     fig.suptitle("Feeding tax per format and worker count, measured (! = unstable step times) — FeedingTaxGauge",
                  fontsize=11)
@@ -70,7 +71,7 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
         xs = [_get(r, "ingestion_samples_per_s") for r in pts]
         ys = [_get(r, "mfu") if use_mfu else _get(r, "au") for r in pts]
         color = FORMAT_COLORS.get(fmt, "#333333")
-        ax.plot(xs, ys, "-", color=color, label=fmt)
+        ax.plot(xs, ys, "-", color=color, label=plain(fmt))
         for r, x, y in zip(pts, xs, ys, strict=True):  # the worker count as the marker: no labels to collide
             w = _get(r, "num_workers")
             ax.plot([x], [y], marker=WORKER_MARKERS.get(w, "o"), ms=7, color=color, mec="black", mew=0.5)
@@ -86,7 +87,7 @@ def mfu_vs_ingestion(rows, summary) -> plt.Figure:
     ax.set_xlabel("ingestion rate, loader alone (samples/s, log)")
     ax.set_ylabel(label)
     ax.set_ylim(0, 1.05 if not use_mfu else None)
-    ax.set_title(f"{track}: {label.split(' ')[0]} against the loader's rate (ringed star = flow equilibrium)",
+    ax.set_title(f"{plain(track)}: {label.split(' ')[0]} against the loader's rate (ringed star = flow equilibrium)",
                  fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + markers, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -113,14 +114,14 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
                       key=lambda t: t[0])
         err = np.array([[x - ci[0], ci[1] - x] if ci else [0, 0] for _, x, ci in mine]).T
         ax.errorbar([w for w, _, _ in mine], [x for _, x, _ in mine], yerr=err, fmt="o", color=color, ms=4,
-                    capsize=2, lw=1, label=f"{fmt} measured")
+                    capsize=2, lw=1, label=f"{plain(fmt)} measured")
         curve = [(_get(p, "num_workers"), _get(p, "samples_per_s"), _get(p, "ci95")) for p in _get(fit, "predicted")
                  if _get(p, "informative")]
         lo, hi = min(_get(fit, "measured_workers")), max(_get(fit, "measured_workers"))
         inside = [(w, x) for w, x, _ in curve if lo <= w <= hi]
         if len(inside) > 1:
             ax.plot(*zip(*inside, strict=True), "-", color=color, lw=1)
-        label = f"{fmt} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else "")
+        label = f"{plain(fmt)} USL, extrapolated" + (" (poor fit)" if "poor fit" in (_get(fit, "note") or "") else "")
         for part in ([(w, x) for w, x, _ in curve if w <= lo], [(w, x) for w, x, _ in curve if w >= hi]):
             if len(part) > 1:  # below and beyond the measured counts, each joined to the fit's end there
                 ax.plot(*zip(*part, strict=True), "--", color=color, lw=1, label=label)
@@ -138,7 +139,7 @@ def scaling(rows, summary, cores: int | None = None) -> plt.Figure | None:
     log_axis(ax, "y")
     ax.set_xlabel("DataLoader workers (log)")
     ax.set_ylabel("ingestion, loader alone (samples/s, log)")
-    ax.set_title(f"{track}: scaling (USL fit, shaded 95% band; dashed = extrapolated)", fontsize=10)
+    ax.set_title(f"{plain(track)}: scaling (USL fit, shaded 95% band; dashed = extrapolated)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -165,13 +166,13 @@ def wait_breakdown(summary) -> plt.Figure:
                 why = "hidden" if _get(p, "cache_evicted") else "not evicted"
                 ax.annotate(why, (b.get_x() + width / 2, 0.02), xycoords=("data", "axes fraction"),
                             ha="center", va="bottom", fontsize=8, rotation=90)
-    ax.set_xticks(x, [f"{_get(p, 'format')}\n@{_get(p, 'num_workers')}w" for p in parts])
+    ax.set_xticks(x, [f"{plain(_get(p, 'format'))}\n@{_get(p, 'num_workers')}w" for p in parts])
     ax.set_xlim(-0.5, len(parts) - 0.5)  # a missing (NaN) bar does not widen the axes: keep every slot
     log_axis(ax, "y")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi * 4)  # head room for the legend
     ax.set_ylabel("samples/s (log)")
-    ax.set_title(f"{_get(summary, 'track')}: stage rates (hatched = binds)", fontsize=10)
+    ax.set_title(f"{plain(_get(summary, 'track'))}: stage rates (hatched = binds)", fontsize=10)
     ax.legend(fontsize=8, ncols=4, loc="upper left")
     if transport is not None:
         worker = _get(transport, "worker_s_per_batch")

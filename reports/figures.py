@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.reports.common import log_axis
+from feedtax.reports.common import log_axis, plain
 from feedtax.results.schema import Results  # noqa: E402
 from feedtax.vocabulary import FORMAT_COLORS  # noqa: E402
 
@@ -21,6 +21,7 @@ def format_costs(results: Results) -> plt.Figure:
     for row, track in zip(axes, tracks, strict=True):
         rows = [r for r in results.formats if r.track == track]
         names = [r.format for r in rows]
+        labels = [plain(n) for n in names]
         x = np.arange(len(rows))
         colors = [FORMAT_COLORS.get(n, "#333333") for n in names]
 
@@ -30,9 +31,9 @@ def format_costs(results: Results) -> plt.Figure:
         for xi, r in zip(x, rows, strict=True):
             ax.annotate(f"{r.compression_ratio:.2f}x", (xi, r.bytes_per_sample), ha="center", va="bottom", fontsize=8)
         ax.set_ylim(0, max(max(r.bytes_per_sample for r in rows), rows[0].raw_bytes_per_sample) * 1.3)
-        ax.set_xticks(x, names)
+        ax.set_xticks(x, labels)
         ax.set_ylabel("bytes on disk / sample")
-        ax.set_title(f"{track}: size on disk (label: in-memory size / size on disk)", fontsize=10)
+        ax.set_title(f"{plain(track)}: size on disk (label: in-memory size / size on disk)", fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
 
         ax = row[1]
@@ -50,9 +51,9 @@ def format_costs(results: Results) -> plt.Figure:
         log_axis(ax, "y")
         top = max(max(r.decode_samples_per_s_cold.q3, r.decode_samples_per_s_warm.q3) for r in rows)
         ax.set_ylim(top=top * 4)  # headroom for the legend
-        ax.set_xticks(x, names)
+        ax.set_xticks(x, labels)
         ax.set_ylabel("decode samples/s (log)")
-        ax.set_title(f"{track}: decode throughput, one process (median, IQR; ! = unstable)", fontsize=10)
+        ax.set_title(f"{plain(track)}: decode throughput, one process (median, IQR; ! = unstable)", fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle("Format costs per track: bytes on disk and decode throughput", fontsize=12)
     fig.tight_layout(h_pad=2.0)  # room between rows: a log axis's end labels reach past its edge

@@ -67,7 +67,7 @@ def _formats(results: Results) -> list[str]:
 
 
 def render(results: Results) -> str:
-    """The whole report as an HTML string."""
+    """The whole report as an HTML string, every hidden character of the run's text shown (text.visible)."""
     parts = (_header(results) + answers.opening(results) + _formats(results)
              + sections_feeding.feeding(results)
              + sections_pipeline.pipeline(results)
@@ -77,7 +77,7 @@ def render(results: Results) -> str:
              + sections_missions.assumptions(results) + sections_machine.machine(results)
              + sections_machine.configuration(results) + sections_machine.stages(results)
              + sections_machine.glossary())
-    return "\n".join(parts) + "</body></html>"
+    return text.visible("\n".join(parts) + "</body></html>")  # no field's control or bidi character reaches the page
 
 
 def write(results: Results, path: Path) -> Path:

@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from feedtax.reports.common import duration, human, log_axis
+from feedtax.reports.common import duration, human, log_axis, plain
 from feedtax.results.audits import GravityResult, Ledger  # noqa: E402
 from feedtax.results.projections import Projection  # noqa: E402
 from feedtax.vocabulary import AXES, HALF_EARTH_KM, SECONDS_PER_HOUR  # noqa: E402
@@ -101,8 +101,8 @@ def energy_radar(ledger: Ledger) -> plt.Figure:
     for t in ledger.tracks:
         pj = [sum(r.joules for r in t.rows if r.axis == axis) * 1e12 for axis in AXES]
         r = np.log10(np.maximum(pj, 1.0))
-        ax.plot(angles, np.append(r, r[0]), lw=2, color=TRACK_COLORS.get(t.track), label=f"{t.track} (move/compute "
-                f"{human(t.move_over_compute)})")
+        ax.plot(angles, np.append(r, r[0]), lw=2, color=TRACK_COLORS.get(t.track),
+                label=f"{plain(t.track)} (move/compute {human(t.move_over_compute)})")
         ax.fill(angles, np.append(r, r[0]), color=TRACK_COLORS.get(t.track), alpha=0.08)
     ax.set_title("Energy per unit of work by axis, log10 pJ (0 = none) — EnergyRadar", fontsize=10)
     ax.legend(loc="upper right", bbox_to_anchor=(1.4, 1.1), fontsize=8)
@@ -142,9 +142,10 @@ def ingestion_waterfall(projections: Mapping[str, Projection], disk_mb_per_s: fl
         values = [v for v, _ in stages.values()] + [p.pipeline.required_rate_per_second]
         log_axis(ax, "y")
         ax.set_ylim(min(values) / 10, max(values) * 10)
-        ax.set_xticks(x, [*stages, "compute needs"], fontsize=8, rotation=90)
+        ax.set_xticks(x, [*map(plain, stages), "compute needs"], fontsize=8, rotation=90)
         ax.set_ylabel(f"samples/s ({per_sample_bytes:,.0f}-byte samples, log)", fontsize=8)
-        ax.set_title(f"{track} ({p.format}): {p.verdict}\nbinding constraint: {p.binding_constraint}", fontsize=8)
+        ax.set_title(f"{plain(track)} ({plain(p.format)}): {plain(p.verdict)}\nbinding constraint: "
+                     f"{plain(p.binding_constraint)}", fontsize=8)
     fig.suptitle("Each stage's rate against what compute consumes, per mission — IngestionWaterfall", fontsize=11)
     fig.tight_layout()
     return fig

@@ -1,10 +1,25 @@
-"""The run report's prose: what each section measured and how to read it, as templates the sections fill in.
+"""The run report's prose: what each section measured and how to read it, as templates the sections fill in; and
+`visible`, which shows the invisible characters of text from files as escapes, on a page or a terminal.
 
 Kept apart so the section code reads as code. Templates take named fields (``str.format``); the
 numbers they state are the definitions feedtax uses (limits, spreads), never one machine's measurement.
 """
 
 from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, C1 controls (ESC and CSI start terminal escape sequences), and the bidi
+# embeddings, overrides and isolates that reorder the text around them (U+202A-202E, U+2066-2069)
+HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """text with each HIDDEN character written as its Python escape (\\x1b, \\u202e): text from a file (a run_id,
+    a CPU model, a student's answer) then shows what it holds and cannot move the cursor, recolour a terminal or
+    reorder a page."""
+    return HIDDEN.sub(lambda m: ascii(m.group())[1:-1], text)
+
 
 INCOMPLETE = "<p class='warn'>This run did not complete: the report shows what was measured before it stopped.</p>"
 

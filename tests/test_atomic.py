@@ -1,13 +1,17 @@
-"""write_atomic: the path holds the old bytes or the new ones, never half, no temp file left; durable fsyncs."""
+"""write_atomic: the path holds the old bytes or the new ones, never half, no temp file left; durable fsyncs.
+exclusive_lock: one holder at a time, named to the others, released even by a killed process."""
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from feedtax.atomic import write_atomic
+from feedtax.atomic import LockHeld, exclusive_lock, write_atomic
 
 
 @pytest.mark.parametrize("durable", [False, True])
@@ -46,3 +50,50 @@ def test_durable_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
     write_atomic(tmp_path / "b.json", b"x", durable=True)
     # the file (fsynced before its rename, so by inode), then the folder
     assert synced == [(tmp_path / "b.json").stat().st_ino, tmp_path.stat().st_ino]
+
+
+def test_an_interrupt_mid_write_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch):
+    """A signal's exception (KeyboardInterrupt, feedtax's Interrupted) during the write, as a SIGTERM mid-save."""
+    path = tmp_path / "out.json"
+    path.write_bytes(b"old")
+
+    def stopped(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, b"new bytes", durable=True)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.json"]
+
+
+def test_a_held_lock_names_its_holder_and_is_removed_on_release(tmp_path):
+    lock_path = tmp_path / ".lock"
+    with exclusive_lock(lock_path, "pid 1, run A") as held:
+        with pytest.raises(LockHeld) as info, exclusive_lock(lock_path, "pid 2"):
+            pass
+        assert info.value.holder == "pid 1, run A"
+        held.describe("pid 1, run A, started now")
+        with pytest.raises(LockHeld, match="started now"), exclusive_lock(lock_path, "pid 2"):
+            pass
+    assert not lock_path.exists()
+    with exclusive_lock(lock_path, "pid 2"):  # free again
+        assert lock_path.read_text() == "pid 2"
+
+
+def test_a_lock_held_by_a_killed_process_is_taken_over(tmp_path):
+    """The kernel drops a flock when its process dies, even by SIGKILL; the stale file it leaves is reused."""
+    lock_path = tmp_path / ".lock"
+    code = ("import sys, time; from feedtax.atomic import exclusive_lock\n"
+            f"with exclusive_lock({str(lock_path)!r}, 'the child'):\n    print('held', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld, match="the child"), exclusive_lock(lock_path, "me"):
+            pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert lock_path.read_text() == "the child", "a killed holder cannot remove its file"
+    with exclusive_lock(lock_path, "me"):  # the child is reaped: its files, and so its lock, are closed
+        assert lock_path.read_text() == "me"
+    assert not lock_path.exists()

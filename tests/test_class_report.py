@@ -1,4 +1,5 @@
-"""The class report: figures from the class database, n per figure, outliers flagged, empty sections said."""
+"""The class report: figures from the class database, n per figure, outliers flagged, empty sections said, the
+students' text shown as text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import duckdb
 import numpy as np
 import pytest
 import typer
+from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 from test_collect import N_GOOD, write_good
 from typer.testing import CliRunner
 
@@ -89,7 +91,8 @@ def _class_with_labs(inbox: Path) -> None:
             t.winner, t.crossover_km = "network", None
     slow_disk = base.model_copy(update={"run_id": "class-1"}, deep=True)
     slow_disk.disk.seq_read_mb_per_s_cold = 1.0
-    plain = base.model_copy(update={"run_id": "class-2"})
+    plain = base.model_copy(update={"run_id": "class-2"}, deep=True)
+    plain.memory.copy_mb_per_s_all_cores *= 1.01  # its own machine: the same measurements would be one run
 
     def lab(run_id, picks, answer):
         return LabRecord(run_id=run_id, locks=[Lock(lock=k, choice=v, confidence=conf, committed_utc=T)
@@ -133,3 +136,29 @@ def test_without_lab_records_the_section_says_so_in_one_line(class_db, tmp_path)
     html = class_report.write(class_db, tmp_path).read_text()
     section = html.split("6. What the class predicted, and what their machines measured</h2>")[1].split("<h2>")[0]
     assert section.strip() == class_report.NO_LABS
+
+
+def test_free_text_of_every_column_reaches_the_page_as_text(feedtax_cli, tmp_path):  # noqa: F811
+    """`feedtax class-report` over a class whose every text column (run_id, profile, track, format, filesystem, CPU,
+    Reflect answers...) holds mathtext, a bad TeX command, markup and hidden characters: it renders, each figure's
+    labels as text (no mathtext error), the hidden characters shown as escapes."""
+    from test_figure_text import HOSTILE
+
+    _class_with_labs(tmp_path / "inbox")
+    db = tmp_path / "class.duckdb"
+    assert len(c.collect([tmp_path / "inbox"], db).labs) == 2
+    figures = class_report.write(db, tmp_path / "before").read_text().count("<svg")
+    con = duckdb.connect(str(db))
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()}
+    columns = con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND "
+                          "data_type = 'VARCHAR'").fetchall()
+    for table, column in columns:
+        if table in tables and (table, column) != ("loader", "loader"):  # the report selects the tuned loader's rows
+            con.execute(f'UPDATE "{table}" SET "{column}" = "{column}" || ?', [HOSTILE])
+    con.close()
+    done = feedtax_cli("class-report", "--db", db, "--out", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    page = (tmp_path / "out" / "class_report.html").read_text()
+    assert page.count("<svg") == figures >= 3, "every figure is drawn"
+    assert not any(ch in page for ch in ("\x00", "\x1b", "\u202e", "\x9b"))
+    assert "$x$ $\\frac{$ \\x1b[31m\\x00\\u202e\\x9b" in page

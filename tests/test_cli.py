@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 
 FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "feedtax"]
 
@@ -189,3 +190,65 @@ def test_help_starts_without_heavy_imports():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
     assert feedtax("--help").returncode == 0
+
+
+@pytest.mark.parametrize("args, line", [
+    (["sweep", "--steps", "1000000000"], "feedtax: --steps: 1000000000 is over the limit 100000 (use 1..100000)"),
+    (["probe", "disk", "--time-budget-s", "nan"], "feedtax: --time-budget-s: nan is not a finite number"),
+    (["gravity", "--disk-mb-per-s", "100", "--assume", "truck_speed_km_per_h=0"],
+     "feedtax: --assume truck_speed_km_per_h=0: outside its range"),
+    (["sweep", "--bogus"], "feedtax: no such option: --bogus"),
+    (["report"], "feedtax: missing argument"),
+])
+def test_the_console_script_says_a_usage_error_in_one_line(args, line):
+    proc = feedtax(*args)
+    assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stdout == ""
+
+
+# --- text from files reaches the terminal as text: no rich markup applied, no escape sequence or bidi override ---
+
+HOSTILE = ("[/]", "[link=https://x.example]click[/link]", "cpu\x1b[31m\x00\u202eevil")
+
+
+def _hostile_runs(monkeypatch, **fields):
+    """results.load giving the stored v3 run with these fields, as if a results file had held them (the reader
+    refuses a bad run_id; the output must not depend on it)."""
+    from feedtax import results
+
+    base = results.load(Path(__file__).parent / "data" / "results-v3.json")
+
+    def load(path):
+        run = base.model_copy(deep=True, update={k: v for k, v in fields.items() if k != "cpu_model"})
+        run.host.cpu_model = fields.get("cpu_model", run.host.cpu_model) + ("" if "a" in str(path) else " B")
+        if "b" in str(path):
+            run.formats[0].bytes_per_sample *= 2
+            run.run_id += "-b"
+        return run
+
+    monkeypatch.setattr(results, "load", load)
+
+
+def _clean(text: str) -> bool:
+    return not any(c in text for c in ("\x1b", "\x00", "\u202e"))
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_compare_prints_a_hostile_run_id_and_cpu_as_text(feedtax_cli, monkeypatch, hostile):  # noqa: F811
+    _hostile_runs(monkeypatch, run_id=hostile, cpu_model=hostile)
+    out = feedtax_cli("compare", "a.json", "b.json", "--force", "--all")
+    assert out.exit_code == 0 and _clean(out.output), out.output
+    flat = "".join(out.stdout.split())
+    shown = "".join(hostile.replace("\x1b", "\\x1b").replace("\x00", "\\x00").replace("\u202e", "\\u202e").split())
+    assert f"{shown}(A)->{shown}-b(B)" in flat and f"CPUdiffers:{shown}vs{shown}B" in flat, out.stdout
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_project_and_report_print_hostile_text_as_text(feedtax_cli, monkeypatch, tmp_path, hostile):  # noqa: F811,E501
+    _hostile_runs(monkeypatch, run_id=hostile, cpu_model=hostile)
+    projected = feedtax_cli("project", "a.json")
+    assert projected.exit_code == 0 and _clean(projected.output), projected.output
+    target = tmp_path / "[b]report.html"  # printed as it is too
+    report = feedtax_cli("report", "a.json", "--out", target)
+    assert report.exit_code == 0 and report.stdout == f"{target}\n", report.output
+    assert _clean(target.read_text())

@@ -7,12 +7,14 @@ test_intake, test_store, test_submit, test_class_report and the collect benchmar
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
 import pickle
 import random
 import re
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -86,8 +88,10 @@ def variant(base: dict, i: int, seed: int = 0) -> dict:
     for row in doc.get("loader", []):  # another machine waits more or less
         row["feeding_tax"] = min(1.0, max(0.0, row["feeding_tax"] * rng.uniform(0.6, 1.4)))
         row["au"] = 1.0 - row["feeding_tax"]
-    for row in doc.get("model_validation", []):
-        row["error_pp"] = max(-100.0, min(100.0, row["error_pp"] + rng.gauss(0, 3)))
+    for row in doc.get("model_validation", []):  # ... and the model misses it by more or less
+        measured = row["predicted_feeding_tax"] - (row["error_pp"] + rng.gauss(0, 3)) / 100
+        row["measured_feeding_tax"] = min(1.0, max(0.0, measured))
+        row["error_pp"] = 100 * (row["predicted_feeding_tax"] - row["measured_feeding_tax"])
     return doc
 
 
@@ -142,6 +146,14 @@ def write_bad(folder: Path) -> dict[str, tuple[Path, str]]:
         "bad_run_id": (doc_with(12, lambda d: d.update(run_id="../../etc/passwd")), "bad_run_id"),
         "deep": (b'{"schema_version": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "too_deep"),
         "huge_int": (doc_with(13, lambda d: d["formats"][0].update(n_shards=10**30)), "implausible"),
+        "duplicate_key": (doc_with(14, lambda d: None).replace(b'"profile": "ci"', b'"profile": "ci", "profile": "x"',
+                                                               1), "duplicate_key"),
+        "run_id_newline": (doc_with(15, lambda d: d.update(run_id=d["run_id"] + "\n")), "bad_run_id"),
+        "unbounded_setting": (doc_with(16, lambda d: d["config"].update(min_time_s=1e308)), "implausible"),
+        "negative_count": (doc_with(17, lambda d: d["config"].update(samples_per_track=-5)), "implausible"),
+        "no_repeats": (doc_with(18, lambda d: d["config"].update(repeats=0)), "implausible"),
+        "load_average": (doc_with(19, lambda d: d["host"].update(load_average_1m=1e308)), "implausible"),
+        "inconsistent_ratio": (doc_with(20, lambda d: d["formats"][0].update(compression_ratio=1e3)), "implausible"),
     }
     out = {}
     for name, (data, kind) in cases.items():
@@ -237,7 +249,7 @@ def test_conflict_is_rejected_and_never_overwrites(corpus, tmp_path):
     c.collect([path], db)
     before = snapshot(db)
     doc = json.loads(path.read_text())
-    doc["formats"][0]["bytes_per_sample"] *= 2
+    _scale(doc["formats"][0], 2.0)  # its first format's rates doubled, consistently
     other = tmp_path / "edited.json"
     other.write_text(json.dumps(doc))
     reformatted = tmp_path / "same_content.json"
@@ -373,3 +385,88 @@ def test_measured_answers_are_filled_in_for_runs_collected_before_them(corpus, t
     save_lab(_lab(rids[0]), lab_only)
     report = c.collect([lab_only], db)
     assert [(x.run_id, x.status) for x in report.labs] == [(rids[0], "collected")] and report.ok
+
+
+# --- what identifies a run: its run_id, without case, and its measurements -------------------------------------------
+
+def _copy(path: Path, folder: Path, name: str, **changes) -> Path:
+    doc = json.loads(path.read_text())
+    doc.update(changes)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / name
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def test_a_run_is_counted_once_whatever_its_run_id_says(corpus, tmp_path):
+    _, good, _ = corpus
+    (rid, path), (other_rid, other) = list(good.items())[:2]
+    db, copies = tmp_path / "c.duckdb", tmp_path / "copies"
+    assert [a.run_id for a in c.collect([path], db).accepted] == [rid]
+    before = snapshot(db)
+    renamed = _copy(path, copies, "renamed.json", run_id=rid + "-again")  # the same measurements, another id
+    upper = _copy(path, copies, "upper.json", run_id=rid.swapcase())  # "...Z-00" as "...z-00"
+    newline = _copy(path, copies, "newline.json", run_id=rid + "\n")
+    clash = _copy(other, copies, "clash.json", run_id=rid.swapcase())  # another run under the same id, its case changed
+    report = c.collect([renamed, upper, newline, clash], db)
+    got = {Path(r.path).name: r for r in report.rejected + report.conflicts}
+    assert got["renamed.json"].kind == got["upper.json"].kind == "duplicate"
+    assert rid in got["renamed.json"].reason and str(path) in got["renamed.json"].reason
+    assert got["newline.json"].kind == "bad_run_id" and got["clash.json"].kind == "conflict"
+    assert not report.accepted and not report.duplicates and snapshot(db) == before
+    # within one collection too: the first file of a run goes in, a copy under another id is named
+    fresh = c.collect([other, _copy(other, copies, "twin.json", run_id=other_rid + "-twin")], tmp_path / "f.duckdb")
+    assert [a.run_id for a in fresh.accepted] == [other_rid]
+    assert [(r.kind, r.run_id) for r in fresh.rejected] == [("duplicate", other_rid + "-twin")]
+
+
+# --- a full disk -----------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _tmpfs(folder: Path, size: str):
+    """A small tmpfs at folder for the test's lifetime; the test is skipped, with the reason, where none can be
+    mounted (not root, no mount(8), a container without the capability)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True,
+                       capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = getattr(exc, "stderr", None) or exc
+        pytest.skip(f"cannot mount a tmpfs here to fill a disk: {str(why).strip()[:200]}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False, capture_output=True, timeout=30)
+
+
+def _consistent(db: Path) -> int:
+    """The number of runs, after checking every run is in every table it should be, and no table holds a run the
+    submissions do not."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        subs = {r[0] for r in con.execute("SELECT run_id FROM submissions").fetchall()}
+        for table in ("runs", "hosts", "formats", "measured_answers"):
+            assert {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {table}").fetchall()} == subs, table
+        return len(subs)
+    finally:
+        con.close()
+
+
+def test_a_full_disk_is_named_and_the_store_stays_whole(corpus, tmp_path):
+    _, good, _ = corpus
+    with _tmpfs(tmp_path / "small", "2M") as small:
+        db = small / "class.duckdb"
+        report = c.collect(list(good.values()), db, batch_files=4)
+        full = [r for r in report.rejected if r.kind == "database"]
+        assert full and report.accepted, "the disk did not fill: make the tmpfs smaller"
+        for r in full:
+            assert r.reason.startswith("disk full: ") and f"bytes free on {small}" in r.reason, r.reason
+            assert "rollback" not in r.reason
+        stored = _consistent(db)
+        assert stored == len(report.accepted) and stored + len(full) == len(good)
+        out = CliRunner().invoke(cli_app(), ["collect", *map(str, good.values()), "--db", str(db)])
+        assert out.exit_code == 1 and "database: disk full: " in out.output and "Traceback" not in out.output
+        subprocess.run(["mount", "-o", "remount,size=64M", str(small)], check=True, timeout=30)
+        again = c.collect(list(good.values()), db)  # space freed: the rest go in, the stored ones are there already
+        assert again.ok and len(again.accepted) == len(full) and len(again.duplicates) == stored
+        assert _consistent(db) == len(good)

@@ -197,3 +197,16 @@ def test_every_throughput_doubled_is_better_and_every_duration_unchanged():
         assert r.verdict in ("significant", "no_spread"), r.metric
     for r in durations:
         assert r.change_pct == 0 and r.direction is None and r.verdict in ("noise", "no_spread"), r.metric
+
+
+def test_a_change_to_or_from_a_number_that_is_not_finite_is_never_noise():
+    """results.load refuses NaN and Infinity; compare itself still never calls such a change noise, nor tests it."""
+    spread = {"median": 100.0, "mean": 100.0, "stdev": 1.0, "n": 5}
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        odd = {"median": bad, "mean": bad, "stdev": 1.0, "n": 5}
+        for a, b in ((spread, odd), (odd, spread)):
+            row = cmp._row("m", "s", "k", "decode_samples_per_s_cold", a, b)
+            assert row.verdict == "no_spread" and row.p_value is None and row.change_pct is None, (a, b)
+            assert row.direction is None and "not a finite number" in row.note
+        assert cmp._row("m", "s", "k", "bytes_per_sample", 100.0, bad).verdict == "no_spread"
+        assert cmp.welch(100.0, 1.0, 5, bad, 1.0, 5) is None and cmp.welch(100.0, bad, 5, 100.0, 1.0, 5) is None

@@ -139,6 +139,28 @@ def test_enospc_mid_write_removes_the_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_mid_probe_removes_the_test_file(tmp_path, monkeypatch):
+    """Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt inside a run) leaves no hidden 'disk' file behind."""
+    def stopped(*a, **kw):
+        assert len(disk.leftover_test_files(tmp_path)) == 1, "the test file exists while the probe reads"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(disk, "seq_read", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        small(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftover_test_files_are_the_probes_own(tmp_path):
+    """What a probe killed outright leaves: found by its name, and nothing else in the folder."""
+    (tmp_path / "data.bin").write_bytes(b"x")
+    (tmp_path / ".feedtax-disk-x.txt").write_bytes(b"x")
+    left = tmp_path / f"{disk.TEST_FILE_PREFIX}abc123{disk.TEST_FILE_SUFFIX}"
+    left.write_bytes(b"x")
+    assert disk.leftover_test_files(tmp_path) == [left]
+    assert disk.leftover_test_files(tmp_path / "absent") == []
+
+
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ProbeError, match="multiple of 4096"):
         measure_disk(tmp_path, 8 * MIB, block_size_bytes=1000)

@@ -55,7 +55,14 @@ def _drawn_texts(fig) -> list:
 
 @pytest.fixture(scope="module")
 def drawn() -> dict[str, list]:
-    return {name: _drawn_texts(fig) for name, fig in _figures(results.load(LAPTOP_RUN)).items()}
+    import matplotlib.pyplot as plt
+
+    figs = _figures(results.load(LAPTOP_RUN))
+    try:
+        return {name: _drawn_texts(fig) for name, fig in figs.items()}
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
 
 
 def test_every_figure_is_drawn(drawn):
@@ -76,3 +83,61 @@ def test_no_font_under_8_pt(drawn):
     small = {name: [(t.get_text()[:30], t.get_fontsize()) for t, _ in texts if t.get_fontsize() < 8]
              for name, texts in drawn.items()}
     assert not any(small.values()), small
+
+
+# --- text from a results file is drawn as it is: never as mathtext, its hidden characters visible ---------------------
+
+HOSTILE = " $x$ $\\frac{$ \x1b[31m\x00\u202e\x9b"  # mathtext markup, a bad TeX command, ESC, NUL, RLO, CSI
+
+
+def hostile(doc: dict, suffix: str = HOSTILE) -> dict:
+    """The results document with `suffix` appended to every free-text string (every one the schema lets be any
+    text: a run_id, a CPU model, a note, a loader row's format), as a hand-edited results file could hold them."""
+    from pydantic import ValidationError
+
+    def mark(node):
+        if isinstance(node, dict):
+            return {k: mark(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [mark(v) for v in node]
+        return node + suffix if isinstance(node, str) else node
+
+    out = mark(doc)
+    for _ in range(100):  # put back each string the schema constrains (a Literal, a pattern), where it says so
+        try:
+            results.Results.model_validate(out)
+            return out
+        except ValidationError as exc:
+            for error in exc.errors():
+                *where, last = error["loc"]
+                parent = out
+                for key in where:
+                    parent = parent[key]
+                assert isinstance(parent[last], str) and parent[last].endswith(suffix), error
+                parent[last] = parent[last][: -len(suffix)]
+    raise AssertionError("the schema kept refusing the marked document")
+
+
+@pytest.fixture(scope="module")
+def hostile_run() -> results.Results:
+    import json
+
+    return results.Results.model_validate(hostile(json.loads(LAPTOP_RUN.read_text())))
+
+
+def test_free_text_in_every_field_is_drawn_as_it_is(hostile_run):
+    import matplotlib.pyplot as plt
+    from matplotlib import cbook
+
+    marked = 0
+    for name, fig in _figures(hostile_run).items():
+        fig.canvas.draw()  # mathtext would fail here on '$\frac{$'
+        for t in fig.findobj(matplotlib.text.Text):
+            text = t.get_text()
+            if text.startswith("$\\mathdefault{"):  # matplotlib's own tick labels (2^-1 on a log2 axis)
+                continue
+            assert not cbook.is_math_text(text), (name, text)
+            assert not any(c in text for c in "\x1b\x00\u202e\x9b"), (name, text)
+            marked += "\\$x\\$" in text
+        plt.close(fig)
+    assert marked >= 10, "the figures draw the run's free text (formats of the loader rows, consumer, verdicts)"

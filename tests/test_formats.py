@@ -4,11 +4,19 @@ where offered, and damage detected: a truncated or corrupted shard raises ShardE
 from __future__ import annotations
 
 import random
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter
 
 import numpy as np
+import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from feedtax import datasets, formats
+from feedtax.formats import parquet, sample_pb2
 from feedtax.formats.base import DTYPES, ShardError
 
 TRACKS = datasets.TRACKS
@@ -172,3 +180,204 @@ def test_shard_of_another_format_is_refused(tmp_path, track_samples, fmt):
     [path] = formats.get(other).write(track_samples["tiny"], tmp_path, samples_per_shard=100)
     with pytest.raises(ShardError):
         list(formats.get(fmt).iter_samples([path]))
+
+
+# --- Damage that once gave wrong or missing samples with no error ---------------------------------------------
+
+
+def _read_or_error(codec, path):
+    try:
+        return list(codec.iter_samples([path]))
+    except ShardError as exc:
+        assert exc.path == path and exc.position and exc.problem
+        return exc
+
+
+def test_parquet_page_header_bit_flips_never_drop_rows(tmp_path, track_samples):
+    """A page header lies outside the page CRC: a flipped bit in one (here, every bit of the first 24 bytes of
+    each page header of a one-column shard) made pyarrow read fewer rows with no error. Now every row group's
+    and column's length is checked against the feedtax header's count."""
+    samples = track_samples["cloud"]
+    codec = formats.get("parquet")
+    [path] = codec.write(samples, tmp_path, samples_per_shard=100)
+    data = path.read_bytes()
+    col = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    caught = Counter()
+    for pos in [off + i for off in (col.dictionary_page_offset, col.data_page_offset) for i in range(24)]:
+        for bit in range(8):
+            damaged = bytearray(data)
+            damaged[pos] ^= 1 << bit
+            path.write_bytes(bytes(damaged))
+            got = _read_or_error(codec, path)
+            if isinstance(got, ShardError):
+                caught["rows" if "the header implies" in got.problem else "pyarrow's own"] += 1
+            else:
+                assert_same(samples, got)
+    assert caught["rows"] > 0, "no flip exercised the row-count check"
+
+
+def test_parquet_bytes_inserted_before_the_footer_are_shard_error(tmp_path, track_samples, monkeypatch):
+    """A row group's bytes written twice (a replayed write) left the footer's offsets pointing at the copy: row
+    group 1 read back as row group 0's intact pages (here one sample five times, so the smaller)."""
+    monkeypatch.setattr(parquet, "RG_ROWS", 5)  # three row groups in 12 samples
+    codec = formats.get("parquet")
+    samples = track_samples["cloud"][:1] * 5 + track_samples["cloud"][1:8]
+    [path] = codec.write(samples, tmp_path, samples_per_shard=12)
+    data = path.read_bytes()
+    end = 4 + pq.ParquetFile(path).metadata.row_group(0).column(0).total_compressed_size
+    path.write_bytes(data[:end] + data[4:end] + data[end:])
+    got = []
+    with pytest.raises(ShardError, match="bytes were inserted or removed") as info:
+        got.extend(codec.iter_samples([path]))
+    assert info.value.position == "footer"
+    assert_same(samples[: len(got)], got)
+    with pytest.raises(ShardError, match="bytes were inserted or removed"):
+        codec.read_sample(path, 7)
+
+
+_FOOTER_FLIPS = """
+import sys
+from pathlib import Path
+from feedtax.formats import parquet
+from feedtax.formats.base import ShardError
+path = Path(sys.argv[1])
+data = path.read_bytes()
+start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+for pos in range(start, start + 128):
+    for bit in range(8):
+        damaged = bytearray(data)
+        damaged[pos] ^= 1 << bit
+        path.write_bytes(bytes(damaged))
+        for read in (lambda: parquet.count_shard(path), lambda: parquet.read_shard_sample(path, 4)):
+            try:
+                read()
+            except ShardError:
+                pass
+"""
+
+
+def test_damaged_parquet_footer_never_aborts_the_process(tmp_path, track_samples):
+    """pyarrow's per-column metadata accessor terminates the process (an uncaught C++ exception) on some damaged
+    footers, e.g. a flipped bit in the schema that makes a definition-level histogram the wrong size; the reader
+    must not call it. Every bit of the footer's start (its schema) is flipped in turn, in a child process."""
+    [path] = formats.get("parquet").write(track_samples["mobile"][:5], tmp_path, samples_per_shard=5)
+    done = subprocess.run([sys.executable, "-c", _FOOTER_FLIPS, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_csv_header_asking_for_more_columns_than_fit_is_refused(tmp_path, track_samples):
+    """The csv header is outside the body CRC: a damaged shape must not make the reader build millions of names."""
+    codec = formats.get("csv")
+    [path] = codec.write(track_samples["cloud"][:3], tmp_path, samples_per_shard=3)
+    path.write_bytes(path.read_bytes().replace(b'"shape":[256]', b'"shape":[256256256]', 1))
+    with pytest.raises(ShardError, match="columns cannot fit in the"):
+        list(codec.iter_samples([path]))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "raw"])
+def test_random_access_on_a_damaged_footer_or_truncation_is_shard_error(tmp_path, track_samples, fmt):
+    """read_sample and count check as streaming does: never pyarrow's ArrowInvalid/OSError, never IndexError."""
+    codec = formats.get(fmt)
+    [path] = codec.write(track_samples["mobile"][:10], tmp_path, samples_per_shard=10)
+    data = path.read_bytes()
+    damages = [data[: len(data) // 2], data[:-3], data + b"\0" * 7]
+    if fmt == "parquet":  # the footer's length zeroed; the feedtax header's count made 11 (one bit)
+        damages += [data[:-8] + bytes(4) + data[-4:], data.replace(b'"count":10', b'"count":11')]
+    for damaged in damages:
+        path.write_bytes(damaged)
+        for read in (lambda: codec.read_sample(path, 3), lambda: codec.count(path)):
+            with pytest.raises(ShardError) as info:
+                read()
+            assert info.value.path == path and str(path) in str(info.value)
+
+
+def test_raw_header_is_checksummed(tmp_path, track_samples):
+    """A flipped byte in a field name ('crop' -> 'brop') gave samples under the wrong name."""
+    codec = formats.get("raw")
+    [path] = codec.write(track_samples["mobile"][:5], tmp_path, samples_per_shard=5)
+    data = bytearray(path.read_bytes())
+    data[data.index(b'"crop"') + 1] ^= 0x01
+    path.write_bytes(bytes(data))
+    for read in (lambda: list(codec.iter_samples([path])), lambda: codec.read_sample(path, 0),
+                 lambda: codec.count(path)):
+        with pytest.raises(ShardError, match="header checksum mismatch"):
+            read()
+
+
+def test_raw_version_1_shard_is_refused_clearly(tmp_path, track_samples):
+    codec = formats.get("raw")
+    [path] = codec.write(track_samples["tiny"][:3], tmp_path, samples_per_shard=3)
+    data = path.read_bytes()
+    hlen = struct.unpack_from("<I", data, 8)[0]
+    header = orjson.loads(data[16 : 16 + hlen]) | {"feedtax_shard": 1}
+    prefix = b"FTXRAW01" + struct.pack("<I", len(orjson.dumps(header))) + orjson.dumps(header)
+    start = 16 + hlen + (-(16 + hlen) % 4096)
+    path.write_bytes(prefix + bytes(-len(prefix) % 4096) + data[start:])
+    with pytest.raises(ShardError, match="version 1 raw shard.*rewrite it"):
+        list(codec.iter_samples([path]))
+
+
+def _pb_records(data: bytes) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    while pos < len(data):
+        out.append((pos, pos + 8 + struct.unpack_from("<I", data, pos)[0]))
+        pos = out[-1][1]
+    return out
+
+
+def test_protobuf_checks_the_record_count_before_yielding(tmp_path, track_samples):
+    """An appended copy of the last record was yielded as a sixth sample before the count check; now every frame
+    (its CRC seeded with its position) and the count are checked before the first sample is given out."""
+    codec = formats.get("protobuf")
+    samples = track_samples["mobile"][:5]
+    [path] = codec.write(samples, tmp_path, samples_per_shard=5)
+    data = path.read_bytes()
+    last, end = _pb_records(data)[-1]
+    payload = data[last + 8 : end]
+    valid_sixth = struct.pack("<II", len(payload), zlib.crc32(payload, 6)) + payload  # framed for its place
+    for damaged, problem in [(data + data[last:], "not in its place"),
+                             (data + valid_sixth, "6 records, more than the header's count of 5"),
+                             (data[:last], "4 records with 5 expected")]:
+        path.write_bytes(damaged)
+        got = []
+        with pytest.raises(ShardError, match=problem):
+            got.extend(codec.iter_samples([path]))
+        assert got == []
+
+
+def test_protobuf_record_out_of_its_place_is_shard_error(tmp_path, track_samples):
+    """A record's CRC is seeded with its position: one written over another of the same length (a misdirected
+    write; tiny's records all have one length) or two swapped would otherwise pass as valid records."""
+    codec = formats.get("protobuf")
+    [path] = codec.write(track_samples["tiny"][:6], tmp_path, samples_per_shard=6)
+    data = path.read_bytes()
+    (a2, b2), (a3, b3) = _pb_records(data)[3:5]
+    assert b2 - a2 == b3 - a3
+    for damaged in (data[:a3] + data[a2:b2] + data[b3:], data[:a2] + data[a3:b3] + data[a2:b2] + data[b3:]):
+        path.write_bytes(damaged)
+        with pytest.raises(ShardError, match="not in its place") as info:
+            list(codec.iter_samples([path]))
+        assert info.value.position == f"byte {a2 if damaged[a2:b2] != data[a2:b2] else a3}"
+
+
+def test_protobuf_version_1_shard_is_refused_clearly(tmp_path, track_samples):
+    """Version 1 framed records with unseeded CRCs: its header still reads, and says which version it is."""
+    codec = formats.get("protobuf")
+    [path] = codec.write(track_samples["tiny"][:3], tmp_path, samples_per_shard=3)
+    data = path.read_bytes()
+    payloads = [data[a + 8 : b] for a, b in _pb_records(data)]
+    header = sample_pb2.ShardHeader.FromString(payloads[0])
+    header.version = 1
+    payloads[0] = header.SerializeToString()
+    path.write_bytes(b"".join(struct.pack("<II", len(p), zlib.crc32(p)) + p for p in payloads))
+    with pytest.raises(ShardError, match="protobuf shard version 1, this reader knows 2: rewrite it"):
+        list(codec.iter_samples([path]))
+
+
+@pytest.mark.parametrize("fmt", formats.NAMES)
+def test_count_matches_the_samples(shard_sets, fmt):
+    samples, paths = shard_sets
+    codec = formats.get(fmt)
+    assert [codec.count(p) for p in paths[fmt]] == [5, 5, 5, 5, 3]
+    with pytest.raises(ShardError):
+        codec.count(paths[fmt][0].with_name("missing" + codec.suffix))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedtax import formats
+from feedtax.bench import formatstage
 from feedtax.bench.formatstage import measure_format, samples_within_budget
 
 
@@ -39,3 +40,39 @@ def test_budget_measures_whole_shards_and_at_least_one(tmp_path, track_samples):
     r, paths = measure_format("edge", "json", samples, tmp_path, samples_per_shard=5, warmups=1, repeats=5,
                               min_time_s=0.0, budget_s=1e-9)
     assert (r.n_samples, r.n_shards, len(paths)) == (5, 1, 1)
+
+
+@pytest.mark.parametrize("fmt", formats.NAMES)
+def test_shard_bytes_predicts_the_shards_from_a_few_samples(tmp_path, fmt):
+    """The pre-flight estimate of a run's disk use: from 8 samples, the bytes 200 take in shards of 50 on disk
+    (whole pages), within the margin the runner allows it."""
+    from feedtax import datasets
+    from feedtax.bench.profiles import get
+    from feedtax.bench.runner import ESTIMATE_MARGIN
+
+    for track in datasets.TRACKS:
+        samples = list(datasets.generate(track, 200, 3, get("ci").sizes))
+        paths = formats.get(fmt).write(samples, tmp_path / track, samples_per_shard=50)
+        written = sum(p.stat().st_blocks * 512 for p in paths)
+        estimate = formatstage.shard_bytes(fmt, samples[:8], 200, 50)
+        assert written / ESTIMATE_MARGIN <= estimate <= written * ESTIMATE_MARGIN, (track, estimate, written)
+
+
+def test_an_interrupted_encode_leaves_no_scratch_shards(tmp_path, track_samples, monkeypatch):
+    """Ctrl-C, SIGTERM or SIGHUP mid-encode (a KeyboardInterrupt in the run) leaves only what was there."""
+    calls = []
+
+    def stop(*a, **kw):
+        calls.append(real(*a, **kw))
+        if len(calls) > 2:  # with shards written
+            raise KeyboardInterrupt
+        return calls[-1]
+
+    from feedtax.formats import base
+
+    real = base.write_shards
+    monkeypatch.setattr(base, "write_shards", stop)
+    with pytest.raises(KeyboardInterrupt):
+        measure_format("edge", "raw", track_samples["edge"], tmp_path, samples_per_shard=10, warmups=1, repeats=3,
+                       min_time_s=0.0)
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,9 @@ from test_collect import make_corpus
 
 from feedtax.classroom import collect as c
 from feedtax.classroom import intake
-from feedtax.results import migrations
+from feedtax.results import migrations, validate
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "instructors.md"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,13 @@ def test_reasons_are_specific(corpus, tmp_path):
     assert "decode_samples_per_s_cold" in why["bad_absurd_rate.json"] and "1e+09" in why["bad_absurd_rate.json"]
     assert "limit" in why["bad_oversized.json"] and "deep" in why["bad_deep.json"]
     assert "formats.0.n_samples" in why["bad_wrong_type.json"]
+    assert "'profile' appears twice" in why["bad_duplicate_key.json"]
+    assert "\\n" in why["bad_run_id_newline.json"]  # the run_id shown escaped, its newline named
+    assert "config.min_time_s" in why["bad_unbounded_setting.json"] and "86400" in why["bad_unbounded_setting.json"]
+    assert "config.samples_per_track" in why["bad_negative_count.json"]
+    assert "config.repeats" in why["bad_no_repeats.json"]
+    assert "host.load_average_1m" in why["bad_load_average.json"]
+    assert "compression_ratio" in why["bad_inconsistent_ratio.json"]
     assert report.table_rows["runs"] == 0  # nothing of a rejected file is stored
 
 
@@ -72,7 +81,7 @@ def test_a_lab_record_is_read_with_its_own_limit_and_refused_with_a_reason(tmp_p
     big = tmp_path / "big.lab.json"
     with open(big, "wb") as f:
         f.truncate(MAX_LAB_BYTES + 1)
-    for path, said in ((big, "limit"), (tmp_path / "none.lab.json", "cannot stat"), (tmp_path, "not a regular file")):
+    for path, said in ((big, "limit"), (tmp_path / "none.lab.json", "cannot read"), (tmp_path, "not a regular file")):
         with pytest.raises(intake.Reject) as err:
             intake.read_lab(path)
         assert err.value.kind == "lab_invalid" and said in err.value.reason
@@ -80,3 +89,30 @@ def test_a_lab_record_is_read_with_its_own_limit_and_refused_with_a_reason(tmp_p
     with pytest.raises(intake.Reject, match="not a valid lab record") as err:
         intake.read_lab(good)
     assert not err.value.reason.startswith(str(good))  # the file is named once, by collect's report line
+
+
+def test_duplicate_keys_are_found_at_any_depth_and_strings_are_not_keys():
+    for text in (b'{"a": 1, "a": 2}', b'{"a": {"b": [1, {"c": 1, "c": 2}]}}', b'{"x": "q\\"", "x": 1}'):
+        with pytest.raises(validate.Invalid) as err:
+            validate.parse(text)
+        assert err.value.kind == "duplicate_key"
+    assert validate.parse(b'{"a": "b: c", "d": "{\\"a\\": 1, \\"a\\": 2}", "e": ["f:", {"g": ":"}]}')["e"]
+    assert validate.parse(b"\xef\xbb\xbf" + b'{"a": 1}') == {"a": 1}  # a UTF-8 BOM is skipped
+    with pytest.raises(validate.Invalid) as err:
+        validate.parse(b"\xef\xbb\xbf  ")
+    assert err.value.kind == "empty"
+
+
+def test_run_ids_are_matched_whole_and_compared_without_case():
+    assert validate.RUN_ID_PATTERN.fullmatch("20260101T000000Z-0a1b2c3d")
+    for bad in ("run\n", "run\r\n", " run", "run ", "../run", "", "a" * 129):
+        assert not validate.RUN_ID_PATTERN.fullmatch(bad) and not validate.RUN_ID_PATTERN.match(bad), repr(bad)
+    assert validate.run_key(" Run-1\n") == validate.run_key("run-1")
+
+
+def test_every_reject_kind_is_documented_and_no_other_is_raised(corpus, tmp_path):
+    table = DOCS.read_text().split("| reject kind |")[1].split("\n\n")[0]
+    for kind in intake.KINDS:
+        assert f"`{kind}`" in table, f"{kind} is not in docs/instructors.md's table of reject kinds"
+    report = c.collect([corpus[0]], tmp_path / "db.duckdb")
+    assert {r.kind for r in report.rejected} <= set(intake.KINDS)

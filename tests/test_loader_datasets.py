@@ -9,7 +9,8 @@ import torch
 from conftest import digest
 
 from feedtax import formats
-from feedtax.loader import LoaderConfig, make_loader
+from feedtax.formats.base import ShardError
+from feedtax.loader import LoaderConfig, make_loader, shard_lengths
 from feedtax.loader.datasets import ShardSamples, ShardStream, SyntheticBatches, _EpochPermutations
 
 COLUMNAR = ["raw", "parquet", "csv"]
@@ -67,3 +68,34 @@ def test_index_reads_locate_rows_and_refuse_stream_only_formats(shard_sets):
     assert len(ds) == 23 and ds.locate(0) == (0, 0) and ds.locate(12) == (2, 2) and ds.locate(22) == (4, 2)
     with pytest.raises(ValueError):
         ShardSamples("json", paths["json"])
+
+
+@pytest.mark.parametrize("fmt", ["raw", "parquet"])
+def test_shard_lengths_come_from_checked_headers(tmp_path, track_samples, fmt):
+    """Set-up reads each shard's count through the codec: a damaged footer or a truncation is the codec's
+    ShardError naming the file (pyarrow's ArrowInvalid or OSError before), whether or not a loader is made."""
+    paths = formats.get(fmt).write(track_samples["mobile"][:12], tmp_path, samples_per_shard=5)
+    assert shard_lengths(fmt, paths) == [5, 5, 2]
+    data = paths[1].read_bytes()
+    i = data.index(b'"crop"') + 1  # raw: a field name in the header; parquet: the footer's length
+    second = data[:i] + b"b" + data[i + 1:] if fmt == "raw" else data[:-8] + bytes(4) + data[-4:]
+    for damaged in (data[: len(data) // 2], second):
+        paths[1].write_bytes(damaged)
+        for build in (lambda: shard_lengths(fmt, paths),
+                      lambda: make_loader(fmt, paths, LoaderConfig(batch_size=4, shuffle_samples=True))):
+            with pytest.raises(ShardError) as info:
+                build()
+            assert info.value.path == paths[1] and info.value.position
+
+
+@pytest.mark.parametrize("fmt", ["raw", "parquet"])
+def test_index_read_past_a_shard_shortened_after_set_up_is_shard_error(tmp_path, track_samples, fmt):
+    """A shard rewritten with fewer samples under a loader: the row it held is a ShardError, not an IndexError."""
+    codec = formats.get(fmt)
+    samples = track_samples["mobile"][:10]
+    paths = codec.write(samples, tmp_path, samples_per_shard=5)
+    ds = ShardSamples(fmt, paths)
+    codec.write(samples[5:8], tmp_path / "short", samples_per_shard=5)[0].replace(paths[1])
+    with pytest.raises(ShardError, match="held 5 samples when the loader was made") as info:
+        ds[[0, 9]]
+    assert info.value.path == paths[1] and info.value.position == "sample 4"

@@ -1,12 +1,15 @@
 """The run report (feedtax.reports.html): every section from a real run, self-contained, sections without data
-left out, an unfinished run said so, model errors flagged past the limit, written atomically."""
+left out, an unfinished run said so, model errors flagged past the limit, written atomically; text from the results
+file shown as text."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 from test_collect import base_run
+from test_figure_text import LAPTOP_RUN, hostile
 
 from feedtax.reports import html
 from feedtax.reports.common import Markup, kv, table
@@ -82,3 +85,30 @@ def test_cells_escaped_unless_markup():
     assert "<td class='l'>&lt;b&gt;</td><td class='l'>1.23e+03</td>" in t and "<td class='l'><i>ok</i></td>" in t
     assert table(["a", "n"], [["x", 2.0]]).endswith("<tr><td class='l'>x</td><td>2</td></tr></table>")
     assert kv([("a&b", "<c>")]) == "<table><tr><th class='l'>a&amp;b</th><td class='l'>&lt;c&gt;</td></tr></table>"
+
+
+HIDDEN = ("\x00", "\x1b", "\u202e", "\x9b")  # NUL, ESC, RLO, CSI
+
+
+def test_free_text_of_every_field_reaches_the_page_as_text(feedtax_cli, monkeypatch, tmp_path):  # noqa: F811
+    """`feedtax report` of a run whose every free-text field holds mathtext, a bad TeX command, markup and hidden
+    characters: the page renders (no mathtext error), escaped, with the hidden characters shown as escapes."""
+    import json
+
+    from feedtax import results
+
+    run = Results.model_validate(hostile(json.loads(LAPTOP_RUN.read_text())))
+    monkeypatch.setattr(results, "load", lambda path: run)  # the reader may refuse some of it; the page must not
+    out = tmp_path / "report.html"
+    done = feedtax_cli("report", "results.json", "--out", out)
+    assert done.exit_code == 0, done.output
+    page = out.read_text()
+    assert not any(c in page for c in HIDDEN)
+    assert "\\x1b[31m\\x00\\u202e\\x9b" in page and "$x$ $\\frac{$" in page and page.count("<svg") >= 8
+    assert _text(page) == _text(html.render(run))
+
+
+def test_the_page_shows_hidden_characters_as_escapes(run):
+    page = html.render(run.model_copy(update={"run_id": "r\x00\x1b[2J\u202eevil<b>"}))
+    assert not any(c in page for c in HIDDEN)
+    assert "<code>r\\x00\\x1b[2J\\u202eevil&lt;b&gt;</code>" in page

@@ -1,19 +1,18 @@
-"""The store: a table per section of the model, later ones included; every section of a run stored, raw bytes kept."""
+"""The store: every section of a run stored, raw bytes kept; an older store migrated; a full disk named and a failed
+commit never hidden; a pipe or device refused as a database."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+import os
 
 import duckdb
 import pytest
-from pydantic import BaseModel
-from test_collect import base_run, make_corpus
+from test_collect import make_corpus
 
 from feedtax.classroom import collect as c
-from feedtax.classroom import intake, store
+from feedtax.classroom import store
 from feedtax.results.schema import Results
-from feedtax.stats import Distribution
 
 
 @pytest.fixture(scope="module")
@@ -31,76 +30,6 @@ def test_raw_bytes_of_every_accepted_run_are_stored(corpus, tmp_path):
     for rid, raw in stored.items():
         assert raw == good[rid].read_bytes()
         assert Results.model_validate_json(raw).run_id == rid
-
-
-# --- sections a later stage adds: the layout follows the model ---------------------------------------
-
-class FutureRow(BaseModel):
-    track: str
-    format: str
-    num_workers: int
-    samples_per_s: float
-    feeding_tax: float
-    step_wall_s: Distribution | None = None
-
-
-class Check(BaseModel):
-    name: str
-    ok: bool
-    headroom: float
-
-
-class FutureProjection(BaseModel):
-    verdict: Literal["meets", "misses"]
-    inputs: dict[str, float]
-    checks: list[Check]
-
-
-class FutureSummary(BaseModel):
-    class Flow(BaseModel):
-        num_workers: int | None
-        samples_per_s: float
-
-    equilibrium: dict[str, Flow]
-    note: str
-
-
-class Extended(Results):
-    future_rows: list[FutureRow] = []
-    future_summary: FutureSummary | None = None
-    future_projections: dict[str, FutureProjection] = {}
-
-
-def test_new_sections_get_tables_without_code(tmp_path):
-    base = json.loads(base_run())
-    base["future_rows"] = [{"track": "tiny", "format": "raw", "num_workers": w, "samples_per_s": 1000.0 * (w + 1),
-                            "feeding_tax": 0.5 / (w + 1)} for w in range(3)]
-    base["future_summary"] = {"equilibrium": {"tiny/raw": {"num_workers": 2, "samples_per_s": 3000.0}}, "note": "x"}
-    base["future_projections"] = {"cloud": {"verdict": "misses", "inputs": {"read_mb_per_s": 100.0},
-                                            "checks": [{"name": "rate", "ok": False, "headroom": 0.5}]}}
-    res = Extended.model_validate(base)
-    plan = store.table_plans(Extended)
-    tables = {p.table: p for p in store.all_plans(plan)}
-    assert {"future_rows", "future_summary", "future_summary_equilibrium", "future_projections",
-            "future_projections_checks"} <= set(tables)
-    assert "step_wall_s_median" in [col for _, col, _, _ in tables["future_rows"].columns]
-    rows = store.rows_of(res, plan)
-    assert len(rows["future_rows"]) == 3 and len(rows["future_projections_checks"]) == 1
-    con = duckdb.connect(str(tmp_path / "x.duckdb"))
-    store.ensure_tables(con, plan)
-    for p in store.all_plans(plan):
-        store._insert(con, p.table, store._meta(p) + [(col, t) for _, col, t, _ in p.columns], rows.get(p.table, []))
-    got = con.execute("SELECT num_workers, feeding_tax FROM future_rows ORDER BY 1").fetchall()
-    assert got == [(0, 0.5), (1, 0.25), (2, 0.5 / 3)]
-    assert con.execute("SELECT row_key, num_workers FROM future_summary_equilibrium").fetchall() == [("tiny/raw", 2)]
-    assert con.execute("SELECT p.row_key, k.name FROM future_projections p JOIN future_projections_checks k "
-                       "ON k.parent_path = p.row_path").fetchall() == [("cloud", "rate")]
-    assert json.loads(con.execute("SELECT inputs FROM future_projections").fetchone()[0]) == {"read_mb_per_s": 100.0}
-    con.close()
-
-    base["future_rows"][1]["feeding_tax"] = 1.4
-    problems = intake.implausible(Extended.model_validate(base).model_dump())
-    assert any("future_rows[1].feeding_tax" in p and "[0, 1]" in p for p in problems)
 
 
 def test_every_section_of_a_real_run_is_stored(corpus, tmp_path):
@@ -135,3 +64,83 @@ def test_fixed_tables_are_added_to_an_older_database_and_hold_a_lab_record(tmp_p
     assert counts == {"lab_records": 1, "lab_locks": 3, "lab_reflections": 0, "lab_iterations": 0}
     assert store.stored_lab(con, "nobody") is None
     con.close()
+
+
+# --- an older store, a full disk, a database that is not a file ------------------------------------------------------
+
+def test_an_older_store_gains_the_measurements_fingerprint_and_copies_of_its_runs_are_named(corpus, tmp_path):
+    _, good, _ = corpus
+    (rid, path), (other_rid, _) = list(good.items())[:2]
+    db = tmp_path / "old.duckdb"
+    c.collect(list(good.values())[:2], db)
+    con = duckdb.connect(str(db))
+    con.execute("ALTER TABLE submissions DROP COLUMN measurements_sha256")  # as a store from before it
+    con.close()
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps({**json.loads(path.read_text()), "run_id": "someone-else"}))
+    report = c.collect([copy], db)
+    assert [(r.kind, r.run_id) for r in report.rejected] == [("duplicate", "someone-else")] and rid in \
+        report.rejected[0].reason
+    con = duckdb.connect(str(db), read_only=True)
+    filled = dict(con.execute("SELECT run_id, measurements_sha256 FROM submissions").fetchall())
+    con.close()
+    assert filled == {r: Results.model_validate_json(good[r].read_bytes()).measurements_sha256()
+                      for r in (rid, other_rid)}
+
+
+def test_the_measurements_fingerprint_ignores_the_run_id_formatting_and_what_is_modelled(corpus):
+    _, good, _ = corpus
+    run = Results.model_validate_json(next(iter(good.values())).read_bytes())
+    renamed = run.model_copy(update={"run_id": "other", "created_utc": "2030-01-01T00:00:00+00:00",
+                                     "projections": {}, "gravity": None, "stages": []})
+    reread = Results.model_validate_json(json.dumps(json.loads(run.model_dump_json()), indent=3, sort_keys=True))
+    assert run.measurements_sha256() == renamed.measurements_sha256() == reread.measurements_sha256()
+    faster = run.model_copy(deep=True)
+    faster.formats[0].encode_samples_per_s.median *= 1.000001
+    assert faster.measurements_sha256() != run.measurements_sha256()
+
+
+class _FullDiskAtCommit:
+    """A DuckDB connection whose COMMIT fails as on a full disk: DuckDB has then ended the transaction itself, so a
+    ROLLBACK after it fails too ("no transaction is active")."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            self.con.execute("ROLLBACK")
+            raise duckdb.TransactionException('Failed to commit: Could not write file "x.wal": No space left on device')
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def test_a_failed_commit_is_reported_as_itself_and_a_full_disk_by_name(corpus, tmp_path):
+    _, good, _ = corpus
+    db = tmp_path / "c.duckdb"
+    plan = store.table_plans()
+    con = duckdb.connect(str(db))
+    store.ensure_tables(con, plan)
+    item = c.prepare(next(iter(good.values())), plan)
+    with pytest.raises(duckdb.TransactionException, match="No space left") as err:
+        store.write_batch(_FullDiskAtCommit(con), plan, [item])
+    said = store.describe(err.value, db)
+    assert said.startswith("disk full: ") and f"bytes free on {tmp_path}" in said
+    assert store.describe(duckdb.ConstraintException("Duplicate key"), db) == "Duplicate key"
+    assert con.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing half-stored
+    con.close()
+
+
+def test_a_pipe_or_a_device_is_refused_as_a_database_unopened(tmp_path):
+    fifo, zero = tmp_path / "fifo.duckdb", tmp_path / "zero.duckdb"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    for path in (fifo, zero, tmp_path):
+        for read_only in (False, True):
+            with pytest.raises(store.CollectError, match="not a regular file"):
+                store.connect(path, read_only=read_only)
+    with pytest.raises(store.CollectError, match="no such database"):
+        store.connect(tmp_path / "none.duckdb", read_only=True)
+    assert not (tmp_path / "none.duckdb").exists()

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pipeline_fixture as fixture
 import pytest
 import torch
+from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 from typer.testing import CliRunner
 
 from feedtax import results
@@ -50,21 +54,30 @@ def test_sweep_one_loader():
 
 @pytest.mark.parametrize("args, message", [
     (["--format", "xml"], "unknown format xml"),
-    (["--workers", "1,x"], "comma-separated integers"),
-    (["--workers", "-1"], "at least one count >= 0"),
+    (["--workers", "1,x"], "--workers: 'x' is not a whole number"),
+    (["--workers", "-1"], "--workers: -1 is under the limit 0"),
+    (["--workers", "0,1,1000"], "--workers: 1000 is over the limit"),  # never hundreds of processes
     (["--track", "mars"], "unknown track 'mars'"),
     (["--profile", "huge"], "unknown profile 'huge'"),
-    (["--step-ms", "-1"], "--step-ms"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--steps", "0"], "--steps"),
+    (["--step-ms", "-1"], "--step-ms: -1 is under the limit 0 (use 0..10000)"),
+    (["--step-ms", "inf"], "--step-ms: inf is not a finite number"),
+    (["--step-ms", "nan"], "--step-ms: nan is not a finite number"),
+    (["--batch-size", "0"], "--batch-size: 0 is under the limit 1"),
+    (["--batch-size", "1000000000000"], "--batch-size: 1000000000000 is over the limit 65536"),
+    (["--steps", "0"], "--steps: 0 is under the limit 1"),
+    (["--steps", "1e9"], "--steps: '1e9' is not a whole number (use 1..100000)"),
+    (["--steps", "1000000000"], "--steps: 1000000000 is over the limit 100000 (use 1..100000)"),
+    (["--seed", "-1"], "--seed: -1 is under the limit 0 (use 0..4294967295)"),
     (["--loader", "fast"], "unknown loader fast"),
     (["--device", "tpu"], "cpu or cuda"),
     (["--model", "--step-ms", "3"], "not both"),
-    (["--peak-tflops", "0"], "--peak-tflops must be > 0"),
+    (["--peak-tflops", "0"], "--peak-tflops: 0 is not over 0"),
+    (["--rank-timeout-s", "inf"], "--rank-timeout-s: inf is not a finite number"),
 ])
-def test_bad_options_exit_2_with_one_message(args, message):
-    res = runner.invoke(app, ["sweep", *args])
-    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+def test_bad_options_exit_2_with_one_message(feedtax_cli, args, message):  # noqa: F811
+    res = feedtax_cli("sweep", *args)
+    assert res.exit_code == 2 and res.stderr.startswith("feedtax: ") and message in res.stderr, res.output
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
@@ -175,10 +188,10 @@ def test_a_plain_train_step_is_the_consumer(in_tests):
     (["--rank-timeout-s", "30"], "--rank-timeout-s go with --dataset"),
     (["--batch-size", "4,8"], "several batch sizes are swept with --dataset only"),
 ])
-def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(in_tests, args, message):
-    res = runner.invoke(app, ["sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", *args])
-    assert res.exit_code == 2 and message in res.output, res.output
-    assert "Traceback" not in res.output
+def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(feedtax_cli, in_tests, args, message):  # noqa: F811
+    res = feedtax_cli("sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", *args)
+    assert res.exit_code == 2 and message in res.stderr, res.output
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
 
 
 def test_what_was_measured_before_an_error_is_kept(in_tests, tmp_path):
@@ -235,8 +248,8 @@ def test_tables_fit_an_80_column_terminal_without_cutting_a_header():
     (["--disk-tier", "hdd", "--loader", "default"],
      "feedtax: --disk-tier sweeps feedtax's tuned loader only: leave out --loader, or give --loader tuned"),
 ])
-def test_bad_disk_tiers_exit_2_with_one_line(args, line):
-    res = runner.invoke(app, ["sweep", *args])
+def test_bad_disk_tiers_exit_2_with_one_line(feedtax_cli, args, line):  # noqa: F811
+    res = feedtax_cli("sweep", *args)
     assert res.exit_code == 2 and res.output.strip().splitlines() == [line]
 
 
@@ -278,3 +291,46 @@ def test_a_disk_tier_sweep_as_json_is_the_disk_tier_result():
     assert [r.format for t in result.reachable() for r in t.rows] in ([], ["protobuf"])
     (answer,) = result.lock2
     assert not answer.measured and "two disk tiers" in answer.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# SIGTERM and SIGHUP (`kill`, `timeout`, a closed terminal) stop a sweep as Ctrl-C does
+
+
+def _stop_when(proc: subprocess.Popen, ready, signum: int) -> tuple[int, str]:
+    """Send signum once ready() holds (within 60 s); (exit code, stderr)."""
+    deadline = time.monotonic() + 60
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_stops_the_formats_sweep_in_one_line_and_leaves_no_shards(tmp_path, signum):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "feedtax", "sweep", "--format", "raw", "--workers", "0",
+                             "--steps", "100000", "--loader", "tuned"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+    code, err = _stop_when(proc, lambda: any(tmp.glob("feedtax-sweep-*/raw/*")), signum)
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, err
+    assert err.strip().splitlines()[-1] == f"feedtax: interrupted by {name}", err
+    assert "Traceback" not in err and not list(tmp.glob("feedtax-sweep-*")), "the shards are removed"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_stops_your_pipelines_sweep_keeping_what_it_measured(tmp_path, signum):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "feedtax", "sweep", "--dataset", "pipeline_fixture:fast_dataset",
+                             "--workers", "0,1", "--batch-size", "4", "--steps", "100000", "--out", str(out)],
+                            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code, err = _stop_when(proc, (out / "results.json").exists, signum)
+    name = signal.Signals(signum).name
+    assert code == 128 + signum, err
+    assert err.strip().splitlines()[-1] == (f"feedtax: interrupted by {name}: what was measured is in "
+                                            f"{out / 'results.json'}"), err
+    saved = results.load(out / "results.json")
+    assert saved.status == "interrupted" and saved.stages[-1].status == "interrupted"

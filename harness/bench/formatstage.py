@@ -5,10 +5,12 @@ shards' pages first (fsync + posix_fadvise DONTNEED, checked with mincore), "war
 from the page cache. Each is a distribution over repeats (feedtax.stats).
 A format too slow to repeat over all samples within the profile's per-format budget is measured on
 a prefix of whole shards (a per-sample cost does not depend on the count); n_samples says how many.
+`shard_bytes` says, before a run writes anything, how much disk its shards will take.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -25,6 +27,18 @@ def _decode_all(codec: formats.Codec, paths: list[Path], expected: int) -> None:
     n = sum(1 for _ in codec.iter_samples(paths))
     if n != expected:
         raise RuntimeError(f"{codec.name}: decoded {n} samples, wrote {expected}")
+
+
+def shard_bytes(fmt: str, samples: list[Sample], n: int, samples_per_shard: int) -> int:
+    """Bytes n samples like these take on disk in shards of samples_per_shard, from encoding two and all of `samples`
+    (at least 3) in memory: a shard's fixed bytes plus a per-sample slope, and a page per shard for the filesystem's
+    rounding up."""
+    codec, schema = formats.get(fmt), schema_of(samples[0])
+    small, large = (len(codec.encode_shard(s, schema)) for s in (samples[:2], samples))
+    per_sample = (large - small) / (len(samples) - 2)
+    fixed = max(small - 2 * per_sample, 0.0)
+    shards = -(-n // samples_per_shard)
+    return int(shards * (fixed + os.sysconf("SC_PAGE_SIZE")) + n * per_sample)
 
 
 def samples_within_budget(
@@ -71,10 +85,14 @@ def measure_format(
     def fresh() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    encode_s = time_repeats(
-        lambda: codec.write(samples, scratch, samples_per_shard=samples_per_shard),
-        setup=fresh, warmups=warmups, repeats=repeats, min_time_s=min_time_s, on_repeat=on_repeat,
-    )
+    try:
+        encode_s = time_repeats(
+            lambda: codec.write(samples, scratch, samples_per_shard=samples_per_shard),
+            setup=fresh, warmups=warmups, repeats=repeats, min_time_s=min_time_s, on_repeat=on_repeat,
+        )
+    except BaseException:  # a full disk or a signal: no half-written scratch shards stay behind
+        fresh()
+        raise
     shutil.rmtree(final, ignore_errors=True)
     scratch.rename(final)
     paths = sorted(final.iterdir())

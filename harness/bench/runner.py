@@ -3,23 +3,25 @@
 profile -> host, disk and memory probes -> datasets per track -> format stage (and each track's
 transform) -> DataLoader sweep -> selection experiment -> projections through mlsysim ->
 results.json -> report.html. Energy counters are read over all the measuring stages.
-Ctrl-C or a failure marks the stage and the run as such and leaves a valid results.json holding
-everything measured up to then.
+Before measuring, the output directory is checked and held (feedtax.bench.outdir). Ctrl-C, SIGTERM, SIGHUP or a
+failure (a full disk too) marks the stage and the run as such, removes the shards, and leaves a valid results.json
+holding everything measured up to then.
 """
 
 from __future__ import annotations
 
-import shutil
+import errno
+import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
 from feedtax import datasets, results
-from feedtax.bench import interrupts
-from feedtax.bench.formatstage import measure_format
+from feedtax.bench import interrupts, outdir
+from feedtax.bench.formatstage import measure_format, shard_bytes
 from feedtax.bench.profiles import Profile, SweepPlan
 from feedtax.probes import host
 from feedtax.probes.counters import EnergyMeter
@@ -66,16 +68,56 @@ class RunError(RuntimeError):
     """A run that cannot start or continue, with a message for the user."""
 
 
+class DiskFull(RuntimeError):
+    """The disk filled while measuring: one line naming what could not be written, the free space once the shards
+    were removed, and where the results are."""
+
+
 def prepare_out(out_dir: Path) -> Path:
     """Create the output directory and check it is writable before measuring anything."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".feedtax-write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise RunError(f"{out_dir}: cannot write results there: {exc.strerror or exc}") from None
+        outdir.check_writable(out_dir, "results")
+    except outdir.OutDirError as exc:
+        raise RunError(str(exc)) from None
     return out_dir / "results.json"
+
+
+def preflight(out_dir: Path, assume: Sequence[str] = ()) -> Path:
+    """Refuse a bad --assume or an unwritable output directory before anything is measured; results.json's path."""
+    if assume:
+        from feedtax.model import assumptions
+
+        assumptions.load(overrides=list(assume))
+    return prepare_out(out_dir)
+
+
+ESTIMATE_SAMPLES = 8  # encoded in memory per track x format to estimate its shards' bytes
+ESTIMATE_MARGIN = 1.2  # a few samples predict the shards closely, not exactly (compression varies with the data)
+RESULTS_ROOM_BYTES = 8 << 20  # results.json and report.html, each written beside its previous copy
+
+
+def _usable_cores() -> int:
+    """As HostInfo.usable_cores, without collecting the whole host."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def space_needed(profile: Profile, tracks: Sequence[str], formats: Sequence[str], seed: int) -> tuple[int, str]:
+    """Bytes the run will need at most on its output directory's filesystem, estimated from the profile before
+    anything is written (the disk probe's test file, or every shard at once, plus results), and what for."""
+    plan = profile.sweep
+    sweep_n, sweep_per_shard = sweep_samples(plan, max(plan.workers(_usable_cores()), default=0))
+    shards = 0
+    for track in tracks:
+        samples = list(datasets.generate(track, ESTIMATE_SAMPLES, seed, profile.sizes))
+        for fmt in formats:
+            shards += shard_bytes(fmt, samples, profile.samples_per_track, profile.samples_per_shard)
+            if track in plan.tracks and fmt in plan.formats:
+                shards += shard_bytes(fmt, samples, sweep_n, sweep_per_shard)
+    need = max(int(shards * ESTIMATE_MARGIN), profile.disk_probe_bytes) + RESULTS_ROOM_BYTES
+    return need, f"the {profile.name} profile's disk probe and shards"
 
 
 @contextmanager
@@ -83,14 +125,18 @@ def stage(res: results.Results, path: Path, name: str) -> Iterator[None]:
     """Record a stage's start, end and outcome in results.json."""
     record = results.Stage(name=name, status="running", started_utc=results.now_utc())
     res.stages.append(record)
-    results.save(res, path)
     t0 = time.perf_counter()
     try:
+        results.save(res, path)
         yield
-    except KeyboardInterrupt:
-        record.status = res.status = "interrupted"
+    except KeyboardInterrupt as exc:
+        stop = interrupts.interruption(exc)
+        record.status, record.error, res.status = "interrupted", f"interrupted by {stop.name}", "interrupted"
         raise
     except BaseException as exc:
+        if (stop := interrupts.received()) is not None:  # e.g. a DataLoader worker killed by the same signal
+            record.status, record.error, res.status = "interrupted", f"interrupted by {stop.name}", "interrupted"
+            raise stop from exc
         record.status = res.status = "failed"
         record.error = f"{type(exc).__name__}: {exc}"
         raise
@@ -98,7 +144,8 @@ def stage(res: results.Results, path: Path, name: str) -> Iterator[None]:
         record.status = "complete"
     finally:
         record.elapsed_s = time.perf_counter() - t0
-        results.save(res, path)
+        with interrupts.deferred():  # a signal now stops the next stage, not this save
+            results.save(res, path)
 
 
 def measure_transform(track: str, samples: list, profile: Profile, on_repeat) -> results.TransformResult:
@@ -114,6 +161,13 @@ def measure_transform(track: str, samples: list, profile: Profile, on_repeat) ->
                                    samples_per_s=summarize(rates(seconds, len(samples)), "samples/s"))
 
 
+def sweep_samples(plan: SweepPlan, max_workers: int) -> tuple[int, int]:
+    """Samples of the sweep's own shards and samples per shard: enough for the measured steps, in at least 2 shards
+    per worker."""
+    n = max(2 * max_workers, (plan.steps + 2 * max_workers + 4) * plan.batch_size)
+    return n, max(1, n // (2 * max(max_workers, 1)))
+
+
 def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: SweepPlan, max_workers: int,
                        seed: int, sizes: datasets.Sizes) -> dict[str, list[Path]]:
     """The sweep's own shards: enough samples for the measured steps, in at least 2 shards per worker.
@@ -122,9 +176,8 @@ def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: Swe
     still for a slow format measured on a budget) would leave workers idle and cap scaling."""
     from feedtax import formats as codecs
 
-    n = max(2 * max_workers, (plan.steps + 2 * max_workers + 4) * plan.batch_size)
+    n, per_shard = sweep_samples(plan, max_workers)
     samples = list(datasets.generate(track, n, seed, sizes))
-    per_shard = max(1, n // (2 * max(max_workers, 1)))
     return {fmt: codecs.get(fmt).write(samples, data_dir / f"sweep-{track}-{fmt}", samples_per_shard=per_shard)
             for fmt in formats}
 
@@ -220,6 +273,75 @@ def run_format_stage(res: results.Results, path: Path, profile: Profile, tracks:
     return shards
 
 
+def _measure(res: results.Results, path: Path, profile: Profile, tracks: Sequence[str], formats: Sequence[str],
+             data_dir: Path, assume: Sequence[str], progress: Progress, meter: EnergyMeter) -> None:
+    """Every stage in order, each recorded in results.json; energy is read over the measuring ones."""
+    seed = res.config.seed
+    with meter:
+        with stage(res, path, "probes"):
+            run_probe_stage(res, path, profile, data_dir, progress)
+        with stage(res, path, "formats"):
+            shards = run_format_stage(res, path, profile, tracks, formats, seed, data_dir, progress)
+        plan = profile.sweep
+        sweep_tracks = [t for t in plan.tracks if t in tracks]
+        sweep_formats = [f for f in plan.formats if f in formats]
+        if sweep_tracks and sweep_formats:
+            with stage(res, path, "sweep"):
+                run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
+        with stage(res, path, "selection"):
+            from feedtax.bench import selection
+
+            progress.start("selection experiment", 1)
+            res.selection = selection.run(selection.CONFIGS[profile.selection])
+            progress.advance()
+    with stage(res, path, "projections"):
+        from feedtax.model.project import project_results
+
+        progress.start("projections through mlsysim", 1)
+        project_results(res, list(assume))
+        progress.advance()
+    res.status = "complete"
+
+
+def _disk_full(exc: BaseException | None) -> OSError | None:
+    """The full-disk error (ENOSPC, EDQUOT) behind exc, following its causes, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return None
+
+
+def _finish(res: results.Results, path: Path, data_dir: Path, meter: EnergyMeter, keep_data: bool) -> OSError | None:
+    """Remove the shards (unless kept), then save results.json, so a full disk has room for it: kept shards go too
+    if it does not fit. A signal waits until this is done. The full-disk error that stopped the save, if any."""
+    with interrupts.deferred():
+        res.energy = meter.result
+        if not keep_data:
+            outdir.remove_shards(data_dir)
+        try:
+            results.save(res, path)
+        except OSError as exc:
+            if _disk_full(exc) is None:
+                raise
+            if not keep_data:
+                return exc
+            outdir.remove_shards(data_dir)
+            return _finish(res, path, data_dir, meter, keep_data=False)
+    return None
+
+
+def _full_message(full: OSError, out_dir: Path, path: Path, unsaved: OSError | None) -> str:
+    what = f"cannot write {str(full.filename).removesuffix('.tmp')}" if full.filename else full.strerror or str(full)
+    where = (f"what was measured is in {path}" if unsaved is None else
+             f"{path} could not be saved either: it holds the run as last saved")
+    free = outdir.free_bytes(out_dir)
+    return (f"disk full ({what}): {free / 1e6:,.1f} MB ({free:,} bytes) free on {out_dir} once the shards were "
+            f"removed; {where}")
+
+
 def run(
     profile: Profile,
     out_dir: Path,
@@ -230,46 +352,33 @@ def run(
     keep_data: bool = False,
     assume: Sequence[str] = (),
     progress: Progress = _SILENT,
+    say: Callable[[str], None] = lambda line: None,
 ) -> results.Results:
-    """Measure everything the profile asks for; results.json is valid after every step."""
-    if assume:  # refuse a bad --assume before measuring anything
-        from feedtax.model import assumptions
+    """Measure everything the profile asks for; results.json is valid after every step. `say` gets the lines about
+    the output directory (what a killed run left and was removed, the previous results kept).
 
-        assumptions.load(overrides=list(assume))
-    path = prepare_out(out_dir)
+    Raises RunError or OutDirError before measuring (bad input, an unusable or busy OUT, too little room), DiskFull
+    when the disk fills, and Interrupted on SIGINT, SIGTERM or SIGHUP."""
+    path = preflight(out_dir, assume)
     data_dir = out_dir / "data"
-    res = _new_results(profile, out_dir, data_dir, tracks, formats, seed)
-    results.save(res, path)
-    meter, progress = EnergyMeter(), _Checked(progress)
-    try:
-        with interrupts.latched():
-            with meter:
-                with stage(res, path, "probes"):
-                    run_probe_stage(res, path, profile, data_dir, progress)
-                with stage(res, path, "formats"):
-                    shards = run_format_stage(res, path, profile, tracks, formats, seed, data_dir, progress)
-                plan = profile.sweep
-                sweep_tracks = [t for t in plan.tracks if t in tracks]
-                sweep_formats = [f for f in plan.formats if f in formats]
-                if sweep_tracks and sweep_formats:
-                    with stage(res, path, "sweep"):
-                        run_sweep_stage(res, path, shards, sweep_tracks, sweep_formats, plan, progress)
-                with stage(res, path, "selection"):
-                    from feedtax.bench import selection
-
-                    progress.start("selection experiment", 1)
-                    res.selection = selection.run(selection.CONFIGS[profile.selection])
-                    progress.advance()
-            with stage(res, path, "projections"):
-                from feedtax.model.project import project_results
-
-                progress.start("projections through mlsysim", 1)
-                project_results(res, list(assume))
-                progress.advance()
-            res.status = "complete"
-    finally:
-        res.energy = meter.result
+    with outdir.claim(out_dir, lambda: space_needed(profile, tracks, formats, seed), say) as held:
+        res = _new_results(profile, out_dir, data_dir, tracks, formats, seed)
+        held.describe(f"pid {os.getpid()}, run {res.run_id}, started {res.created_utc}")
         results.save(res, path)
-        if not keep_data:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        meter = EnergyMeter()
+        with interrupts.latched():
+            try:
+                _measure(res, path, profile, tracks, formats, data_dir, assume, _Checked(progress), meter)
+            except BaseException as exc:
+                if res.status == "running":  # stopped between stages, or while a stage saved its end
+                    stopped = isinstance(exc, KeyboardInterrupt) or interrupts.received() is not None
+                    res.status = "interrupted" if stopped else "failed"
+                full = _disk_full(exc)
+                unsaved = _finish(res, path, data_dir, meter, keep_data and full is None)
+                if full is not None or unsaved is not None:
+                    raise DiskFull(_full_message(full or unsaved, out_dir, path, unsaved)) from exc
+                raise
+            unsaved = _finish(res, path, data_dir, meter, keep_data)
+        if unsaved is not None:
+            raise DiskFull(_full_message(unsaved, out_dir, path, unsaved))
     return res

@@ -20,14 +20,16 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from feedtax.classroom.intake import Reject, migrate, parse, read_lab, read_limited, validate
+from feedtax.classroom.intake import Invalid, Reject, admit, read_lab
 from feedtax.classroom.locks import MeasuredAnswer, measured_answers
 from feedtax.classroom.store import (
     CollectError,
     Plan,
     Prepared,
     answer_rows,
+    backfill_fingerprints,
     connect,
+    describe,
     ensure_tables,
     lab_rows,
     rows_of,
@@ -40,6 +42,7 @@ from feedtax.classroom.store import (
 from feedtax.classroom.submit import LAB_SUFFIX
 from feedtax.results.lab import LOCKS, LabRecord
 from feedtax.results.schema import SCHEMA_VERSION, Results
+from feedtax.results.validate import run_key
 
 BATCH_FILES = 200  # files per insert transaction; a failing batch is retried file by file
 
@@ -115,23 +118,23 @@ def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Reje
 
 
 def prepare(path: Path, plan: Plan) -> Prepared:
-    """Read, parse, migrate, validate and check one file, and turn it into rows; raises Reject with the reason."""
-    data = read_limited(path)
-    doc, original = migrate(parse(data))
-    unknown = sorted(set(doc) - set(Results.model_fields))
-    res = validate(doc, data if original == SCHEMA_VERSION else None)
+    """Read, parse, migrate, validate and check one file (intake), and turn it into rows; raises Invalid (or Reject)
+    with the kind and reason."""
+    read = admit(path)
+    res, data = read.results, read.data
     warnings = []
-    if unknown:
+    if read.unknown:
         warnings.append(f"sections this feedtax does not know were kept only in submissions.raw: "
-                        f"{', '.join(unknown)[:200]}")
-    if original != SCHEMA_VERSION:
-        warnings.append(f"migrated from schema_version {original} to {SCHEMA_VERSION}")
+                        f"{', '.join(read.unknown)[:200]}")
+    if read.version != SCHEMA_VERSION:
+        warnings.append(f"migrated from schema_version {read.version} to {SCHEMA_VERSION}")
     content = hashlib.sha256(res.model_dump_json().encode()).hexdigest()
-    submission = (res.run_id, content, hashlib.sha256(data).hexdigest(), len(data), str(path), original, None,
-                  json.dumps(warnings), data)
+    measured = res.measurements_sha256()
+    submission = (res.run_id, content, hashlib.sha256(data).hexdigest(), len(data), str(path), read.version, None,
+                  json.dumps(warnings), data, measured)
     rows = rows_of(res, plan)
     rows["measured_answers"] = _answers(res)
-    return Prepared(path, res.run_id, rows, submission, content, warnings)
+    return Prepared(path, res.run_id, rows, submission, content, warnings, measured)
 
 
 def _answers(res: Results) -> list[tuple]:
@@ -144,15 +147,63 @@ def _answers(res: Results) -> list[tuple]:
     return answer_rows(res.run_id, found)
 
 
+class _Known:
+    """The runs in the store and those collected now, by what identifies a run: its run_id compared without case or
+    surrounding space (validate.run_key), and the fingerprint of its measurements (Results.measurements_sha256)."""
+
+    def __init__(self, con):
+        rows = con.execute("SELECT run_id, content_sha256, source_path, measurements_sha256 FROM submissions")
+        self.by_key: dict[str, tuple[str, str, str, str | None]] = {}  # run key -> (run_id, content, source, measured)
+        self.by_measurements: dict[str, tuple[str, str]] = {}  # measurements -> (run_id, source)
+        for run_id, content, source, measured in rows.fetchall():
+            self.by_key[run_key(run_id)] = (run_id, content, source, measured)
+            if measured:
+                self.by_measurements.setdefault(measured, (run_id, source))
+
+    def ids(self) -> set[str]:
+        return {v[0] for v in self.by_key.values()}
+
+    def add(self, item: Prepared) -> None:
+        self.by_key[run_key(item.run_id)] = (item.run_id, item.content_sha256, str(item.path), item.measurements_sha256)
+        self.by_measurements.setdefault(item.measurements_sha256, (item.run_id, str(item.path)))
+
+    def forget(self, item: Prepared) -> None:
+        self.by_key.pop(run_key(item.run_id), None)
+        if self.by_measurements.get(item.measurements_sha256, (None,))[0] == item.run_id:
+            del self.by_measurements[item.measurements_sha256]
+
+    def judge(self, item: Prepared, report: CollectReport) -> str:
+        """"new" (to be stored), "known" (its run_id is stored: already there, or a conflict), or "refused": a copy
+        of a stored run under another run_id (named as a duplicate of it)."""
+        stored = self.by_key.get(run_key(item.run_id))
+        if stored is not None and stored[0] == item.run_id:
+            _already(item, stored[1:3], report)
+            return "known"
+        if stored is not None and stored[3] != item.measurements_sha256:
+            report.conflicts.append(Rejected(
+                path=str(item.path), kind="conflict", run_id=item.run_id,
+                reason=f"run_id {item.run_id} is run_id {stored[0]} (collected from {stored[2]}: run_ids are compared "
+                       "without case) with different measurements; kept that one"))
+            return "refused"
+        twin = (stored[0], stored[2]) if stored is not None else self.by_measurements.get(item.measurements_sha256)
+        if twin is not None:
+            report.rejected.append(Rejected(
+                path=str(item.path), kind="duplicate", run_id=item.run_id,
+                reason=f"the same measurements as run {twin[0]} (collected from {twin[1]}) under another run_id: "
+                       "a run is counted once"))
+            return "refused"
+        return "new"
+
+
 def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BATCH_FILES) -> CollectReport:
-    """Validate every submission and ingest the good ones into db_path, once per run_id; then the lab records.
+    """Validate every submission and ingest the good ones into db_path, once per run; then the lab records.
 
     A run_id already collected with the same content is a duplicate (nothing changes); with other
-    content it is a conflict (rejected, the stored run kept). Each file is all-or-nothing: inserts
-    go in batches of transactions, and a batch that fails is rolled back and retried file by file.
+    content it is a conflict (rejected, the stored run kept); run_ids are compared without case. The same
+    measurements under another run_id are rejected as a duplicate of the run collected first. Each file is
+    all-or-nothing: inserts go in batches of transactions, and a batch that fails is rolled back and retried file
+    by file; a full disk is named as such.
     """
-    import duckdb
-
     t0 = time.perf_counter()
     report = CollectReport(db_path=str(db_path))
     found, missing = submission_files(paths)
@@ -164,39 +215,9 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     gc_was_enabled = gc.isenabled()
     gc.disable()  # thousands of live rows make every automatic collection rescan them all: collect after each batch
     try:
-        try:
-            ensure_tables(con, plan)
-        except duckdb.Error as exc:
-            raise CollectError(f"{db_path}: cannot prepare tables: {str(exc).splitlines()[0]}") from None
-        stored = con.execute("SELECT run_id, content_sha256, source_path FROM submissions").fetchall()
-        known = {r[0]: (r[1], r[2]) for r in stored}
-        answered = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM measured_answers").fetchall()}
-        run_of: dict[str, str | None] = {}  # each results file's run_id (None: rejected), to pair lab records
-        pending: list[Prepared] = []
-        backfill: list[tuple] = []  # measured answers of runs collected before they were computed
-        for path in files:
-            run_of[os.path.realpath(path)] = None
-            try:
-                item = prepare(path, plan)
-            except Reject as r:
-                report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
-                continue
-            rid = run_of[os.path.realpath(path)] = item.run_id
-            if rid in known:
-                _already(item, known[rid], report)
-                if rid not in answered:
-                    backfill += item.rows["measured_answers"]
-                answered.add(rid)
-                continue
-            known[rid] = (item.content_sha256, str(path))
-            answered.add(rid)
-            pending.append(item)
-            if len(pending) >= batch_files:
-                _flush(con, plan, pending, known, report)
-        _flush(con, plan, pending, known, report)
-        if backfill:
-            write_extra(con, {"measured_answers": backfill})
-        _collect_labs(con, labs, run_of, known, report)
+        known = _open(con, plan, db_path)
+        run_of = _collect_runs(con, plan, files, known, report, batch_files)
+        _collect_labs(con, labs, run_of, known.ids(), report)
         report.table_rows = table_rows(con)
     finally:
         con.close()
@@ -204,6 +225,61 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
             gc.enable()
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _open(con, plan: Plan, db_path: Path) -> _Known:
+    """The store's tables made current (an older store gains the tables, columns and fingerprints it lacks), and the
+    runs it holds; CollectError when that cannot be written."""
+    import duckdb
+
+    try:
+        ensure_tables(con, plan)
+        backfill_fingerprints(con)
+    except duckdb.Error as exc:
+        raise CollectError(f"{db_path}: cannot prepare tables: {describe(exc, db_path)}") from None
+    return _Known(con)
+
+
+def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: CollectReport,
+                  batch_files: int) -> dict[str, str | None]:
+    """Every results file validated and, when new, inserted in batches; each file's run_id (None: not collected),
+    to pair the lab records with."""
+    import duckdb
+
+    answered = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM measured_answers").fetchall()}
+    run_of: dict[str, str | None] = {}
+    pending: list[Prepared] = []
+    backfill: list[tuple] = []  # measured answers of runs collected before they were computed
+    for path in files:
+        run_of[os.path.realpath(path)] = None
+        try:
+            item = prepare(path, plan)
+        except Invalid as r:
+            report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
+            continue
+        verdict = known.judge(item, report)
+        if verdict == "refused":
+            continue
+        rid = run_of[os.path.realpath(path)] = item.run_id
+        if verdict == "known":
+            if rid not in answered:
+                backfill += item.rows["measured_answers"]
+            answered.add(rid)
+            continue
+        known.add(item)
+        answered.add(rid)
+        pending.append(item)
+        if len(pending) >= batch_files:
+            _flush(con, plan, pending, known, report)
+    _flush(con, plan, pending, known, report)
+    if backfill:
+        try:
+            write_extra(con, {"measured_answers": backfill})
+        except duckdb.Error as exc:
+            why = describe(exc, report.db_path)
+            report.rejected.append(Rejected(path=report.db_path, kind="database", reason="the measured answers of "
+                                            f"runs collected before them were not filled in: {why}"))
+    return run_of
 
 
 def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> None:
@@ -217,8 +293,9 @@ def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> 
             reason=f"run_id {item.run_id} was already collected from {source} with different content; kept that one"))
 
 
-def _flush(con, plan: Plan, pending: list[Prepared], known: dict, report: CollectReport) -> None:
-    """Insert the pending runs in one transaction; if it fails, one by one, naming the file the database refuses."""
+def _flush(con, plan: Plan, pending: list[Prepared], known: _Known, report: CollectReport) -> None:
+    """Insert the pending runs in one transaction; if it fails, one by one, naming the file the database refuses
+    (and a full disk as such)."""
     import duckdb
 
     if not pending:
@@ -232,16 +309,21 @@ def _flush(con, plan: Plan, pending: list[Prepared], known: dict, report: Collec
                 write_batch(con, plan, [p])
                 report.accepted.append(Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings))
             except duckdb.Error as exc:
-                known.pop(p.run_id, None)
+                known.forget(p)
                 report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id,
-                                                reason=f"the database refused it: {str(exc).splitlines()[0]}"))
+                                                reason=_refused(exc, report.db_path)))
     pending.clear()
     gc.collect()
 
 
+def _refused(exc: Exception, db_path: str) -> str:
+    said = describe(exc, db_path)
+    return said if said.startswith("disk full") else f"the database refused it: {said}"
+
+
 # --- lab records ------------------------------------------------------------------------------------
 
-def _lab_run(path: Path, lab: LabRecord, run_of: dict[str, str | None], known: dict) -> str:
+def _lab_run(path: Path, lab: LabRecord, run_of: dict[str, str | None], known: set[str]) -> str:
     """The stored run a lab record goes with: that of the results file beside it (alice.lab.json -> alice.json)
     where one was collected now, else its own run_id's; Reject when there is none or the run_ids differ."""
     partner = path.with_name(path.name[: -len(LAB_SUFFIX)] + ".json")
@@ -266,7 +348,8 @@ def _changed_locks(stored: list[tuple], lab: LabRecord) -> list[str]:
     return [row[0] for row in stored if tuple(row) not in now]
 
 
-def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: dict, report: CollectReport) -> None:
+def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: set[str],
+                  report: CollectReport) -> None:
     """Each lab record validated, paired with its run and stored: new, replacing an older one of that run, or
     unchanged; refused (named with the reason) when invalid, without a run, or changing a Lock already stored."""
     import duckdb
@@ -275,7 +358,7 @@ def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: d
         try:
             lab, raw = read_lab(path)
             rid = _lab_run(path, lab, run_of, known)
-        except Reject as r:
+        except Invalid as r:
             report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
             continue
         content = hashlib.sha256(lab.model_dump_json().encode()).hexdigest()
@@ -293,6 +376,6 @@ def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: d
             write_extra(con, lab_rows(lab, raw, content, str(path)), replace_run=rid if stored else None)
         except duckdb.Error as exc:
             report.rejected.append(Rejected(path=str(path), kind="database", run_id=rid,
-                                            reason=f"the database refused it: {str(exc).splitlines()[0]}"))
+                                            reason=_refused(exc, report.db_path)))
             continue
         report.labs.append(LabCollected(path=str(path), run_id=rid, status="replaced" if stored else "collected"))

@@ -95,8 +95,9 @@ def t_two_sided_p(t: float, df: float) -> float:
 
 def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float,
           n_b: int) -> tuple[float, float, float] | None:
-    """Welch's t statistic (B - A), Welch-Satterthwaite degrees of freedom and two-sided p; None when untestable."""
-    if n_a < 2 or n_b < 2:
+    """Welch's t statistic (B - A), Welch-Satterthwaite degrees of freedom and two-sided p; None when untestable
+    (fewer than 2 repeats, no spread, or a statistic that is not a finite number)."""
+    if n_a < 2 or n_b < 2 or not all(map(math.isfinite, (mean_a, sd_a, mean_b, sd_b))):
         return None
     va, vb = sd_a * sd_a / n_a, sd_b * sd_b / n_b
     se2 = va + vb
@@ -177,6 +178,9 @@ def _row(metric: str, section: str, key: str, name: str, va: Any, vb: Any) -> Co
         row.a, row.b = (None if va is None else _center(va)), (None if vb is None else _center(vb))
         return row
     row.a, row.b = _center(va), _center(vb)
+    if not (math.isfinite(row.a) and math.isfinite(row.b)):  # results.load refuses these; a caller's own may not
+        row.note = "A or B is not a finite number: no change or verdict"
+        return row
     if row.a:
         row.change_pct = (row.b - row.a) / abs(row.a) * 100.0
     notes = [f"{w}: unstable ({v.get('note')})" for w, v in (("A", va), ("B", vb))

@@ -1,205 +1,44 @@
-"""The class store: DuckDB tables derived from the `Results` model, one run's rows, and writing them.
+"""The class store: DuckDB tables derived from the `Results` model (feedtax.classroom.tableplan), and writing them.
 
-The layout comes from the model itself (see `table_plans`), so a section added to the model gets its
-table with no code here. Every run is stored whole or not at all, its submitted bytes kept in
-`submissions.raw`; beside it each run's measured Lock answers, and the lab records (lab.json) in fixed
-tables (`EXTRA_TABLES`). The class report reads the store through `connect` and `table_rows`.
+Every run is stored whole or not at all, its submitted bytes kept in `submissions.raw`; beside it each run's
+measured Lock answers, and the lab records (lab.json) in fixed tables (`EXTRA_TABLES`). A database from an older
+feedtax gets the tables and columns it lacks (`ensure_tables`, `backfill_fingerprints`). The class report reads the
+store through `connect` and `table_rows`.
 """
 
 from __future__ import annotations
 
-import operator
-import types
-import typing
-from dataclasses import dataclass, field
+import errno
+import os
+import shutil
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
 
-from pydantic import BaseModel
-
+from feedtax.classroom.tableplan import (  # noqa: F401  (the layout's names, as the store's users know them)
+    META_COLUMNS,
+    TABLE_NAMES,
+    Plan,
+    _meta,
+    all_plans,
+    rows_of,
+    table_plans,
+)
 from feedtax.results.io import now_utc
-from feedtax.results.schema import Results
-
-TABLE_NAMES = {"host": "hosts"}  # top-level section -> table, where the plural reads better
-META_COLUMNS = ("run_id", "row_path", "parent_path", "row_key", "row_idx")
 
 
 class CollectError(RuntimeError):
     """The collection cannot run at all (database unopenable or locked): names the file and why."""
 
 
-# --- the table layout, derived from the pydantic model ---------------------------------------------
-
-@dataclass
-class Plan:
-    """How one model class becomes rows of one table: its columns and its child tables."""
-
-    table: str
-    keyed: bool = False  # rows come from a dict: row_key holds the key
-    # (attr path, column, DuckDB type, stored as JSON text)
-    columns: list[tuple[tuple[str, ...], str, str, bool]] = field(default_factory=list)
-    # (attr path, "one" | "list" | "dict", the child table's plan)
-    children: list[tuple[tuple[str, ...], str, Plan]] = field(default_factory=list)
-    getter: Any = field(default=None, repr=False, compare=False)  # built on first use by _values
-
-
-def _unwrap(tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(tp)[0])
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap(args[0])
-    return tp
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _duck_type(tp: Any) -> tuple[str, bool]:
-    """(DuckDB type, stored as JSON text) for a scalar annotation; anything structured becomes JSON text."""
-    tp = _unwrap(tp)
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        kinds = {type(a) for a in typing.get_args(tp)}
-        tp = kinds.pop() if len(kinds) == 1 else object
-    elif origin in (Union, types.UnionType):
-        args = {_unwrap(a) for a in typing.get_args(tp) if a is not type(None)}
-        if args <= {int, float}:
-            return "DOUBLE", False
-        return "VARCHAR", True
-    return {bool: ("BOOLEAN", False), int: ("BIGINT", False), float: ("DOUBLE", False),
-            str: ("VARCHAR", False)}.get(tp, ("VARCHAR", True))
-
-
-def _container(tp: Any) -> tuple[str, type[BaseModel]] | None:
-    """("one" | "list" | "dict", model) when tp holds models as rows, else None."""
-    tp = _unwrap(tp)
-    if _is_model(tp):
-        return "one", tp
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (list, tuple) and args and _is_model(_unwrap(args[0])):
-        return "list", _unwrap(args[0])
-    if origin is dict and len(args) == 2 and _is_model(_unwrap(args[1])):
-        return "dict", _unwrap(args[1])
-    return None
-
-
-def _fill(plan: Plan, model: type[BaseModel], attrs: tuple[str, ...], prefix: str, depth: int, top: bool) -> None:
-    for name, info in model.model_fields.items():
-        path, col = attrs + (name,), prefix + name
-        held = _container(info.annotation) if depth < 8 else None  # recursive models stop as JSON
-        if held and held[0] == "one" and not top:
-            _fill(plan, held[1], path, col + "_", depth + 1, False)  # nested model: flattened columns
-        elif held:
-            kind, sub = held
-            child_name = TABLE_NAMES.get(col, col) if top else f"{plan.table}_{col}"
-            child = Plan(child_name, keyed=kind == "dict")
-            _fill(child, sub, (), "", depth + 1, False)
-            plan.children.append((path, kind, child))
-        else:
-            if col in META_COLUMNS and not (top and col == "run_id"):
-                col += "_value"
-            while any(col == c for _, c, _, _ in plan.columns):  # a_b and a.b would collide
-                col += "_"
-            plan.columns.append((path, col, *_duck_type(info.annotation)))
-
-
-def table_plans(model: type[BaseModel] = Results) -> Plan:
-    """The plan of the `runs` table (the model's scalars) with one child table per section of rows.
-
-    Nested models become prefixed columns (a Distribution under decode_samples_per_s_cold gives
-    decode_samples_per_s_cold_median, ...); lists of models and dicts of models become child tables
-    (row_key holds the dict key); free-form dicts, lists of scalars and Any become JSON text columns.
-    """
-    plan = Plan("runs")
-    _fill(plan, model, (), "", 0, True)
-    return plan
-
-
-def all_plans(plan: Plan) -> list[Plan]:
-    out, stack = [], [plan]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        stack += [c for _, _, c in p.children]
-    return out
-
-
-def _meta(plan: Plan) -> list[tuple[str, str]]:
-    if plan.table == "runs":
-        return []
-    return [("run_id", "VARCHAR"), ("row_path", "VARCHAR"), ("parent_path", "VARCHAR")] + (
-        [("row_key", "VARCHAR")] if plan.keyed else [("row_idx", "BIGINT")])
-
-
-def _get(obj: Any, attrs: tuple[str, ...]) -> Any:
-    for a in attrs:
-        if obj is None:
-            return None
-        obj = getattr(obj, a, None)
-    return obj
-
-
-def _json_text(value: Any) -> str | None:
-    """A structured value as the JSON text of its column (None stays NULL)."""
-    if value is None:
-        return None
-    from pydantic_core import to_json
-
-    return to_json(value).decode()
-
-
-def _values(p: Plan, obj: Any) -> tuple:
-    """The plan's column values of obj: one C-level attrgetter call, or step by step where a nested model is None."""
-    if p.getter is None:
-        names = [".".join(a) for a, _, _, _ in p.columns]
-        p.getter = (operator.attrgetter(*names) if len(names) > 1 else
-                                    (lambda o, n=names[0]: (operator.attrgetter(n)(o),)) if names else (lambda o: ()),
-                                    [i for i, c in enumerate(p.columns) if c[3]])
-    get, json_cols = p.getter
-    try:
-        values = get(obj)
-    except AttributeError:
-        values = tuple(_get(obj, a) for a, _, _, _ in p.columns)
-    if json_cols:
-        values = list(values)
-        for i in json_cols:
-            values[i] = _json_text(values[i])
-        values = tuple(values)
-    return values
-
-
-def rows_of(results: BaseModel, plan: Plan) -> dict[str, list[tuple]]:
-    """Rows per table for one run, in each table's column order (meta columns first)."""
-    out: dict[str, list[tuple]] = {}
-    run_id = results.run_id
-    stack: list[tuple[Plan, Any, tuple, str]] = [(plan, results, (), "")]
-    while stack:
-        p, obj, meta, path = stack.pop()
-        out.setdefault(p.table, []).append(meta + _values(p, obj))
-        for attrs, kind, child in p.children:
-            value = _get(obj, attrs)
-            if value is None:
-                continue
-            where = (path + "." if path else "") + ".".join(attrs)
-            if kind == "one":
-                stack.append((child, value, (run_id, where, path or None) + ((None,) if child.keyed else (0,)), where))
-            elif kind == "list":
-                stack += [(child, v, (run_id, f"{where}[{i}]", path or None, i), f"{where}[{i}]")
-                          for i, v in enumerate(value)]
-            else:
-                stack += [(child, v, (run_id, f"{where}[{k!r}]", path or None, str(k)), f"{where}[{k!r}]")
-                          for k, v in value.items()]
-    return out
-
-
 # --- the database ----------------------------------------------------------------------------------
+# content_sha256: the validated run (a re-collected file with the same content is "already there"); measurements_sha256:
+# its measurements alone (Results.measurements_sha256: the same under another run_id is a duplicate). A store from
+# before measurements_sha256 gets the column, filled in from each run's raw bytes (backfill_fingerprints).
 SUBMISSIONS = [("run_id", "VARCHAR PRIMARY KEY"), ("content_sha256", "VARCHAR"), ("bytes_sha256", "VARCHAR"),
                ("size_bytes", "BIGINT"), ("source_path", "VARCHAR"), ("original_schema_version", "BIGINT"),
-               ("collected_utc", "VARCHAR"), ("warnings", "VARCHAR"), ("raw", "BLOB")]
+               ("collected_utc", "VARCHAR"), ("warnings", "VARCHAR"), ("raw", "BLOB"),
+               ("measurements_sha256", "VARCHAR")]
 
 
 # Fixed tables beside the model's: every run's measured Lock answers (computed at collect time from its results),
@@ -262,8 +101,32 @@ def write_extra(con, rows: dict[str, list[tuple]], *, replace_run: str | None = 
             _insert(con, t, EXTRA_TABLES[t], r)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con) -> None:
+    """Roll back the open transaction, if any: a COMMIT that failed (a full disk) has already ended it, and a second
+    error must not hide the first."""
+    import duckdb
+
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def describe(exc: BaseException, db_path: Path) -> str:
+    """One line for what the database refused: a full disk named as such, with the space left where the database is."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if os.strerror(errno.ENOSPC) in msg or getattr(exc, "errno", None) == errno.ENOSPC:
+        where = Path(os.path.abspath(db_path)).parent
+        try:
+            free = f"{shutil.disk_usage(where).free:,} bytes"
+        except OSError:
+            free = "no space"
+        return f"disk full: {free} free on {where} ({msg})"
+    return msg
 
 
 def _q(name: str) -> str:
@@ -274,12 +137,20 @@ def connect(db_path: Path, *, read_only: bool = False):
     """A DuckDB connection, or CollectError naming the file (missing, locked by another collect, not DuckDB)."""
     import duckdb
 
-    if read_only and not Path(db_path).is_file():
+    try:
+        mode = os.stat(db_path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise CollectError(f"{db_path}: cannot open the database: {exc.strerror or exc}") from None
+    if mode is None and read_only:
         raise CollectError(f"{db_path}: no such database (run `feedtax collect` first)")
+    if mode is not None and not stat.S_ISREG(mode):  # a pipe or device would block or feed the reader forever
+        raise CollectError(f"{db_path}: not a regular file (a directory, device or pipe): not a DuckDB database")
     try:
         return duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.Error as exc:
-        raise CollectError(f"{db_path}: cannot open the database: {str(exc).splitlines()[0]}") from None
+        raise CollectError(f"{db_path}: cannot open the database: {describe(exc, db_path)}") from None
 
 
 def ensure_tables(con, plan: Plan) -> None:
@@ -328,6 +199,7 @@ class Prepared:
     submission: tuple
     content_sha256: str
     warnings: list[str]
+    measurements_sha256: str = ""
 
 
 def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
@@ -348,8 +220,25 @@ def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
                     rows)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def backfill_fingerprints(con) -> int:
+    """Fill in measurements_sha256 of runs collected before it existed, from their stored bytes; how many were. A run
+    this feedtax no longer accepts keeps none (it cannot be matched as a duplicate)."""
+    from feedtax.results.validate import Invalid, from_bytes
+
+    missing = con.execute("SELECT run_id, raw FROM submissions WHERE measurements_sha256 IS NULL").fetchall()
+    filled = []
+    for run_id, raw in missing:
+        try:
+            filled.append((from_bytes(bytes(raw)).results.measurements_sha256(), run_id))
+        except Invalid:
+            continue
+    if filled:
+        con.executemany("UPDATE submissions SET measurements_sha256 = ? WHERE run_id = ?", filled)
+    return len(filled)
 
 
 def table_rows(con) -> dict[str, int]:

@@ -8,16 +8,13 @@ rename): a crash or a full disk never leaves a half-written submission behind.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from feedtax.results.io import save
 from feedtax.results.lab import LabFileError, LabRecord, lab_path, load_lab, save_lab
 from feedtax.results.schema import Results
+from feedtax.results.validate import RUN_ID_PATTERN  # the one run-id rule: submit writes no other, nothing reads one
 
-# The one run-id rule of the classroom: a run_id names its submission file (<run_id>.json) and keys its rows,
-# so submit refuses to write, and collect to ingest, any other.
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 LAB_SUFFIX = ".lab.json"  # <run_id>.lab.json: a run's lab record, beside its <run_id>.json
 
 
@@ -30,7 +27,7 @@ def write_submission(results: Results, submit_dir: Path, lab: LabRecord | None =
     the results' path (the run's latest state replaces an older copy). Nothing is written when the run_id cannot
     name a file or the lab record is another run's."""
     submit_dir = Path(submit_dir)
-    if not RUN_ID_PATTERN.match(results.run_id):
+    if not RUN_ID_PATTERN.fullmatch(results.run_id):
         raise SubmitError(f"run_id {results.run_id!r} cannot name a file (letters, digits, '.', '_', '-' only)")
     if lab is not None and lab.run_id != results.run_id:
         raise SubmitError(f"the lab record is of run {lab.run_id[:128]!r}, not of this run {results.run_id!r}: "

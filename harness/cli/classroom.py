@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console, make_table
+from feedtax.cli.options import echo, echo_json, fail, make_console, make_table, shown
 
 
 def collect_cmd(
@@ -32,18 +32,18 @@ def collect_cmd(
     total = (len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
              + len(report.labs))
     if json_out:
-        typer.echo(report.model_dump_json(indent=2))
+        echo_json(report.model_dump_json(indent=2))
     else:
         for r in report.rejected + report.conflicts:
-            typer.echo(f"rejected  {r.path}: {r.kind}: {r.reason}", err=True)
+            echo(f"rejected  {r.path}: {r.kind}: {r.reason}", err=True)
         for a in report.accepted:
             for w in a.warnings:
-                typer.echo(f"warning   {a.path}: {w}", err=True)
-        typer.echo(f"{db}: {len(report.accepted)} collected, {len(report.duplicates)} already there (unchanged), "
-                   f"{len(report.conflicts)} conflicting, {len(report.rejected)} rejected, "
-                   f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)"
-                   + (f"; lab records: {sum(x.status != 'unchanged' for x in report.labs)} collected, "
-                      f"{sum(x.status == 'unchanged' for x in report.labs)} unchanged" if report.labs else ""))
+                echo(f"warning   {a.path}: {w}", err=True)
+        echo(f"{db}: {len(report.accepted)} collected, {len(report.duplicates)} already there (unchanged), "
+             f"{len(report.conflicts)} conflicting, {len(report.rejected)} rejected, "
+             f"{report.table_rows.get('runs', 0)} runs in total ({report.elapsed_s:.1f} s)"
+             + (f"; lab records: {sum(x.status != 'unchanged' for x in report.labs)} collected, "
+                f"{sum(x.status == 'unchanged' for x in report.labs)} unchanged" if report.labs else ""))
     if total == 0:
         raise fail("no submissions found (folders are searched for *.json)")
     if not report.ok:
@@ -64,7 +64,7 @@ def class_report_cmd(
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"{out}: cannot write the report: {exc.strerror or exc}") from None
-    typer.echo(str(path))
+    echo(path)
 
 
 def compare_cmd(
@@ -87,7 +87,7 @@ def compare_cmd(
     except results.ResultsFileError as exc:
         raise fail(str(exc)) from None
     if ra.model_dump() == rb.model_dump():
-        typer.echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
+        echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
         return
     if (unlike := compare.unlike(ra, rb)) and not force:
         raise fail(f"{a} and {b} measured different workloads ({'; '.join(unlike)}): their changes would not be "
@@ -97,12 +97,12 @@ def compare_cmd(
     if json_out:
         typer.echo(json.dumps({"context": notes, "rows": [r.model_dump() for r in rows]}, indent=2))
         return
-    from rich.markup import escape
     console = make_console()
     for n in notes:
-        console.print(f"[yellow]note: {escape(n)}[/yellow]")
-    shown = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]
-    table = make_table(title=f"{ra.run_id} (A) -> {rb.run_id} (B): medians; p from Welch's t-test on the repeats")
+        console.print(f"[yellow]note: {shown(n)}[/yellow]")
+    listed = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]
+    table = make_table(title=f"{shown(ra.run_id)} (A) -> {shown(rb.run_id)} (B): medians; p from Welch's t-test on "
+                       "the repeats")
     table.add_column("metric", overflow="fold", ratio=3)
     for col in ("A", "B", "change", "p"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -112,10 +112,10 @@ def compare_cmd(
     def num(x):
         return "" if x is None else f"{x:,.4g}"
 
-    for r in shown:
+    for r in listed:
         verdict = r.verdict + (f" ({r.direction})" if r.direction and r.verdict == "significant" else "")
         color = style.get(r.direction or "", "") if r.verdict == "significant" else "dim"
-        table.add_row(escape(r.metric), num(r.a), num(r.b), "" if r.change_pct is None else f"{r.change_pct:+.1f}%",
+        table.add_row(shown(r.metric), num(r.a), num(r.b), "" if r.change_pct is None else f"{r.change_pct:+.1f}%",
                       "" if r.p_value is None else f"{r.p_value:.3g}",
                       f"[{color}]{verdict}[/{color}]" if color else verdict)
     console.print(table)

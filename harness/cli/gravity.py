@@ -6,22 +6,31 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console, make_table
+from feedtax.cli.options import Range, echo_json, fail, make_console, make_table, ranged, shown
 from feedtax.vocabulary import DATASET_TIERS_BYTES, LINK_GBPS
 
 PROBE_BYTES = 64 << 20  # the default disk probe: enough to pass a drive's small write cache, a few seconds
 PROBE_BUDGET_S = 5.0
+# Each numeric option's range (cli.options.Range): a dataset, a distance and rates the audit's arithmetic holds for
+SIZES = Range(1, 10**18, size=True, listed=True)  # up to an exabyte
+DISTANCE_KM = Range(0, 40_075)  # up to once round the Earth
+LINK = Range(0, 1e6, above=True)  # up to 1 Pbit/s
+DISK_MB_PER_S = Range(0, 1e6, above=True)  # up to 1 TB/s
+_SIZE_OPTION = ranged(None, "--size", help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the "
+                      "lab's five tiers.", within=SIZES)
+_LINK_OPTION = ranged(None, "--link-gbps", help="Link rates in Gbit/s (repeat); default 10 and 100.", within=LINK)
 
 
 def gravity_cmd(
-    size: list[str] | None = typer.Option(
-        None, help="Dataset sizes, e.g. 10GB, 1PB (repeat or comma-separate); default the lab's five tiers."),
-    distance_km: float | None = typer.Option(
-        None, help="Shipping distance in km; default assumption sneakernet_distance_km."),
-    link_gbps: list[float] | None = typer.Option(None, help="Link rates in Gbit/s (repeat); default 10 and 100."),
-    disk_mb_per_s: float | None = typer.Option(
-        None, help="Drive write and read bandwidth in MB/s, as you give it (default: this machine's disk, measured "
-        "now with a 64 MB probe in the temp directory, as the report uses the run's measured disk)."),
+    size: list[str] | None = _SIZE_OPTION,  # each a list of bytes
+    distance_km: float | None = ranged(
+        None, "--distance-km", help="Shipping distance in km; default assumption sneakernet_distance_km.",
+        within=DISTANCE_KM),
+    link_gbps: list[float] | None = _LINK_OPTION,
+    disk_mb_per_s: float | None = ranged(
+        None, "--disk-mb-per-s", help="Drive write and read bandwidth in MB/s, as you give it (default: this machine's "
+        "disk, measured now with a 64 MB probe in the temp directory, as the report uses the run's measured disk).",
+        within=DISK_MB_PER_S),
     tier: str | None = typer.Option(None, help="Use a storage tier's bandwidth instead: hdd, sata_ssd, nvme_gen4."),
     results_file: Path | None = typer.Option(None, "--results", help="Use the disk a run measured (its results.json)."),
     assume: list[str] | None = typer.Option(None, help="Override an assumption: key=value (repeat)."),
@@ -31,11 +40,9 @@ def gravity_cmd(
     from feedtax.model import gravity as g
     from feedtax.model.assumptions import load
     from feedtax.results.projections import AssumptionError
-    from feedtax.units import parse_size
 
     try:
-        sizes = ([parse_size(s) for item in size for s in item.split(",") if s.strip()] if size
-                 else list(DATASET_TIERS_BYTES))
+        sizes = list(dict.fromkeys(b for item in size for b in item)) if size else list(DATASET_TIERS_BYTES)
         a = load(overrides=assume or [])
         write, read, source = _disk(disk_mb_per_s, tier, results_file)
         result = g.gravity(sizes, link_gbps or LINK_GBPS, distance_km=distance_km, disk_write_mb_per_s=write,
@@ -43,7 +50,7 @@ def gravity_cmd(
     except (ValueError, AssumptionError, OSError) as exc:  # a results file's error names the file already
         raise fail(str(exc)) from None
     if json_out:
-        typer.echo(result.model_dump_json(indent=2))
+        echo_json(result.model_dump_json(indent=2))
         return
 
     make_console().print(_table(result))
@@ -81,7 +88,7 @@ def _table(result):
 
     disk = result.inputs["disk_write_bandwidth"]
     t = make_table(title=f"Data Gravity Audit at {result.tiers[0].distance_km:,.0f} km "
-                    f"(disk {disk.value:,.0f} MB/s, {disk.source})")
+                    f"(disk {disk.value:,.0f} MB/s, {shown(disk.source)})")
     for col in ("dataset", "link", "network", "sneakernet", "winner", "crossover", "drives", "egress", "drives cost"):
         t.add_column(col, justify="right")
     for r in result.tiers:

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail
+from feedtax.cli.options import Range, echo, fail, ranged
 
 DEFAULT_RESULTS = Path("feedtax-out/results.json")  # where `feedtax run` writes by default
 START_TIMEOUT_S = 60.0
+PORT = Range(0, 65535, whole=True)
 
 
 def lab_cmd(
     results: Path | None = typer.Argument(None, help="A run's results.json (default: feedtax-out/results.json)."),
-    port: int = typer.Option(0, min=0, max=65535, help="Port on localhost (0: a free one)."),
+    port: int = ranged(0, "--port", help="Port on localhost (0: a free one).", within=PORT),
     host: str = typer.Option("127.0.0.1", help="Address to serve on (localhost by default: only this machine)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL without opening a browser."),
     submit: Path | None = typer.Option(None, help="Instead of serving: write the run's results and its lab record "
@@ -53,7 +54,7 @@ def lab_cmd(
     try:
         _wait_until_serving(server, host, port)
         url = f"http://{host}:{port}"
-        typer.echo(f"feedtax lab on {path}: {url}  (Ctrl-C stops it)")
+        echo(f"feedtax lab on {path}: {url}  (Ctrl-C stops it)")
         if not no_browser:
             import webbrowser
 
@@ -78,7 +79,7 @@ def _submit(res, path: Path, submit_dir: Path) -> None:
     if lab is None:
         raise fail(f"{path.parent / 'lab.json'}: no lab record beside these results: open the lab first")
     try:
-        typer.echo(f"submission: {write_submission(res, submit_dir, lab)} (with its lab record)")
+        echo(f"submission: {write_submission(res, submit_dir, lab)} (with its lab record)")
     except SubmitError as exc:
         raise fail(str(exc)) from None
 

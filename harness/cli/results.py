@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import fail, make_console, make_table
+from feedtax.cli.options import echo, fail, make_console, make_table, shown
 
 _RESULTS_FILE_HELP = "A results.json written by `feedtax run`."
 
@@ -32,7 +32,7 @@ def report(
         html.write(res, target)
     except OSError as exc:
         raise fail(f"{target}: cannot write report: {exc.strerror or exc}") from None
-    typer.echo(str(target))
+    echo(target)
 
 
 def project(
@@ -67,19 +67,19 @@ def project(
     for col in ("track", "verdict", "binding constraint", "format", "bottleneck stage", "accelerator wait"):
         table.add_column(col)
     for t, p in res.projections.items():
-        table.add_row(t, p.verdict, p.binding_constraint, p.format, p.pipeline.bottleneck_stage,
+        table.add_row(*map(shown, (t, p.verdict, p.binding_constraint, p.format, p.pipeline.bottleneck_stage)),
                       f"{p.pipeline.accelerator_wait_fraction:.0%}")
     console = make_console()
     for key, e in (res.assumptions.entries.items() if res.assumptions else []):
         if e.overridden:
             was = old.entries[key].value if old is not None and key in old.entries else None
             had = f" (the run had {was:g})" if was is not None else ""
-            console.print(f"assumed {key} = {e.value:g} {e.unit}{had}")
+            console.print(f"assumed {shown(key)} = {e.value:g} {shown(e.unit)}{had}")
     console.print(table)
     for t, p in res.projections.items():
         if t in before and before[t] != (p.verdict, p.binding_constraint):
-            console.print(f"{t}: was {before[t][0]} (binding: {before[t][1]}), now {p.verdict} "
-                          f"(binding: {p.binding_constraint})")
+            console.print(shown(f"{t}: was {before[t][0]} (binding: {before[t][1]}), now {p.verdict} "
+                                f"(binding: {p.binding_constraint})"))
 
 
 def schema() -> None:

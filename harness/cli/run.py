@@ -1,7 +1,8 @@
 """`feedtax run`: measure every stage with progress bars, save results.json as it goes, then write the report.
 
-A stopped run (Ctrl-C, a failed stage) still renders a report of what it saved. Only typer is imported
-here; the runner, rich and the report load inside the command.
+Every option and output path is checked before anything is measured, and OUT is held by one run at a time. A stopped
+run (Ctrl-C, SIGTERM, SIGHUP, a failed stage, a full disk) still renders a report of what it saved and says so in one
+line. Only typer is imported here; the runner, rich and the report load inside the command.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import choices, fail, make_console, make_table
+from feedtax.cli.options import choices, fail, make_console, make_table, shown
 from feedtax.cli.sweep import LOADER_HELP
 from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
@@ -25,17 +26,17 @@ def run(
     out: Path = typer.Option(Path("feedtax-out"), help="Directory for results.json, report.html and data/."),
     tracks: list[str] | None = typer.Option(None, help=_TRACKS_HELP),
     formats: list[str] | None = typer.Option(None, help=_FORMATS_HELP),
-    seed: int = typer.Option(0, help="Seed of the synthetic datasets (same seed: byte-identical data)."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1,
+                             help="Seed of the synthetic datasets (same seed: byte-identical data)."),
     keep_data: bool = typer.Option(False, help="Keep the shards under OUT/data after the run."),
     assume: list[str] | None = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
     submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
 ) -> None:
-    """Measure, write OUT/results.json stage by stage, then OUT/report.html."""
+    """Measure, write OUT/results.json stage by stage, then OUT/report.html. A rerun keeps the previous
+    results.json and report.html as results.prev.json and report.prev.html."""
 
-    from feedtax.bench import profiles, runner
-    from feedtax.cli.progress import for_console
-    from feedtax.reports import html
+    from feedtax.bench import interrupts, outdir, profiles, runner
     from feedtax.results.projections import AssumptionError
 
     try:
@@ -46,32 +47,75 @@ def run(
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
     console = make_console(stderr=True)
-    _set_aside_lab(out, console)
-    res = None
-    try:
-        with for_console(console) as progress:
-            res = runner.run(prof, out, tracks=track_list, formats=format_list, seed=seed,
-                             keep_data=keep_data, assume=assume or (), progress=progress)
-            progress.start("report", 1)
-            report = html.write(res, out / "report.html")
-            progress.advance()
-    except (runner.RunError, AssumptionError) as exc:
+    refused = (runner.RunError, outdir.OutDirError, AssumptionError)
+    try:  # every output path and option, before anything is measured
+        runner.preflight(out, assume or ())
+        if submit is not None:
+            outdir.check_writable(submit, "the submission")
+    except refused as exc:
         raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        _report_partial(out)
-        raise fail(f"interrupted: what was measured is in {out / 'results.json'}", 130) from None
-    except Exception as exc:
-        _report_partial(out)
-        raise fail(f"run failed: {type(exc).__name__}: {exc} (partial results in {out / 'results.json'})", 1) from None
+    with interrupts.latched():  # from here on SIGTERM and SIGHUP stop the run as Ctrl-C does
+        try:
+            with outdir.claim(out, lambda: runner.space_needed(prof, track_list, format_list, seed),
+                              lambda line: console.print(line, markup=False, highlight=False)):
+                _set_aside_lab(out, console)
+                res, report = _run_and_report(prof, out, console, tracks=track_list, formats=format_list, seed=seed,
+                                              keep_data=keep_data, assume=assume or ())
+        except refused as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt as exc:  # while OUT was being made ready: nothing measured
+            stop = interrupts.interruption(exc)
+            raise _stop(f"interrupted by {stop.name} before anything was measured", stop.exit_code) from None
     _summary(console, res)
-    console.print(f"results: {out / 'results.json'}\nreport:  {report}")
+    console.print(f"results: {shown(out / 'results.json')}\nreport:  {shown(report)}")
     if submit is not None:
         from feedtax.classroom.submit import SubmitError, write_submission
 
         try:  # a new run has no lab record yet: `feedtax lab --submit` sends one with its run
-            console.print(f"submission: {write_submission(res, submit)}")
+            console.print(f"submission: {shown(write_submission(res, submit))}")
         except SubmitError as exc:
             raise fail(str(exc)) from None
+
+
+def _run_and_report(prof, out: Path, console, **options):
+    """The run, then its report: (results, report path). A run that stops renders what it saved and ends the
+    command with one line: 1 for a failure or a full disk, 128 + the signal's number for a signal."""
+    from feedtax.bench import interrupts, outdir, runner
+    from feedtax.cli.progress import for_console
+    from feedtax.reports import html
+    from feedtax.results.projections import AssumptionError
+
+    saved = out / "results.json"
+    try:
+        with for_console(console) as progress:
+            res = runner.run(prof, out, progress=progress, **options)
+            interrupts.check()  # a signal that came while the last save ran
+            progress.start("report", 1)
+            report = html.write(res, out / "report.html")
+            progress.advance()
+        return res, report
+    except (runner.RunError, outdir.OutDirError, AssumptionError):
+        raise
+    except runner.DiskFull as exc:
+        _report_partial(out)
+        raise _stop(str(exc), 1) from None
+    except KeyboardInterrupt as exc:
+        stop = interrupts.interruption(exc)
+    except Exception as exc:
+        if (stop := interrupts.received()) is None:
+            _report_partial(out)
+            raise _stop(f"run failed: {type(exc).__name__}: {exc} (partial results in {saved})", 1) from None
+    _report_partial(out)
+    where = f"what was measured is in {saved}" if saved.exists() else "nothing was measured yet"
+    raise _stop(f"interrupted by {stop.name}: {where}", stop.exit_code)
+
+
+def _stop(message: str, code: int) -> typer.Exit:
+    """`fail`, also where stderr went with a closed terminal (SIGHUP): the exit code still says what happened."""
+    try:
+        return fail(message, code)
+    except OSError:
+        return typer.Exit(code)
 
 
 def _set_aside_lab(out: Path, console) -> None:
@@ -87,7 +131,7 @@ def _set_aside_lab(out: Path, console) -> None:
     except LabFileError:
         kept = old.with_name("lab-unreadable.json")
     old.replace(kept)
-    console.print(f"note: the earlier run's lab record is kept as {kept}")
+    console.print(f"note: the earlier run's lab record is kept as {shown(kept)}")
 
 
 def _report_partial(out: Path) -> None:
@@ -97,7 +141,7 @@ def _report_partial(out: Path) -> None:
 
     try:
         html.write(results.load(out / "results.json"), out / "report.html")
-    except Exception:  # nothing saved yet, or unreadable: results.json itself says what there is
+    except (Exception, KeyboardInterrupt):  # nothing saved yet, a full disk, or a second signal: results.json says
         pass
 
 

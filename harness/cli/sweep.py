@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import choices, fail
+from feedtax.cli.options import MAX_WORKERS, Range, choices, echo, echo_json, fail, ranged, shown
 from feedtax.vocabulary import FORMATS, LOADERS, TRACKS
 
 _FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
@@ -38,49 +38,39 @@ LOADER_HELP = ("Loaders to sweep (comma-separate): default (torch's DataLoader a
                "default_collate) and tuned (feedtax's); both by default.")
 
 
-def _workers(text: str) -> list[int]:
-    try:
-        counts = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise typer.BadParameter(f"--workers takes comma-separated integers, got {text!r}") from None
-    if not counts or counts[0] < 0:
-        raise typer.BadParameter("--workers needs at least one count >= 0")
-    return counts
-
-
-def _batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
-    except ValueError:
-        raise typer.BadParameter(f"--batch-size takes comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise typer.BadParameter(f"--batch-size needs whole numbers >= 1, got {text!r}")
-    return sizes
+# Each numeric option's range (cli.options.Range), checked as the command line is read
+WORKERS = Range(0, MAX_WORKERS, whole=True, listed=True)  # MAX_WORKERS says why
+BATCH = Range(1, 65_536, whole=True, listed=True)  # 2**16 samples: a batch of 1 kB samples is 64 MB per prefetch
+STEPS = Range(1, 100_000, whole=True)  # 100,000 steps of the default 5 ms step: over 8 minutes per point
+STEP_MS = Range(0, 10_000)  # up to 10 s per step, slower than any accelerator's step at a batch feedtax sweeps
+PEAK_TFLOPS = Range(0, 100_000, above=True)  # 100 PFLOP/s, past any one device
+SEED = Range(0, 2**32 - 1, whole=True)  # numpy's seeds
+RANK_TIMEOUT_S = Range(1, 86_400)  # a second to a day
 
 
 def sweep(
     ctx: typer.Context,
     format: list[str] | None = typer.Option(None, "--format", help=_FORMAT_HELP),
-    workers: str = typer.Option("0,1,2,4", help="Worker counts, comma-separated."),
+    workers: str = ranged("0,1,2,4", "--workers", help="Worker counts, comma-separated.", within=WORKERS),  # list[int]
     track: str = typer.Option("edge", help=_TRACK_HELP),
-    step_ms: float | None = typer.Option(None, "--step-ms", min=0.0,
-                                         help="Emulated accelerator: sleep this long per batch (default 5)."),
+    step_ms: float | None = ranged(None, "--step-ms", help="Emulated accelerator: sleep this long per batch "
+                                   "(default 5).", within=STEP_MS),
     model: bool = typer.Option(False, "--model", help="Feed the track's real small model instead of an emulated step."),
     device: str | None = typer.Option(None, help="Where --model or --train-step runs: cpu or cuda (default: cuda "
                                                  "when present)."),
-    peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU "
-                                                "(default on a GPU: its peak at the model's precision, fp32 or tf32, "
-                                                "from mlsysim's registry)."),
+    peak_tflops: float | None = ranged(None, "--peak-tflops", help="The device's peak TFLOP/s for MFU (default on "
+                                       "a GPU: its peak at the model's precision, fp32 or tf32, from mlsysim's "
+                                       "registry).", within=PEAK_TFLOPS),
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
-    batch_size: str = typer.Option("16", help="Samples per batch; with --dataset, comma-separate several to "
-                                                "sweep batch sizes too."),
-    steps: int = typer.Option(20, min=1, help="Measured steps per run (warm-up steps come on top)."),
-    seed: int = typer.Option(0, help="Seed of the synthetic data."),
+    batch_size: str = ranged("16", "--batch-size", help="Samples per batch; with --dataset, comma-separate several "
+                             "to sweep batch sizes too.", within=BATCH),  # list[int]
+    steps: int = ranged(20, "--steps", help="Measured steps per run (warm-up steps come on top).", within=STEPS),
+    seed: int = ranged(0, "--seed", help="Seed of the synthetic data.", within=SEED),
     as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP),
     train_step: str | None = typer.Option(None, "--train-step", help=_TRAIN_STEP_HELP),
     out: Path | None = typer.Option(None, "--out", help=_OUT_HELP),
-    rank_timeout_s: float = typer.Option(300.0, "--rank-timeout-s", min=1.0, help=_RANK_TIMEOUT_HELP),
+    rank_timeout_s: float = ranged(300.0, "--rank-timeout-s", help=_RANK_TIMEOUT_HELP, within=RANK_TIMEOUT_S),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
     disk_tier: list[str] | None = typer.Option(None, "--disk-tier", help=_DISK_TIER_HELP),
 ) -> None:
@@ -93,29 +83,29 @@ def sweep(
     if dataset is not None:
         if given and given[0] != "rank_timeout_s":
             raise typer.BadParameter(f"--{given[0].replace('_', '-')} is for feedtax's own formats, not --dataset")
-        return _sweep_pipeline(dataset, _workers(workers), _batch_sizes(batch_size), step_ms=step_ms,
+        return _sweep_pipeline(dataset, sorted(workers), batch_size, step_ms=step_ms,
                               train_step=train_step, device=device, steps=steps, as_json=as_json, out=out,
                               rank_timeout_s=rank_timeout_s)
     if train_step is not None or (out is not None and not disk_tier) or "rank_timeout_s" in given:
         raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset (--out also with "
                                  "--disk-tier)")
-    sizes = _check_formats_sweep(batch_size, model, step_ms, peak_tflops, track)
+    _check_formats_sweep(batch_size, model, step_ms, track)
     from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", ["json", "protobuf"] if disk_tier else list(profiles.CI_SWEEP.formats))
     loaders = choices(loader, LOADERS, "loader")
-    counts = _workers(workers)
+    counts = sorted(workers)
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if disk_tier:
         return _sweep_at_tiers(_tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
-                               seed, sizes[0], steps, model=model, step_ms=step_ms, device=device,
+                               seed, batch_size[0], steps, model=model, step_ms=step_ms, device=device,
                                peak_tflops=peak_tflops, as_json=as_json, out=out)
 
-    rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, sizes[0], steps, model=model,
-                                           step_ms=step_ms, device=device, peak_tflops=peak_tflops)
+    rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, batch_size[0], steps,
+                                           model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops)
     if as_json:  # the shape of results.json's loader and feeding sections
         typer.echo(json.dumps({"loader": [r.model_dump() for r in rows],
                                "feeding": {"summaries": [s.model_dump() for s in summaries],
@@ -133,6 +123,7 @@ def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list
     tiers, the tuned loader at each storage tier instead: (DiskTierResult,)."""
     from feedtax import datasets
     from feedtax import formats as codecs
+    from feedtax.bench import interrupts
     from feedtax.bench.loadergap import sweep_loaders
     from feedtax.results.feeding import ConsumerSpec
 
@@ -142,25 +133,43 @@ def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list
             raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
     spec = ConsumerSpec(kind="model", step_s=None, device=device) if model else \
         ConsumerSpec(kind="emulated", step_s=(step_ms if step_ms is not None else 5.0) / 1000.0)
-    work = Path(tempfile.mkdtemp(prefix="feedtax-sweep-"))
-    try:
-        samples = list(datasets.generate(track, prof.samples_per_track, seed, prof.sizes))
-        shards = {f: codecs.get(f).write(samples, work / f, samples_per_shard=prof.samples_per_shard) for f in fmts}
-        from rich.console import Console
-        console = Console(stderr=True)
-        with console.status("sweeping...") as status:
-            if tiers is not None:
-                from feedtax.bench.tiers import sweep_tiers
+    with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP stop it the same way, and the shards go
+        work = Path(tempfile.mkdtemp(prefix="feedtax-sweep-"))
+        try:
+            samples = list(datasets.generate(track, prof.samples_per_track, seed, prof.sizes))
+            shards = {f: codecs.get(f).write(samples, work / f, samples_per_shard=prof.samples_per_shard)
+                      for f in fmts}
+            from rich.console import Console
+            console = Console(stderr=True)
+            with console.status("sweeping...") as status:
+                if tiers is not None:
+                    from feedtax.bench.tiers import sweep_tiers
 
-                return (sweep_tiers(track, fmts, shards, counts, tiers, batch_size=batch_size, consumer=spec,
-                                    steps=steps, on_step=lambda label: status.update(f"sweeping: {label}"),
-                                    peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None),)
-            return sweep_loaders(
-                track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
-                peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
-                on_step=lambda label: status.update(f"sweeping: {label}"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                    return (sweep_tiers(track, fmts, shards, counts, tiers, batch_size=batch_size, consumer=spec,
+                                        steps=steps, on_step=lambda label: status.update(f"sweeping: {label}"),
+                                        peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None),)
+                return sweep_loaders(
+                    track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
+                    peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
+                    on_step=lambda label: status.update(f"sweeping: {label}"))
+        except KeyboardInterrupt as exc:
+            raise _stopped(exc) from None
+        except Exception:
+            if interrupts.received() is None:
+                raise
+            raise _stopped(interrupts.received()) from None  # a worker the same signal stopped first
+        finally:
+            with interrupts.deferred():
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def _stopped(exc: BaseException, saved: str = "") -> typer.Exit:
+    """fail() for a sweep stopped by Ctrl-C, SIGTERM or SIGHUP: which signal, and where what it measured is (`saved`);
+    exit 128 + the signal's number (130, 143, 129), as a shell reports a process the signal ended."""
+    from feedtax.bench import interrupts
+
+    stop = interrupts.interruption(exc)
+    return fail(f"interrupted by {stop.name}{saved}", stop.exit_code)
 
 
 def _tier_names(given: list[str], loaders: list[str]) -> list[str]:
@@ -199,49 +208,23 @@ def _sweep_at_tiers(names: list[str], track: str, fmts: list[str], counts: list[
         results.save(res, path)
         html.write(res, out / "report.html")
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        echo_json(result.model_dump_json(indent=2))
         return
-    _print_tiers(result)
+    from feedtax.cli.tables import print_tiers
+
+    print_tiers(result)
     if path is not None:
-        typer.echo(f"results: {path}\nreport:  {out / 'report.html'}", err=True)
+        echo(f"results: {path}\nreport:  {out / 'report.html'}", err=True)
 
 
-def _print_tiers(result) -> None:
-    """A table per swept tier, the tiers not reachable here with why, then the Lock's answers."""
-    from feedtax.cli.options import make_console, make_table
-
-    console = make_console()
-    for sweep in result.tiers:
-        t = sweep.tier
-        head = (f"{result.track} at {t.name} ({t.label or t.source}: {t.bandwidth_bytes_per_s / 1e6:,.0f} MB/s, "
-                f"{t.latency_s * 1e3:g} ms per request)")
-        if not sweep.reachable:
-            console.print(f"{head}: {sweep.reason}, not swept")
-            continue
-        table = make_table("format", "workers", "loader alone/s", "fed/s", "AU", "wait s", "read MB/s", title=head)
-        for r in sweep.rows:
-            table.add_row(r.format, str(r.num_workers), f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
-                          f"{r.au:.1%}", f"{r.wait_s:.3f}",
-                          f"{r.read_bytes_per_s / 1e6:,.1f}" if r.read_bytes_per_s else "-")
-        console.print(table)
-    console.print(f"this disk: {result.disk_seq_read_mb_per_s:,.0f} MB/s, {result.disk_source}")
-    for answer in result.lock2:
-        console.print(answer.sentence(), highlight=False)
-
-
-def _check_formats_sweep(batch_size: str, model: bool, step_ms: float | None, peak_tflops: float | None,
-                         track: str) -> list[int]:
-    """The formats sweep's options checked (one batch size, --step-ms or --model, a known track): its batch size."""
-    sizes = _batch_sizes(batch_size)
+def _check_formats_sweep(sizes: list[int], model: bool, step_ms: float | None, track: str) -> None:
+    """The formats sweep's options checked together: one batch size, --step-ms or --model, a known track."""
     if len(sizes) > 1:
         raise typer.BadParameter("several batch sizes are swept with --dataset only")
     if model and step_ms is not None:
         raise typer.BadParameter("give --step-ms or --model, not both")
-    if peak_tflops is not None and not peak_tflops > 0:
-        raise typer.BadParameter("--peak-tflops must be > 0")
     if track not in TRACKS:
         raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
-    return sizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,23 +268,27 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
 
     def on_point(section, label: str) -> None:
         interrupts.check()  # a Ctrl-C swallowed while a DataLoader shut its workers down stops here
-        status.update(f"sweeping {dataset}: {label}")
+        status.update(f"sweeping {shown(dataset)}: {shown(label)}")
         if res is not None:
             res.pipeline = section
             results.save(res, path)
 
-    try:
-        with interrupts.latched(), console.status(f"sweeping {dataset}...") as status, \
-                runner.stage(res, path, "pipeline") if res is not None else nullcontext():
-            section = pl.sweep_pipeline(pipe, feed, counts, sizes, on_point)
-    except (pl.PipelineError, FeedingError) as exc:
-        _report_partial(res, out)
-        text = str(exc) if str(exc).startswith("rank ") else who + str(exc)
-        raise _fail(text + (f" (what was measured is in {path})" if path else ""), lead, rank_timeout_s) from None
-    except KeyboardInterrupt:
-        _report_partial(res, out)
-        raise _fail(who + "interrupted" + (f": what was measured is in {path}" if path else ""), lead,
-                    rank_timeout_s, 130) from None
+    with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP: the same stop, saying which, exit 128 + its number
+        try:
+            with console.status(f"sweeping {shown(dataset)}...") as status, \
+                    runner.stage(res, path, "pipeline") if res is not None else nullcontext():
+                section = pl.sweep_pipeline(pipe, feed, counts, sizes, on_point)
+        except (KeyboardInterrupt, pl.PipelineError, FeedingError) as exc:
+            stop = exc if isinstance(exc, KeyboardInterrupt) else interrupts.received()  # a worker killed by it
+            with interrupts.deferred():
+                _report_partial(res, out)
+            if stop is None:
+                text = str(exc) if str(exc).startswith("rank ") else who + str(exc)
+                raise _fail(text + (f" (what was measured is in {path})" if path else ""), lead,
+                            rank_timeout_s) from None
+            stop = interrupts.interruption(stop)
+            raise _fail(f"{who}interrupted by {stop.name}" + (f": what was measured is in {path}" if path else ""),
+                        lead, rank_timeout_s, stop.exit_code) from None
     if started:
         import torch.distributed as dist
 
@@ -312,7 +299,7 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     if not lead:
         return
     if as_json:
-        typer.echo(json.dumps({"pipeline": section.model_dump(mode="json")}, indent=2))
+        typer.echo(json.dumps({"pipeline": section.model_dump(mode="json")}, indent=2))  # ASCII: \u escapes
     else:
         from feedtax.cli.tables import print_pipeline
 
@@ -320,7 +307,7 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     if res is not None:
         from feedtax.reports import html
 
-        console.print(f"results: {path}\nreport:  {html.write(res, out / 'report.html')}")
+        console.print(f"results: {shown(path)}\nreport:  {shown(html.write(res, out / 'report.html'))}")
 
 
 def _torchrun() -> tuple[int, int, int] | None:

@@ -1,9 +1,10 @@
-"""The sweeps' tables on the console: feedtax's formats swept with both loaders (and the default loader's gaps),
-and a user's own pipeline per batch size. rich loads inside each function."""
+"""The sweeps' tables on the console: feedtax's formats swept with both loaders (and the default loader's gaps), the
+tuned loader at storage tiers, and a user's own pipeline per batch size. rich loads inside each function; every name
+that comes from the user or a file goes through cli.options.shown."""
 
 from __future__ import annotations
 
-from feedtax.cli.options import make_console, make_table
+from feedtax.cli.options import make_console, make_table, shown
 
 
 def print_formats(rows, summaries, gaps) -> None:
@@ -11,8 +12,8 @@ def print_formats(rows, summaries, gaps) -> None:
     console = make_console()
     for summary in summaries:
         mine = [r for r in rows if r.loader == summary.loader]
-        table = make_table(title=f"{summary.track}, {summary.loader} loader: feeding tax per format x workers "
-                            f"({summary.consumer.kind} consumer, batch {summary.batch_size}, "
+        table = make_table(title=f"{shown(summary.track)}, {shown(summary.loader)} loader: feeding tax per format x "
+                            f"workers ({shown(summary.consumer.kind)} consumer, batch {summary.batch_size}, "
                             f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
         mfu = any(r.mfu is not None for r in mine)
         nvml = any(r.nvml_idle_fraction is not None for r in mine)
@@ -21,7 +22,7 @@ def print_formats(rows, summaries, gaps) -> None:
             table.add_column(col, justify="left" if col == "format" else "right")
         for r in mine:
             mark = " *" if summary.flow_equilibrium.get(r.format) == r.num_workers else ""
-            table.add_row(r.format, f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
+            table.add_row(shown(r.format), f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
                           f"{r.samples_per_s:,.0f}",
                           f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.1%}",
                           f"{r.mlperf_au:.1%}" if r.mlperf_au is not None else "-", f"{r.step_s * 1e3:.2f}",
@@ -30,8 +31,8 @@ def print_formats(rows, summaries, gaps) -> None:
                             if nvml else []))
         console.print(table)
         if summary.peak_source:
-            console.print(f"MFU against {summary.peak_source} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
-                          if summary.peak_flop_per_s else f"no MFU: the device's peak is {summary.peak_source}")
+            console.print(f"MFU against {shown(summary.peak_source)} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
+                          if summary.peak_flop_per_s else f"no MFU: the device's peak is {shown(summary.peak_source)}")
         if nvml:
             console.print("NVML idle = 1 - utilization.gpu, a coarse duty cycle (share of time any kernel ran), "
                           "to set against the feeding tax measured by timing")
@@ -40,9 +41,30 @@ def print_formats(rows, summaries, gaps) -> None:
         fixes = "; ".join(f"{f.fix} -> AU {f.au:.0%} ({g.gain_pp(f):+.1f} pp)" for f in g.fixes)
         best = g.best_fix()
         verdict = f"best fix: {best.fix}" if best is not None else "no fix tried closes more than the noise"
-        console.print(f"default loader trails at {g.format}, {g.num_workers} worker(s): AU {g.default_au:.0%} vs "
-                      f"{g.tuned_au:.0%}; per batch (default vs tuned) {costs}; waits on: {g.main_cost() or '-'}; "
-                      f"fixes tried: {fixes or 'none'}; {verdict}")
+        console.print(shown(f"default loader trails at {g.format}, {g.num_workers} worker(s): AU {g.default_au:.0%} "
+                            f"vs {g.tuned_au:.0%}; per batch (default vs tuned) {costs}; waits on: "
+                            f"{g.main_cost() or '-'}; fixes tried: {fixes or 'none'}; {verdict}"))
+
+
+def print_tiers(result) -> None:
+    """A table per swept tier, the tiers not reachable here with why, then the Lock's answers."""
+    console = make_console()
+    for sweep in result.tiers:
+        t = sweep.tier
+        head = (f"{shown(result.track)} at {shown(t.name)} ({shown(t.label or t.source)}: "
+                f"{t.bandwidth_bytes_per_s / 1e6:,.0f} MB/s, {t.latency_s * 1e3:g} ms per request)")
+        if not sweep.reachable:
+            console.print(f"{head}: {shown(sweep.reason)}, not swept")
+            continue
+        table = make_table("format", "workers", "loader alone/s", "fed/s", "AU", "wait s", "read MB/s", title=head)
+        for r in sweep.rows:
+            table.add_row(shown(r.format), str(r.num_workers), f"{r.ingestion_samples_per_s:,.0f}",
+                          f"{r.samples_per_s:,.0f}", f"{r.au:.1%}", f"{r.wait_s:.3f}",
+                          f"{r.read_bytes_per_s / 1e6:,.1f}" if r.read_bytes_per_s else "-")
+        console.print(table)
+    console.print(f"this disk: {result.disk_seq_read_mb_per_s:,.0f} MB/s, {shown(result.disk_source)}")
+    for answer in result.lock2:
+        console.print(shown(answer.sentence()), highlight=False)
 
 
 def print_pipeline(section) -> None:
@@ -54,8 +76,8 @@ def print_pipeline(section) -> None:
     for s in section.summaries:
         rows = [r for r in section.rows if r.batch_size == s.batch_size]
         eq = s.flow_equilibrium.get(section.name)
-        table = make_table(title=f"{section.factory}: batch {s.batch_size}, {section.consumer.kind} consumer, needs "
-                            f"{s.consumption_samples_per_s:,.0f} samples/s")
+        table = make_table(title=f"{shown(section.factory)}: batch {s.batch_size}, {shown(section.consumer.kind)} "
+                            f"consumer, needs {s.consumption_samples_per_s:,.0f} samples/s")
         for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
             table.add_column(col, justify="right")
         for r in rows:
@@ -74,14 +96,15 @@ def print_pipeline(section) -> None:
             console.print(f"USL fit (95% intervals): lambda {with_ci(f.lam_per_s, f.lam_ci95)}/s, sigma "
                           f"{with_ci(f.sigma, f.sigma_ci95, '.3f')}, kappa {with_ci(f.kappa, f.kappa_ci95, '.4f')}, "
                           f"rel. RMSE {f.rel_rmse:.1%}; furthest informative prediction {fit_reach(f)}/s"
-                          + (f" ({f.note})" if f.note else ""))
+                          + (f" ({shown(f.note)})" if f.note else ""))
         for b in s.breakdown:
             fetch = f"{b.fetch_samples_per_s:,.0f}/s" if b.fetch_samples_per_s else "not seen"
             console.print(f"wait breakdown @ {b.num_workers} workers: first read {b.cold_samples_per_s:,.0f}/s, warm "
                           f"{b.warm_samples_per_s:,.0f}/s, ready samples {b.in_memory_samples_per_s:,.0f}/s, fetch "
-                          f"{fetch}, consumer {b.consumer_samples_per_s:,.0f}/s -> binds: [bold]{b.binding}[/bold]")
+                          f"{fetch}, consumer {b.consumer_samples_per_s:,.0f}/s -> binds: "
+                          f"[bold]{shown(b.binding)}[/bold]")
         if s.breakdown_absent_reason:
-            console.print(f"no wait breakdown: {s.breakdown_absent_reason}")
+            console.print(f"no wait breakdown: {shown(s.breakdown_absent_reason)}")
         if (g := s.getitem) is not None:
             console.print(f"__getitem__ per batch (in the workers): first read {g.first_getitem_s_per_batch * 1e3:.2f}"
                           f" ms, warm {g.warm_getitem_s_per_batch * 1e3:.2f} ms")

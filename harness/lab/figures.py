@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from feedtax.reports.common import plain  # noqa: E402
+
 
 def au_gauge(point) -> plt.Figure:
     """A half-dial from 0 to 100% AU, the feeding tax shaded, the needle at this point's AU; hatched when modelled."""
@@ -27,7 +29,7 @@ def au_gauge(point) -> plt.Figure:
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-0.5, 1.1)
     ax.axis("off")
-    ax.set_title(f"{point.format}, {point.num_workers} worker{'s' * (point.num_workers != 1)} — FeedingTaxGauge",
+    ax.set_title(f"{plain(point.format)}, {point.num_workers} worker{'s' * (point.num_workers != 1)} — FeedingTaxGauge",
                  fontsize=9)
     fig.tight_layout()
     return fig

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from feedtax import formats
-from feedtax.formats.base import ShardError
+from feedtax.formats.base import Sample, ShardError
 from feedtax.loader.batches import INDEX_KEY, STAGE_KEY, Parts, _fill
 from feedtax.loader.throttle import Throttle, throttled
 from feedtax.loader.transforms import Transform
@@ -147,12 +147,20 @@ def _buffer_shuffle(stream, size: int, rng: np.random.Generator):
 
 
 def shard_lengths(fmt: str, paths: Sequence[Path]) -> list[int]:
-    """Samples per shard: from the footer for parquet, by streaming otherwise (once, at set-up)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-        return [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    """Samples per shard (once, at set-up): from the checked header where the format has one (parquet, raw), by
+    streaming otherwise; a damaged shard is its ShardError."""
     codec = formats.get(fmt)
-    return [sum(1 for _ in codec.iter_shard(Path(p))) for p in paths]
+    return [codec.count(p) for p in paths]
+
+
+def _read_row(codec: formats.Codec, path: Path, row: int, length: int) -> Sample:
+    """One sample by index; a shard that no longer holds the row it held at set-up is a ShardError, not an
+    IndexError (it was truncated or rewritten under the loader)."""
+    try:
+        return codec.read_sample(path, row)
+    except IndexError:
+        raise ShardError(path, f"sample {row}", f"the shard held {length} samples when the loader was made, "
+                                                "now fewer") from None
 
 
 class ShardSamples(Dataset):
@@ -184,7 +192,7 @@ class ShardSamples(Dataset):
         codec = throttled(formats.get(self.fmt), self.throttle, rows)
         rng = np.random.default_rng([self.seed, int(indices[0]), 3])
         ids = [self.locate(int(index)) for index in indices]
-        stream = ((codec.read_sample(self.paths[shard], row), (shard, row)) for shard, row in ids)
+        stream = ((_read_row(codec, self.paths[shard], row, self.lengths[shard]), (shard, row)) for shard, row in ids)
         try:
             return _fill(stream, len(ids), sink=self.sink, transform=self.transform, rng=rng, keyed=True,
                          with_index=self.with_index, drop_last=False)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from feedtax.results.metrics import BATCH_S, MAX_WORKERS, MODELLED_S, RATE_RATIO, AtLeastOne, Share, Workers
 from feedtax.vocabulary import (
     BYTES,
     BYTES_PER_SAMPLE,
@@ -18,22 +19,23 @@ from feedtax.vocabulary import (
     MB_PER_S,
     OVERHEAD_TARGET,
     PERCENT,
-    RATIO,
-    S_PER_BATCH,
     SAMPLES_PER_S,
-    SECONDS,
     UTILIZATION,
     WATTS,
     LoaderKind,
     Metric,
 )
 
-WorkerCount = Annotated[int, Field(ge=1)]  # a flow equilibrium: 0 workers load in series with the consumer
+WorkerCount = Annotated[int, Field(ge=1, le=MAX_WORKERS)]  # a flow equilibrium: 0 workers load in series with the
+# consumer, so it is 1 worker or more
+Rate = Annotated[float, Field(ge=SAMPLES_PER_S.low, le=SAMPLES_PER_S.high)]  # an end of a rate's interval
+RatioBound = Annotated[float, Field(ge=RATE_RATIO.low, le=RATE_RATIO.high)]  # a quartile of a ratio's rounds
 GPU_BUSY_PCT = replace(PERCENT, better="higher")  # NVML utilization: the share of time any kernel ran
 IDLE_FRACTION = replace(FRACTION, better="lower")
-FITTED_SAMPLES_PER_S = Metric("samples/s", "higher")  # a fit's parameter, which collect does not bound
-PEAK_FLOP_PER_S = Metric("FLOP/s", "higher")
-S_PER_BYTE = Metric("s/B", "lower")  # a cost per in-memory byte of decoded samples
+FITTED_SAMPLES_PER_S = replace(SAMPLES_PER_S, why="a fit's single-worker rate is bounded as the rates it fits")
+PEAK_FLOP_PER_S = Metric("FLOP/s", "higher", 0, 1e19, "1e19 FLOP/s is beyond any single device's peak")
+S_PER_BYTE = Metric("s/B", "lower", 0, 1e3, "a byte is not decoded or copied in negative time, nor in 17 minutes")
+IPC_S_PER_BATCH = replace(BATCH_S, low=-BATCH_S.high, why="a difference of two batch times: either may be larger")
 # the harness's own cost: at 1 worker, feedtax's loader should deliver at least this share of a plain DataLoader's rate
 VS_PLAIN_TARGET = 1.0
 
@@ -55,8 +57,8 @@ class LoaderRow(BaseModel):
                                "(feedtax.bench.baseline); tuned: feedtax's loader")
     dataset_access: Literal["index", "stream"] | None = Field(
         None, description="the default loader's dataset: map-style read by index, or streamed; None: tuned")
-    num_workers: Annotated[int, COUNT]
-    batch_size: Annotated[int, COUNT]
+    num_workers: Workers
+    batch_size: AtLeastOne
     samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="delivered to the consumer, warm-up excluded")
     feeding_tax: Annotated[float, FEEDING_TAX]
     au: Annotated[float, UTILIZATION]
@@ -65,7 +67,7 @@ class LoaderRow(BaseModel):
     step_s: Annotated[float, DURATION_S] = Field(
         description="the consumer's step time (mean measured compute per step)")
     ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the loader alone, no consumer")
-    ingestion_samples_per_s_ci95: tuple[float, float] | None = Field(
+    ingestion_samples_per_s_ci95: tuple[Rate, Rate] | None = Field(
         None, description="its 95% interval from the step-to-step spread (a block bootstrap); None before schema 4")
     ingestion_mb_per_s: Annotated[float, MB_PER_S] = Field(
         description="in-memory bytes/s of the loader alone, 1e6 B/s")
@@ -76,14 +78,14 @@ class LoaderRow(BaseModel):
     wall_s: Annotated[float, DURATION_S] = Field(
         description="wait + compute + the consumer's own host time (a model's input preparation and copy to the "
         "device) + the loop's bookkeeping: all of it counts against AU")
-    step_wall_s_iqr: float
+    step_wall_s_iqr: Annotated[float, Field(ge=0, le=DURATION_S.high)]
     unstable: bool
     consumer: str
     device: str
     mfu: Annotated[float | None, UTILIZATION] = None
-    decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    transform_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    decode_s_per_batch: Annotated[float | None, BATCH_S] = None
+    transform_s_per_batch: Annotated[float | None, BATCH_S] = None
+    collate_s_per_batch: Annotated[float | None, BATCH_S] = None
     nvml_util_gpu_pct: Annotated[float | None, GPU_BUSY_PCT] = Field(
         None, description="NVML utilization.gpu, mean over the run: a coarse duty cycle (share of time any kernel "
         "ran), not SM occupancy; None without NVML")
@@ -94,10 +96,10 @@ class LoaderRow(BaseModel):
 
 
 class ScalingPoint(BaseModel):
-    num_workers: Annotated[int, COUNT]
+    num_workers: Workers
     samples_per_s: Annotated[float, SAMPLES_PER_S]
     extrapolated: bool
-    ci95: tuple[float, float] | None = Field(
+    ci95: tuple[Rate, Rate] | None = Field(
         None, description="95% interval of the prediction, refitting over the measured points' intervals")
     informative: bool = Field(True, description="the interval is narrow enough to read a prediction from "
                               "(feedtax.bench.scaling.MAX_REL_CI_WIDTH)")
@@ -110,16 +112,16 @@ class ScalingFit(BaseModel):
     format: str
     model: str = "usl"
     lam_per_s: Annotated[float, FITTED_SAMPLES_PER_S] = Field(description="single-worker rate of the fit")
-    sigma: float = Field(description="contention")
-    kappa: float = Field(description="coherency (crosstalk)")
-    measured_workers: list[int]
-    rel_rmse: float
-    lam_ci95: tuple[float, float] | None = None
-    sigma_ci95: tuple[float, float] | None = None
-    kappa_ci95: tuple[float, float] | None = None
+    sigma: Share = Field(description="contention")
+    kappa: Share = Field(description="coherency (crosstalk)")
+    measured_workers: list[WorkerCount]
+    rel_rmse: Annotated[float, Field(ge=0, le=1e3)] = Field(description="relative RMS error of the fit")
+    lam_ci95: tuple[Rate, Rate] | None = None
+    sigma_ci95: tuple[Share, Share] | None = None
+    kappa_ci95: tuple[Share, Share] | None = None
     note: str | None = None
     predicted: list[ScalingPoint]
-    flow_equilibrium_predicted: int | None = Field(
+    flow_equilibrium_predicted: WorkerCount | None = Field(
         None, description="from the fit, beyond the largest measured count (always extrapolated), when no measured "
         "count kept up: the first informative count whose interval lies wholly above the consumer's rate")
 
@@ -132,17 +134,17 @@ class TransportCost(BaseModel):
     """The DataLoader's own per-batch cost with ready data (no decode): at full speed, with no
     consumer, and as the wait each step of a consumer sees."""
 
-    batch_size: Annotated[int, COUNT]
+    batch_size: AtLeastOne
     batch_bytes: Annotated[int, BYTES]
-    in_process_s_per_batch: Annotated[float, S_PER_BATCH] = Field(
+    in_process_s_per_batch: Annotated[float, BATCH_S] = Field(
         description="num_workers=0, no consumer: making a ready batch in the main process")
-    worker_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+    worker_s_per_batch: Annotated[float | None, BATCH_S] = Field(
         None, description="num_workers=1, no consumer: one batch handed over from the worker, at full speed (the "
         "slower of worker and main process); None: a schema 1 file from before it was measured")
-    ipc_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+    ipc_s_per_batch: Annotated[float | None, IPC_S_PER_BATCH] = Field(
         description="worker_s_per_batch - in_process_s_per_batch: what the handover adds; None where "
         "worker_s_per_batch is")
-    transport_s_per_batch: Annotated[float, S_PER_BATCH] = Field(
+    transport_s_per_batch: Annotated[float, BATCH_S] = Field(
         description="num_workers=1, consumer sleeping step_s: the wait per step for a ready batch (what the main "
         "process's receive costs each step)")
 
@@ -152,7 +154,7 @@ class WaitBreakdown(BaseModel):
 
     track: str
     format: str
-    num_workers: Annotated[int, COUNT]
+    num_workers: Workers
     in_memory_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
         description="synthetic in-memory batches: the loader's ceiling")
     warm_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="prep only (fetch from the page cache)")
@@ -164,18 +166,18 @@ class WaitBreakdown(BaseModel):
     consumer_samples_per_s: Annotated[float, SAMPLES_PER_S]
     binding: Literal["fetch", "prep", "transport", "compute"]
     cache_evicted: bool
-    rounds: int | None = Field(
+    rounds: Annotated[int | None, COUNT] = Field(
         None, description="warm and cold epochs, alternating, after a warm-up epoch; rates are medians")
-    decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    transform_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    decode_s_per_batch: Annotated[float | None, BATCH_S] = None
+    transform_s_per_batch: Annotated[float | None, BATCH_S] = None
+    collate_s_per_batch: Annotated[float | None, BATCH_S] = None
 
 
 class FeedingSummary(BaseModel):
     track: str
     loader: LoaderKind = "tuned"
     consumer: ConsumerSpec
-    batch_size: Annotated[int, COUNT]
+    batch_size: AtLeastOne
     consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
         description="batch_size / the consumer's step time")
     flow_equilibrium: dict[str, WorkerCount | None] = Field(
@@ -217,55 +219,59 @@ class LoaderOverhead(BaseModel):
 
     track: str
     format: str
-    batch_size: Annotated[int, COUNT] = Field(description="the sweep's batch")
+    batch_size: AtLeastOne = Field(description="the sweep's batch")
     loader_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
         description="1 worker at batch_size, no consumer, no transform")
     decode_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
         description="the format stage's warm decode rate, same shards")
-    ratio: Annotated[float, RATIO] = Field(
+    ratio: Annotated[float, RATE_RATIO] = Field(
         description="loader / decode at the sweep's batch: torch's per-batch cost included")
-    amortized_batch_size: int = Field(description="decode time of a batch >= AMORTIZED_BATCH_DECODE_S (byte-capped)")
+    amortized_batch_size: AtLeastOne = Field(
+        description="decode time of a batch >= AMORTIZED_BATCH_DECODE_S (byte-capped)")
     amortized_loader_samples_per_s: Annotated[float, SAMPLES_PER_S]
-    amortized_ratio: Annotated[float, RATIO] = Field(
+    amortized_ratio: Annotated[float, RATE_RATIO] = Field(
         description="loader / the format stage's decode at amortized_batch_size")
-    per_batch_s: Annotated[float | None, SECONDS] = Field(
+    per_batch_s: Annotated[float | None, MODELLED_S] = Field(
         description="fixed seconds per batch at 1 worker (fit of the two batch sizes: time = per_batch_s + rows x "
         "per_sample); None when the amortized batch is under twice the sweep's, or the fit is lost in noise "
         "(intercept <= 0)")
     column_batches: bool = Field(description="batches sliced from the shard's decoded columns (csv, parquet, raw)")
-    rounds: int | None = Field(None, description="paired rounds (decode, then the loaders, alternating)")
+    rounds: Annotated[int | None, COUNT] = Field(
+        None, description="paired rounds (decode, then the loaders, alternating)")
     paired_decode_samples_per_s: Annotated[float | None, SAMPLES_PER_S] = Field(
         None, description="median decode rate of the rounds")
-    paired_ratio: Annotated[float | None, RATIO] = Field(
+    paired_ratio: Annotated[float | None, RATE_RATIO] = Field(
         None, description="median over rounds of loader / decode, sweep's batch")
-    amortized_paired_ratio: Annotated[float | None, RATIO] = Field(
+    amortized_paired_ratio: Annotated[float | None, RATE_RATIO] = Field(
         None, description="median over rounds of loader / decode at amortized_batch_size: held to "
                     "vocabulary.OVERHEAD_TARGET where decode_target_applies")
-    amortized_paired_ratio_iqr: tuple[float, float] | None = Field(None, description="quartiles of the rounds")
-    in_process_ratio: Annotated[float | None, RATIO] = Field(
+    amortized_paired_ratio_iqr: tuple[RatioBound, RatioBound] | None = Field(
+        None, description="quartiles of the rounds")
+    in_process_ratio: Annotated[float | None, RATE_RATIO] = Field(
         None, description="no worker (batches formed in this process) / decode, median of rounds, sweep's batch: the "
         "batching cost alone")
-    amortized_in_process_ratio: Annotated[float | None, RATIO] = None
-    amortized_worker_decode_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+    amortized_in_process_ratio: Annotated[float | None, RATE_RATIO] = None
+    amortized_worker_decode_s_per_batch: Annotated[float | None, BATCH_S] = Field(
         None, description="1 worker, amortized batch: decoding, by the worker's own clock")
-    amortized_worker_collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+    amortized_worker_collate_s_per_batch: Annotated[float | None, BATCH_S] = Field(
         None, description="... writing the batch into its slot (the batch's one copy)")
-    amortized_wall_s_per_batch: Annotated[float | None, S_PER_BATCH] = Field(
+    amortized_wall_s_per_batch: Annotated[float | None, BATCH_S] = Field(
         None, description="... delivered rows / loader rate; minus the two above: the DataLoader's own per-batch cost")
     plain_dataset: Literal["index", "stream"] | None = Field(
         None, description="the plain DataLoader's dataset: stream (an IterableDataset over the codec's "
         "iter_samples) or index (map-style, the codec's read_sample per item)")
     plain_samples_per_s: Annotated[float | None, SAMPLES_PER_S] = Field(
         None, description="the plain DataLoader at 1 worker (default_collate), sweep's batch, median of rounds")
-    vs_plain_ratio: Annotated[float | None, RATIO] = Field(
+    vs_plain_ratio: Annotated[float | None, RATE_RATIO] = Field(
         None, description="median over rounds of feedtax's loader / the plain DataLoader, sweep's batch: held to "
         "VS_PLAIN_TARGET")
-    vs_plain_ratio_iqr: tuple[float, float] | None = Field(None, description="quartiles of the rounds")
+    vs_plain_ratio_iqr: tuple[RatioBound, RatioBound] | None = Field(None, description="quartiles of the rounds")
     amortized_plain_samples_per_s: Annotated[float | None, SAMPLES_PER_S] = Field(
         None, description="the plain DataLoader at amortized_batch_size, median of rounds")
-    amortized_vs_plain_ratio: Annotated[float | None, RATIO] = Field(
+    amortized_vs_plain_ratio: Annotated[float | None, RATE_RATIO] = Field(
         None, description="as vs_plain_ratio at amortized_batch_size: held to VS_PLAIN_TARGET")
-    amortized_vs_plain_ratio_iqr: tuple[float, float] | None = Field(None, description="quartiles of the rounds")
+    amortized_vs_plain_ratio_iqr: tuple[RatioBound, RatioBound] | None = Field(
+        None, description="quartiles of the rounds")
     raw_bytes_per_sample: Annotated[int | None, BYTES_PER_SAMPLE] = Field(
         None, description="the sample's in-memory size: the bytes the per-byte costs are taken over")
     copy_s_per_byte: Annotated[float | None, S_PER_BYTE] = Field(
@@ -305,10 +311,10 @@ class RankFeeding(BaseModel):
     `feedtax sweep --dataset`, under a torch.distributed process group: bench.ranks gathers them)."""
 
     rank: Annotated[int, COUNT]
-    world_size: Annotated[int, COUNT]
+    world_size: AtLeastOne
     hostname: str
     device: str = Field(description="where the rank's consumer runs: emulated, cpu, cuda:0, ...")
-    steps: Annotated[int, COUNT]
+    steps: AtLeastOne
     samples: Annotated[int, COUNT] = Field(description="samples the rank's consumer took over the measured steps")
     feeding_tax: Annotated[float, FEEDING_TAX]
     au: Annotated[float, UTILIZATION]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from feedtax.atomic import write_atomic
-from feedtax.results.migrations import MigrationError, migrate
-from feedtax.results.schema import SCHEMA_VERSION, Results
+from feedtax.results.schema import Results
+from feedtax.results.validate import Invalid, read
 
 
 def now_utc() -> str:
@@ -33,32 +30,27 @@ def save(results: Results, path: Path) -> None:
 
 
 class ResultsFileError(ValueError):
-    """A results file that cannot be used: names the file and what is wrong."""
+    """A results file that cannot be used: one line naming the file and what is wrong; `kind` says which check
+    refused it (feedtax.results.validate.KINDS)."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+
+
+_UNREAD = ("unreadable", "not_a_file", "too_large")  # refused before a byte was parsed
 
 
 def load(path: Path) -> Results:
-    """The results file at path, migrated from the schema version it was written with and validated.
+    """The results file at path, read as hostile input, migrated from the schema version it was written with and
+    validated as the class collection validates a submission (feedtax.results.validate: size, type and depth
+    limits, duplicate keys, strict types, finite numbers within their declared bounds, derived fields).
 
-    Every reader (report, project, compare) loads through here; a file that cannot be used raises ResultsFileError,
-    one line naming the file and the problem.
+    Every reader (report, project, compare, lab) loads through here; a file that cannot be used raises
+    ResultsFileError, one line naming the file and the problem.
     """
     try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8 or too deep: validation says so in pydantic's words
-        doc = None
-    try:
-        version = doc.get("schema_version") if isinstance(doc, dict) else None
-        if isinstance(doc, dict) and not (type(version) is int and version == SCHEMA_VERSION):
-            return Results.model_validate(migrate(doc)[0])  # 2.0 or "2" is refused, as collect does
-        return Results.model_validate_json(text)
-    except MigrationError as exc:
-        raise ResultsFileError(f"{path}: not a valid feedtax results file: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ResultsFileError(f"{path}: not a valid feedtax results file (schema {SCHEMA_VERSION}): {where}: "
-                               f"{first['msg']} ({exc.error_count()} problem(s))") from None
+        return read(Path(path)).results
+    except Invalid as exc:
+        said = exc.reason if exc.kind in _UNREAD else f"not a valid feedtax results file: {exc.reason}"
+        raise ResultsFileError(f"{path}: {said}", exc.kind) from None

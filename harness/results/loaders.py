@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from feedtax.vocabulary import COUNT, GAP_PP, S_PER_BATCH, SAMPLES_PER_S, UTILIZATION
+from feedtax.results.metrics import BATCH_S, AtLeastOne, Workers
+from feedtax.vocabulary import GAP_PP, SAMPLES_PER_S, UTILIZATION
 
 
 class FixTrial(BaseModel):
@@ -31,19 +32,19 @@ class LoaderGap(BaseModel):
 
     track: str
     format: str
-    num_workers: Annotated[int, COUNT]
-    batch_size: Annotated[int, COUNT]
+    num_workers: Workers
+    batch_size: AtLeastOne
     default_au: Annotated[float, UTILIZATION]
     tuned_au: Annotated[float, UTILIZATION]
     default_ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the default loader alone")
     consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="what the consumer takes")
-    intra_op_threads: Annotated[int, COUNT] = Field(description="torch.get_num_threads() in the measuring process")
-    default_fetch_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    tuned_fetch_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    default_collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    tuned_collate_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    default_handover_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
-    tuned_handover_s_per_batch: Annotated[float | None, S_PER_BATCH] = None
+    intra_op_threads: AtLeastOne = Field(description="torch.get_num_threads() in the measuring process")
+    default_fetch_s_per_batch: Annotated[float | None, BATCH_S] = None
+    tuned_fetch_s_per_batch: Annotated[float | None, BATCH_S] = None
+    default_collate_s_per_batch: Annotated[float | None, BATCH_S] = None
+    tuned_collate_s_per_batch: Annotated[float | None, BATCH_S] = None
+    default_handover_s_per_batch: Annotated[float | None, BATCH_S] = None
+    tuned_handover_s_per_batch: Annotated[float | None, BATCH_S] = None
     fixes: list[FixTrial] = []
 
     @property

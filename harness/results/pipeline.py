@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from feedtax.results.feeding import LoaderRow, RankFeeding, ScalingFit, TransportCost, WaitBreakdown, WorkerCount
-from feedtax.vocabulary import COUNT, DURATION_S, S_PER_BATCH, SAMPLES_PER_S
+from feedtax.results.metrics import BATCH_S, MAX_WORKERS, AtLeastOne, Workers
+from feedtax.vocabulary import COUNT, DURATION_S, SAMPLES_PER_S
 
 PIPELINE_TRACK = "pipeline"  # the track of a user pipeline's rows, fits and breakdowns (its format: the factory's name)
 
@@ -28,10 +29,10 @@ class GetitemTiming(BaseModel):
     memory), over the same samples read twice: the first read, then warm (the page cache holds what the first read).
     Per batch: the seconds of a batch's __getitem__ calls added up (one worker makes a batch)."""
 
-    num_workers: Annotated[int, COUNT]
-    n_samples: Annotated[int, COUNT] = Field(description="samples per pass")
-    first_getitem_s_per_batch: Annotated[float, S_PER_BATCH]
-    warm_getitem_s_per_batch: Annotated[float, S_PER_BATCH] = Field(description="median of the warm passes")
+    num_workers: Workers
+    n_samples: AtLeastOne = Field(description="samples per pass")
+    first_getitem_s_per_batch: Annotated[float, BATCH_S]
+    warm_getitem_s_per_batch: Annotated[float, BATCH_S] = Field(description="median of the warm passes")
     first_read: bool = Field(description="the first pass read samples this sweep had not read before (else it was "
                              "warm too, and no fetch cost can show)")
 
@@ -40,8 +41,8 @@ class PointRanks(BaseModel):
     """One (batch size, workers) point under torchrun, measured on every rank: each rank's feeding of the consumer,
     and the slowest rank, whose figures the point's row carries (the job's pace)."""
 
-    batch_size: Annotated[int, COUNT]
-    num_workers: Annotated[int, COUNT]
+    batch_size: AtLeastOne
+    num_workers: Workers
     slowest_rank: Annotated[int, COUNT] = Field(
         description="the rank that waited longest for data (then the longest wall): the point's row is its")
     world_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
@@ -56,7 +57,7 @@ class PipelineSummary(BaseModel):
     feeding figures draw it unchanged."""
 
     track: str = PIPELINE_TRACK
-    batch_size: Annotated[int, COUNT]
+    batch_size: AtLeastOne
     consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(
         description="batch_size / the consumer's median step time over this batch size's rows")
     flow_equilibrium: dict[str, WorkerCount | None] = Field(
@@ -81,13 +82,13 @@ class PipelineResult(BaseModel):
         description="dataset: factory() returns a Dataset, feedtax builds DataLoader(ds, batch_size, num_workers, "
         "shuffle=False); loader: factory(num_workers, batch_size) returns the DataLoader")
     dataset_len: Annotated[int | None, COUNT] = Field(None, description="len() of the dataset; None: it has none")
-    worker_counts: list[int]
-    batch_sizes: list[int]
-    steps: Annotated[int, COUNT] = Field(description="measured steps per run (warm-up steps come on top)")
+    worker_counts: list[Annotated[int, Field(ge=0, le=MAX_WORKERS)]]
+    batch_sizes: list[Annotated[int, Field(ge=1, le=10**12)]]
+    steps: AtLeastOne = Field(description="measured steps per run (warm-up steps come on top)")
     consumer: PipelineConsumer
     rows: list[LoaderRow] = Field(default_factory=list, description="one per batch size x worker count, as measured; "
                                   "under torchrun the slowest rank's")
-    world_size: Annotated[int, COUNT] = Field(
+    world_size: AtLeastOne = Field(
         1, description="ranks that measured every point (torchrun); 1: one process")
     ranks: list[PointRanks] = Field(default_factory=list, description="under torchrun: every rank's figures per point")
     summaries: list[PipelineSummary] = Field(default_factory=list, description="one per batch size completed")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from feedtax.results.metrics import AtLeastOne
 from feedtax.stats import Distribution
 from feedtax.vocabulary import (
     BYTES,
@@ -70,7 +71,7 @@ class CounterResult(BaseModel):
     average_power_w: Annotated[float | None, WATTS]
     update_period_s: Annotated[float, DURATION_S]
     readings: Annotated[int, COUNT]
-    wraps: int
+    wraps: Annotated[int, COUNT]
     warning: str | None = None
 
 
@@ -135,7 +136,8 @@ class HostInfo(BaseModel):
     cpu_freq_mhz: Annotated[float | None, MHZ] = None
     cpu_freq_max_mhz: Annotated[float | None, MHZ] = None
     cpu_governor: str | None = None
-    load_average_1m: float | None = None
+    load_average_1m: Annotated[float | None, Field(ge=0, le=1e6)] = Field(
+        None, description="runnable processes, averaged over a minute (a million is beyond any host)")
     virtualization: str | None = Field(None, description="'vm' when the CPU reports a hypervisor, else None")
     container: str | None = Field(None, description="docker/podman/kubernetes/lxc when detected, else None")
     data_dir: DataDir | None = None
@@ -155,7 +157,7 @@ class MemoryResult(BaseModel):
     convention: str = CONVENTION
     copy_mb_per_s_one_core: Annotated[float, MB_PER_S]
     copy_mb_per_s_all_cores: Annotated[float, MB_PER_S]
-    threads: Annotated[int, COUNT]
+    threads: AtLeastOne
     last_level_cache_bytes: Annotated[int | None, BYTES]
     distributions: dict[str, Distribution]
     warnings: list[str]

@@ -7,27 +7,28 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from feedtax.results.metrics import MODELLED_S, Workers, modelled
 from feedtax.vocabulary import (
     BYTES_PER_SAMPLE,
-    COUNT,
     FEEDING_TAX,
     FRACTION,
     MB_PER_S,
     PERCENTAGE_POINTS,
-    SECONDS,
     UTILIZATION,
     WATTS,
     Track,
 )
 
 WAIT_FRACTION = replace(FRACTION, better="lower")
+VALUE = modelled("its unit field")  # an assumption's, a sourced number's, a check's value and limit
+RATE = modelled("1/s", low=0)
 DEMAND_MB_PER_S = replace(MB_PER_S, better=None)  # what a mission needs: neither more nor less is better
 
 
 class Sourced(BaseModel):
     """One number with its unit (a pint string, "" for plain numbers) and where it came from."""
 
-    value: float
+    value: Annotated[float, VALUE]
     unit: str
     source: str
     note: str | None = None
@@ -37,7 +38,7 @@ class Sourced(BaseModel):
 class Assumption(BaseModel):
     """One entry of the assumptions file."""
 
-    value: float
+    value: Annotated[float, VALUE]
     unit: str
     source: str
     note: str
@@ -70,11 +71,11 @@ class Assumptions(BaseModel):
 class PipelineOut(BaseModel):
     """evaluate_pipeline's results (the contract's names)."""
 
-    read_rate_per_second: float
-    decode_rate_per_second: float
-    transform_rate_per_second: float
-    service_rate_per_second: float
-    required_rate_per_second: float
+    read_rate_per_second: Annotated[float, RATE]
+    decode_rate_per_second: Annotated[float, RATE]
+    transform_rate_per_second: Annotated[float, RATE]
+    service_rate_per_second: Annotated[float, RATE]
+    required_rate_per_second: Annotated[float, RATE]
     bottleneck_stage: str
     accelerator_wait_fraction: Annotated[float, WAIT_FRACTION]
 
@@ -83,12 +84,13 @@ class Check(BaseModel):
     """One mission constraint: value against limit. kind "max": value must not exceed limit; "min": reach it."""
 
     name: str
-    value: float
-    limit: float
+    value: Annotated[float, VALUE]
+    limit: Annotated[float, VALUE]
     unit: str
     kind: Literal["max", "min"]
     ok: bool
-    headroom: float = Field(description="limit/value for max, value/limit for min: < 1 means violated")
+    headroom: Annotated[float, modelled("x")] = Field(
+        description="limit/value for max, value/limit for min: < 1 means violated")
     detail: str
 
 
@@ -99,7 +101,7 @@ class DataWall(BaseModel):
     storage_source: str
     demand_mb_per_s: Annotated[float, DEMAND_MB_PER_S]
     supply_mb_per_s: Annotated[float, MB_PER_S]
-    utilization: float
+    utilization: Annotated[float, modelled("x", low=0)] = Field(description="demand / supply")
     bottleneck: str
     stalled: bool
 
@@ -107,8 +109,8 @@ class DataWall(BaseModel):
 class TransformWall(BaseModel):
     """mlsysim TransformationModel for one sample: transform time against the accelerator's time per sample."""
 
-    transform_time_s: Annotated[float, SECONDS]
-    accelerator_step_time_s: Annotated[float, SECONDS]
+    transform_time_s: Annotated[float, MODELLED_S]
+    accelerator_step_time_s: Annotated[float, MODELLED_S]
     accelerator_utilization: Annotated[float, UTILIZATION]
     is_bottleneck: bool
 
@@ -127,7 +129,8 @@ class Alternative(BaseModel):
     name: str
     bytes_per_frame: Annotated[float, BYTES_PER_SAMPLE]
     radio_power_w: Annotated[float, WATTS]
-    cut_vs_baseline: float = Field(description="1 - alternative radio energy / baseline radio energy")
+    cut_vs_baseline: Annotated[float, modelled("fraction", high=1)] = Field(
+        description="1 - alternative radio energy / baseline radio energy")
     meets_cut: bool
 
 
@@ -151,7 +154,7 @@ class Projection(BaseModel):
 class ValidationRow(BaseModel):
     track: str
     format: str
-    num_workers: Annotated[int, COUNT]
+    num_workers: Workers
     predicted_feeding_tax: Annotated[float, FEEDING_TAX]
     measured_feeding_tax: Annotated[float, FEEDING_TAX]
     error_pp: Annotated[float, PERCENTAGE_POINTS] = Field(description="predicted - measured feeding tax, x 100")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from feedtax.results.audits import GravityResult, Ledger, SelectionResult
 from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
 from feedtax.results.loaders import LoaderGap
+from feedtax.results.metrics import RUN_SETTING_S, AtLeastOne, Seed
 from feedtax.results.pipeline import PipelineResult
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
@@ -24,7 +25,6 @@ from feedtax.vocabulary import (
     FRACTION,
     MB_PER_S,
     SAMPLES_PER_S,
-    SETTING_S,
     Format,
     Track,
 )
@@ -32,6 +32,11 @@ from feedtax.vocabulary import (
 SCHEMA_VERSION = 4  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
 # a count; collect's samples_per_s name pattern also matched this name, so that rule's upper bound (1e9) is kept
 SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
+SampleSize = Annotated[int, Field(ge=1, le=10**9)]  # one dimension of a synthetic sample (a length, a side)
+# the sections a run measured (two runs that hold the same are one run, whatever their run_ids); the rest is settings,
+# provenance, or modelled from these (projections, gravity, the energy ledger, model validation)
+MEASURED_SECTIONS = ("disk", "memory", "formats", "transforms", "loader", "feeding", "selection", "energy", "pipeline",
+                     "disk_tiers")
 
 
 class CacheState(BaseModel):
@@ -48,9 +53,9 @@ class FormatResult(BaseModel):
 
     track: Track
     format: Format
-    n_samples: Annotated[int, COUNT] = Field(
+    n_samples: AtLeastOne = Field(
         description="samples measured: all the track's, or fewer whole shards for a format too slow for the budget")
-    n_shards: Annotated[int, COUNT]
+    n_shards: AtLeastOne
     bytes_on_disk: Annotated[int, BYTES]
     bytes_per_sample: Annotated[float, BYTES_PER_SAMPLE]
     raw_bytes_per_sample: Annotated[int, BYTES_PER_SAMPLE] = Field(description="the sample's in-memory size")
@@ -83,8 +88,9 @@ class Feeding(BaseModel):
         description="track -> format -> smallest measured worker count (>= 1) whose ingestion keeps up with the "
         "consumer; null: never")
     summaries: list[FeedingSummary] = []
-    shards: dict[str, int] = Field(default_factory=dict, description="track -> shards per format the sweep streamed "
-                                   "(at least 2 per worker, so stream-only formats can keep every worker busy)")
+    shards: dict[str, Annotated[int, Field(ge=1, le=10**12)]] = Field(
+        default_factory=dict, description="track -> shards per format the sweep streamed "
+        "(at least 2 per worker, so stream-only formats can keep every worker busy)")
     loader_overhead: list[LoaderOverhead] = Field(
         default_factory=list,
         description="1-worker loader throughput vs the format stage's decode rate of the same shards")
@@ -102,20 +108,23 @@ class Stage(BaseModel):
 
 
 class RunConfig(BaseModel):
+    """The run's settings. A pipeline sweep (`feedtax sweep --dataset`) measures no formats and writes 0 for the
+    format stage's counts; a run that measured formats has at least 1 of each (results.plausible)."""
+
     profile: str
-    seed: int
+    seed: Seed
     tracks: list[Track]
     formats: list[Format]
-    samples_per_track: int
+    samples_per_track: Annotated[int, COUNT]
     samples_per_shard: Annotated[int, SHARD_SAMPLES]
-    warmups: int
-    repeats: int
-    min_time_s: Annotated[float, SETTING_S]
+    warmups: Annotated[int, COUNT]
+    repeats: Annotated[int, COUNT]
+    min_time_s: Annotated[float, RUN_SETTING_S]
     disk_probe_bytes: Annotated[int | None, BYTES] = None
     memory_probe_bytes: Annotated[int | None, BYTES] = None
-    format_budget_s: Annotated[float | None, SETTING_S] = Field(
+    format_budget_s: Annotated[float | None, RUN_SETTING_S] = Field(
         None, description="per track x format; slower formats are measured on fewer samples")
-    sizes: dict[str, int | list[int]]
+    sizes: dict[str, SampleSize | list[SampleSize]] = Field(description="the synthetic samples' dimensions")
     sweep: dict | None = Field(
         None, description="the DataLoader sweep's plan: tracks, formats, batch size, steps, consumer step")
     data_dir: str
@@ -149,6 +158,17 @@ class Results(BaseModel):
     pipeline: PipelineResult | None = Field(None, description="`feedtax sweep --dataset`: a user's own pipeline swept")
     disk_tiers: DiskTierResult | None = Field(None, description="`feedtax sweep --disk-tier`: the tuned loader at "
                                               "emulated storage tiers, and the format-or-disk answer")
+
+    def measurements_sha256(self) -> str:
+        """What identifies a run's measurements, whatever its run_id: the SHA-256 of the canonical JSON of its measured
+        sections (MEASURED_SECTIONS: as the model holds them, keys sorted, so neither formatting, nor key order, nor
+        5 vs 5.0 matter). Settings, host, stages, timestamps and what is modelled from the measurements are left out."""
+        import hashlib
+
+        import orjson
+
+        measured = self.model_dump(mode="json", include=set(MEASURED_SECTIONS))
+        return hashlib.sha256(orjson.dumps(measured, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def tuned_rows(self) -> list[LoaderRow]:
         """The sweep's rows for feedtax's tuned loader: what the equilibrium, fits and projections stand on."""
