@@ -56,23 +56,33 @@ def _in_stage(out: Path, name: str, at_least: tuple[str, int] | None) -> bool:
     return at_least is None or len(doc[at_least[0]]) >= at_least[1]
 
 
+def _stopped(pid: int) -> bool:
+    """Whether the process is frozen (SIGSTOP acted on: it is not inside a system call such as fork)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
 def stop_in(proc: subprocess.Popen, out: Path, name: str, sig: int, *, group: bool = False,
             at_least: tuple[str, int] | None = None) -> dict:
     """Send sig once results.json says the run is inside stage `name` (with at least n entries of a section): the
-    process (or its whole group, workers too) is frozen with SIGSTOP while that is confirmed, and not mid-save (no
-    results.json.tmp), so the signal lands in the stage however short it is. Returns results.json as it was then."""
-    kill = os.killpg if group else os.kill
+    main process is frozen with SIGSTOP while that is confirmed, and not mid-save (no results.json.tmp), so the
+    signal lands in the stage however short it is. With group, the signal goes to the whole group (workers too, as
+    `timeout` or a closing terminal sends it); only the main process is frozen, and only once it really is stopped
+    is the signal sent, since a group signal that meets a fork is also given to the new child, SIGSTOP included.
+    Returns results.json as it was then."""
     deadline = time.monotonic() + LIMIT_S
     while time.monotonic() < deadline and proc.poll() is None:
         if _in_stage(out, name, at_least):
-            kill(proc.pid, signal.SIGSTOP)
+            os.kill(proc.pid, signal.SIGSTOP)
             try:
+                while not _stopped(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.001)
                 doc = read(out)
                 if _in_stage(out, name, at_least) and not (out / "results.json.tmp").exists():
-                    kill(proc.pid, sig)
+                    (os.killpg if group else os.kill)(proc.pid, sig)
                     return doc
             finally:
-                kill(proc.pid, signal.SIGCONT)
+                os.kill(proc.pid, signal.SIGCONT)
         time.sleep(0.01)
     proc.kill()
     pytest.fail(f"the run never reached stage {name} (exit {proc.poll()}): {proc.communicate()[1][-2000:]}")
@@ -102,10 +112,7 @@ def assert_stopped_cleanly(out: Path, schema: dict, status: str, stage: str, err
 @pytest.mark.parametrize("stage, sig, group", [
     pytest.param("probes", signal.SIGTERM, False, id="SIGTERM-probes"),  # `kill`, a container stop
     pytest.param("formats", signal.SIGHUP, True, id="SIGHUP-formats"),  # a closed terminal hangs up its group
-    pytest.param("sweep", signal.SIGTERM, True, id="SIGTERM-sweep",  # `timeout` signals the group: workers too
-                 marks=pytest.mark.xfail(strict=False, raises=subprocess.TimeoutExpired,
-                                         reason="open: a group SIGTERM mid-sweep hung the run once in several tries "
-                                                "on a loaded 2-core machine (cause not yet found)")),
+    pytest.param("sweep", signal.SIGTERM, True, id="SIGTERM-sweep"),  # `timeout` signals the group: workers too
     pytest.param("selection", signal.SIGINT, True, id="SIGINT-selection"),  # Ctrl-C in a terminal
     pytest.param("projections", signal.SIGHUP, False, id="SIGHUP-projections"),
 ])
@@ -118,8 +125,17 @@ def test_a_signal_in_each_stage_stops_the_run_cleanly(tmp_path, schema, stage, s
     name = signal.Signals(sig).name
     last = err.strip().splitlines()[-1]
     assert last == f"feedtax: interrupted by {name}: what was measured is in {out}/results.json", err[-2000:]
-    doc = assert_stopped_cleanly(out, schema, "interrupted", stage, err)
-    assert doc["stages"][-1]["error"] == f"interrupted by {name}"
+    doc = read(out)
+    names = [s["name"] for s in doc["stages"]]
+    if doc["stages"][names.index(stage)]["status"] == "complete":
+        # rarely the signal meets the save that closes the stage (deferred): the stage is whole, and the run stops
+        # at the next boundary, between the two stages or in the next one
+        assert doc["status"] == "interrupted" and len(names) - names.index(stage) <= 2, (doc["stages"], err[-2000:])
+        jsonschema.validate(doc, schema)
+        assert hidden_or_temp(out) == [] and "did not complete" in (out / "report.html").read_text()
+    else:
+        doc = assert_stopped_cleanly(out, schema, "interrupted", stage, err)
+        assert doc["stages"][-1]["error"] == f"interrupted by {name}"
     assert len(doc["formats"]) >= len(before["formats"]) and len(doc["loader"]) >= len(before["loader"]), \
         "every point measured before the signal is kept"
 

@@ -1,5 +1,7 @@
+import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -18,16 +20,28 @@ class _SignalsInFinalizer:
 
 @pytest.mark.parametrize("signum", interrupts.SIGNALS)
 def test_a_signal_swallowed_by_a_finalizer_is_raised_at_the_next_check(monkeypatch, signum):
-    swallowed = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda u: swallowed.append(u.exc_type))
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_type))
+    hook = sys.unraisablehook
     with interrupts.latched():
         obj = _SignalsInFinalizer(signum)
-        del obj  # Python reports "Exception ignored in ... __del__" and carries on, as with torch
-        assert swallowed == [interrupts.Interrupted]
+        del obj  # Python would report "Exception ignored in ... __del__" and carry on, as with torch
+        assert reported == [], "the terminal shows no traceback for a stop that is latched"
         with pytest.raises(interrupts.Interrupted) as info:
             interrupts.check()
         assert info.value.signum == signum
         interrupts.check()  # raised once, not again
+        del _ErrorInFinalizer().me  # any other error in a finalizer is still reported
+        assert reported == [ValueError]
+    assert sys.unraisablehook is hook, "the block puts Python's hook back"
+
+
+class _ErrorInFinalizer:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        raise ValueError("a real failure")
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -84,3 +98,65 @@ def test_a_deferred_block_finishes_and_the_signal_waits_for_the_next_check():
         with pytest.raises(interrupts.Interrupted) as info:
             interrupts.check()
         assert info.value.name == "SIGTERM"
+
+
+def test_a_signal_while_a_batch_is_fetched_waits_for_the_batch():
+    """Torch hands a batch from a worker over a socket: a signal must not cut that short (the worker prints a
+    traceback), so it is raised when the batch has arrived."""
+    with interrupts.latched():
+        fetched = []
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.between_batches:
+            signal.raise_signal(signal.SIGTERM)
+            fetched.append("batch")
+        assert fetched == ["batch"] and info.value.name == "SIGTERM"
+        interrupts.check()  # raised once
+
+
+def test_a_second_signal_while_fetching_stops_at_once():
+    with interrupts.latched():
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.between_batches:
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)
+            pytest.fail("the second signal did not stop the fetch")
+        assert info.value.name == "SIGINT"
+
+
+def test_a_fetch_that_never_ends_is_stopped_after_the_grace(monkeypatch):
+    """A hung loader: one SIGTERM (from `timeout`, say) still stops the run, GRACE_S after it came."""
+    monkeypatch.setattr(interrupts, "GRACE_S", 0.2)
+    with interrupts.latched():
+        t0 = time.monotonic()
+        with pytest.raises(interrupts.Interrupted) as info, interrupts.between_batches:
+            signal.raise_signal(signal.SIGHUP)
+            while time.monotonic() - t0 < 30:
+                time.sleep(0.01)
+        assert info.value.name == "SIGHUP" and time.monotonic() - t0 < 30
+
+
+def test_a_signal_latched_during_a_save_stops_before_the_next_fetch():
+    with interrupts.latched():
+        with interrupts.deferred():
+            signal.raise_signal(signal.SIGTERM)
+        with pytest.raises(interrupts.Interrupted), interrupts.between_batches:
+            pytest.fail("the fetch started although a signal was waiting")
+
+
+def test_a_process_forked_inside_the_block_has_the_handlers_from_before():
+    """DataLoader workers are forked: they must stop on a group SIGTERM as they would without feedtax (silently,
+    by the signal), not raise feedtax's Interrupted inside torch's worker loop."""
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupts.latched():
+        assert signal.getsignal(signal.SIGTERM) is not before
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: say whether its handler is the one from before, then wait to be signalled
+            os.write(write_end, b"1" if signal.getsignal(signal.SIGTERM) is before else b"0")
+            time.sleep(30)
+            os._exit(3)
+        os.close(write_end)
+        restored = os.read(read_end, 1)
+        os.close(read_end)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert restored == b"1"
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM

@@ -332,5 +332,6 @@ def test_a_signal_stops_your_pipelines_sweep_keeping_what_it_measured(tmp_path, 
     assert code == 128 + signum, err
     assert err.strip().splitlines()[-1] == (f"feedtax: interrupted by {name}: what was measured is in "
                                             f"{out / 'results.json'}"), err
+    assert "Traceback" not in err, "no worker's traceback: the signal waits for the batch being handed over"
     saved = results.load(out / "results.json")
     assert saved.status == "interrupted" and saved.stages[-1].status == "interrupted"

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from feedtax.bench import interrupts
 from feedtax.bench.consumers import Consumer
 from feedtax.bench.ranks import RankFeeding
 from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
@@ -198,36 +199,42 @@ def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, s
     starts there."""
     raw: list[tuple] = []  # StepRecords are built after the loop: the loop's own cost stays small
     stage_rows: list[np.ndarray] = []
-    it = iter(loader)
+    with interrupts.between_batches:  # a latched signal stops here; starting workers (a fork) is not cut short
+        it = iter(loader)
     epochs = 1
     t_origin = None
-    for i in range(warmup_steps + steps):
-        warm = i < warmup_steps
-        if not warm and t_origin is None:
-            t_origin = time.perf_counter()
-            if sampler is not None:
-                sampler.start()
-        t0 = time.perf_counter()
-        batch = next(it, None)
-        first = i == 0
-        if batch is None:  # epoch over: start another, the consumer waits for it
-            it, batch = _restart(loader, i)
-            epochs, first = epochs + 1, True
-        t1 = time.perf_counter()
-        stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
-        busy = float(consumer.step(batch))
-        n, nbytes = samples_and_bytes(batch)
-        if batch_size_of is not None:
-            n = int(batch_size_of(batch))
-        elif n == 0:
-            raise FeedingError(f"batch {i + 1} holds no tensor or array with a batch dimension: pass batch_size_of "
-                               "to say how many samples a batch has")
-        if stage is not None and not warm:
-            stage_rows.append(np.asarray(stage, dtype=np.float64))
-        nominal = getattr(consumer, "last_nominal_s", None)
-        raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm, first, nominal))
-        if on_step is not None:
-            on_step(i)
+    try:
+        for i in range(warmup_steps + steps):
+            warm = i < warmup_steps
+            if not warm and t_origin is None:
+                t_origin = time.perf_counter()
+                if sampler is not None:
+                    sampler.start()
+            with interrupts.between_batches:  # a signal stops the run between batches, never inside torch's hand-over
+                t0 = time.perf_counter()
+                batch = next(it, None)
+                first = i == 0
+                if batch is None:  # epoch over: start another, the consumer waits for it
+                    it, batch = _restart(loader, i)
+                    epochs, first = epochs + 1, True
+                t1 = time.perf_counter()
+            stage = batch.pop(STAGE_KEY, None) if isinstance(batch, dict) else None
+            busy = float(consumer.step(batch))
+            n, nbytes = samples_and_bytes(batch)
+            if batch_size_of is not None:
+                n = int(batch_size_of(batch))
+            elif n == 0:
+                raise FeedingError(f"batch {i + 1} holds no tensor or array with a batch dimension: pass batch_size_of "
+                                   "to say how many samples a batch has")
+            if stage is not None and not warm:
+                stage_rows.append(np.asarray(stage, dtype=np.float64))
+            nominal = getattr(consumer, "last_nominal_s", None)
+            raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm, first, nominal))
+            if on_step is not None:
+                on_step(i)
+    finally:
+        with interrupts.deferred():  # the iterator shuts its workers down whole: a signal waits for the next check
+            it = None
     return raw, stage_rows, epochs, t_origin
 
 
@@ -270,7 +277,7 @@ def epoch_rate(loader: Iterable[dict], stages: list | None = None) -> tuple[floa
     STAGE_KEY is appended to stages when given."""
     t0 = time.perf_counter()
     n, first = 0, None
-    for batch in loader:
+    for batch in interrupts.fetched(loader):
         if first is None:
             first = time.perf_counter() - t0
         n += samples_and_bytes(batch)[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from feedtax import formats as codecs
+from feedtax.bench import interrupts
 from feedtax.bench.baseline import Access, plain_loader
 from feedtax.bench.feeding import count_samples, epoch_rate, samples_and_bytes
 from feedtax.loader import LoaderConfig, make_loader, ring_slots
@@ -86,7 +87,7 @@ def copy_seconds(nbytes: int, repeats: int = COPY_REPEATS) -> float:
 def _plain_pass(loader, epochs: int) -> tuple[float, int]:
     """(seconds, samples) for `epochs` whole passes of a plain DataLoader (feedtax's loader does them in one)."""
     t0 = time.perf_counter()
-    n = sum(samples_and_bytes(batch)[0] for _ in range(epochs) for batch in loader)
+    n = sum(samples_and_bytes(batch)[0] for _ in range(epochs) for batch in interrupts.fetched(loader))
     return time.perf_counter() - t0, n
 
 

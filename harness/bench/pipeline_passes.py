@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from feedtax.bench import interrupts
 from feedtax.bench.breakdown import binding_stage
 from feedtax.bench.consumers import Consumer, Drain, EmulatedConsumer
 from feedtax.bench.feeding import FeedingError, FeedingResult, measure_feeding, samples_and_bytes
@@ -60,20 +61,26 @@ class Guard:
 
     def __iter__(self) -> Iterator:
         try:
-            it = iter(self.loader)
+            with interrupts.between_batches:  # a signal stops between batches, never inside torch's hand-over
+                it = iter(self.loader)
         except Exception as exc:
             raise PipelineError(f"{self.where}: the loader cannot be iterated: {one_line(exc)}") from exc
         batches = 0
-        while True:
-            try:
-                batch = next(it)
-            except StopIteration:
-                return
-            except Exception as exc:
-                raise PipelineError(f"{self.where}: the loader raised at batch {batches + 1}: {one_line(exc)}") \
-                    from exc
-            batches += 1
-            yield batch
+        try:
+            while True:
+                try:
+                    with interrupts.between_batches:
+                        batch = next(it)
+                except StopIteration:
+                    return
+                except Exception as exc:
+                    raise PipelineError(f"{self.where}: the loader raised at batch {batches + 1}: "
+                                        f"{one_line(exc)}") from exc
+                batches += 1
+                yield batch
+        finally:
+            with interrupts.deferred():  # the iterator's finalizer shuts its workers down
+                it = None
 
 
 def release(exc: BaseException) -> None:
