@@ -79,6 +79,7 @@ S_PER_BATCH = Metric("s/batch", "lower")
 WATTS = Metric("W", "lower", 0, 1e5, "one host or accelerator draws well under 100 kW")
 JOULES = Metric("J", "lower", 0, 1e13, "energy is not negative; 1e13 J is 100 kW for 3 years")
 RATIO = Metric("x", "higher")  # a rate over the rate it should reach (loader / decode)
+SPEEDUP = Metric("x", None, 0, 1e6, "a ratio of two rates is not negative")  # one read over another: no better side
 COUNT = Metric("count", None, 0, 1e12, "a count is not negative")
 BYTES = Metric("B", None, 0, 1e18, "a byte count is not negative (1e18 is an exabyte)")
 MEMORY_BYTES = Metric("B", None, 1, 1e14, "100 TB of RAM is beyond any single host")

@@ -110,7 +110,7 @@ def _json_or_ssd(results: Results) -> Answer | None:
     """JSON -> Protobuf (measured decode, and the sweep where it has both) against a faster disk (the measured read
     rate in JSON samples/s: a disk faster than decode needs changes nothing)."""
     fmt = {(f.track, f.format): f for f in results.formats}
-    disk = results.disk.seq_read_mb_per_s_cold if results.disk else None
+    disk = results.disk.seq_read_mb_per_s_first if results.disk else None
     lines = []
     for track in dict.fromkeys(f.track for f in results.formats):
         j, p = fmt.get((track, "json")), fmt.get((track, "protobuf"))

@@ -29,6 +29,16 @@ def probes(results: Results) -> list[str]:
     return parts
 
 
+def _repeats(d) -> str:
+    """How much faster the re-reads of one file ran than its first read, and whether a cache below the OS served
+    them."""
+    if d.repeat_read_speedup is None:
+        return "not measured (a file from before schema 5)"
+    said = ("<span class=warn>a cache below this OS served the re-reads</span>" if d.repeats_cached_below_os
+            else "no cache below this OS seen")
+    return f"{d.repeat_read_speedup:.2f}x: {said}"
+
+
 def _disk(d) -> list[str]:
     direct = ("not allowed here" if d.seq_read_mb_per_s_direct is None
               else quantity(d.seq_read_mb_per_s_direct, "seq_read_mb_per_s_direct"))
@@ -40,9 +50,12 @@ def _disk(d) -> list[str]:
                          block_kib=d.block_size_bytes // 1024, cache_method=escape(d.cache_method),
                          evicted="confirmed" if d.cache_evicted else "<span class=warn>not confirmed</span>"),
         kv([("sequential write (fsync included)", quantity(d.seq_write_mb_per_s, "seq_write_mb_per_s")),
-            ("sequential read, cold cache", quantity(d.seq_read_mb_per_s_cold, "seq_read_mb_per_s_cold")),
-            ("sequential read, warm cache", quantity(d.seq_read_mb_per_s_warm, "seq_read_mb_per_s_warm")),
-            ("sequential read, O_DIRECT", direct),
+            ("sequential read, first after writing (the model's)",
+             f"{quantity(d.seq_read_mb_per_s_first, 'seq_read_mb_per_s_first')} ({escape(d.first_read_method)})"),
+            ("re-reads over the first read", _repeats(d)),
+            ("sequential re-read, cold cache", quantity(d.seq_read_mb_per_s_cold, "seq_read_mb_per_s_cold")),
+            ("sequential re-read, warm cache", quantity(d.seq_read_mb_per_s_warm, "seq_read_mb_per_s_warm")),
+            ("sequential re-read, O_DIRECT", direct),
             ("random 4 KiB reads", f"{iops} ({escape(d.rand_read_method)})"),
             ("read latency p50 / p99", latency)]),
         warning_list(d.warnings),

@@ -14,7 +14,7 @@ from feedtax.vocabulary import HALF_EARTH_KM, LINK_GBPS, VALIDATION_LIMIT_PP
 def waterfall_links(results: Results) -> tuple[float | None, dict[str, tuple[float, str]]]:
     """This machine's measured disk read (MB/s) and each mission's network link (MB/s), from the assumptions:
     cloud data arrives over the lab's fastest datacenter link, mobile frames over Bluetooth LE."""
-    disk = results.disk.seq_read_mb_per_s_cold if results.disk else None
+    disk = results.disk.seq_read_mb_per_s_first if results.disk else None
     a = results.assumptions
     if a is None:
         return disk, {}

@@ -1,18 +1,27 @@
-"""Shared fixtures: small track samples sized like the ci profile, their shards in every format, a full disk."""
+"""Shared fixtures: small track samples sized like the ci profile, their shards in every format, a full disk (faked,
+or a small tmpfs), and `feedtax ARGS...` run in this process."""
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import hashlib
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 
 from feedtax import datasets, formats
 from feedtax.bench.profiles import get
+from feedtax.cli import app, invoke
 
 CI_SIZES = get("ci").sizes
+ANY_CALL_S = 300  # any command line run through the fixture: a hang fails instead of stopping the suite
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +76,65 @@ def full_disk(monkeypatch):
         return FullFile(f) if "w" in mode and str(path).endswith(".tmp") else f
 
     monkeypatch.setattr(builtins, "open", fake_open)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, options: str):
+    """A small tmpfs mounted at where (mount options, e.g. "size=16M" or "ro,size=1M") for the block; the test is
+    skipped, with the reason, where none can be mounted (not root, no mount(8), a container without the capability)."""
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True, capture_output=True,
+                       text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = getattr(exc, "stderr", None) or exc
+        pytest.skip(f"cannot mount a tmpfs here: {str(why).strip()[:200]}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class Ran:
+    """What a command line did: its exit code, stdout and stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def feedtax_cli(capsys):
+    """`feedtax ARGS...` in this process, through the console script's own error handling (feedtax.cli.invoke)."""
+    def run(*args: object, command=None, timeout_s: float = ANY_CALL_S) -> Ran:
+        with _deadline(timeout_s):
+            code = invoke(command or typer.main.get_command(app), [str(a) for a in args])
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+    return run
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Fail a call that runs past `seconds` (SIGALRM) instead of letting it hang the suite."""
+    def expired(signum, frame):
+        raise TimeoutError(f"a command line ran past {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def terminal_signals() -> None:
+    """A Popen preexec_fn: the child takes SIGHUP as a run in a terminal does, even where the suite runs under nohup
+    (which ignores SIGHUP, and an ignored signal is inherited: feedtax then rightly keeps ignoring it)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

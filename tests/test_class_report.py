@@ -10,7 +10,6 @@ import duckdb
 import numpy as np
 import pytest
 import typer
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 from test_collect import N_GOOD, write_good
 from typer.testing import CliRunner
 
@@ -90,7 +89,7 @@ def _class_with_labs(inbox: Path) -> None:
         if t.dataset_bytes == 10**15:
             t.winner, t.crossover_km = "network", None
     slow_disk = base.model_copy(update={"run_id": "class-1"}, deep=True)
-    slow_disk.disk.seq_read_mb_per_s_cold = 1.0
+    slow_disk.disk.seq_read_mb_per_s_first = 1.0
     plain = base.model_copy(update={"run_id": "class-2"}, deep=True)
     plain.memory.copy_mb_per_s_all_cores *= 1.01  # its own machine: the same measurements would be one run
 
@@ -138,7 +137,7 @@ def test_without_lab_records_the_section_says_so_in_one_line(class_db, tmp_path)
     assert section.strip() == class_report.NO_LABS
 
 
-def test_free_text_of_every_column_reaches_the_page_as_text(feedtax_cli, tmp_path):  # noqa: F811
+def test_free_text_of_every_column_reaches_the_page_as_text(feedtax_cli, tmp_path):
     """`feedtax class-report` over a class whose every text column (run_id, profile, track, format, filesystem, CPU,
     Reflect answers...) holds mathtext, a bad TeX command, markup and hidden characters: it renders, each figure's
     labels as text (no mathtext error), the hidden characters shown as escapes."""

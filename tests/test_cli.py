@@ -14,7 +14,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 
 FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "feedtax"]
 
@@ -234,7 +233,7 @@ def _clean(text: str) -> bool:
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
-def test_compare_prints_a_hostile_run_id_and_cpu_as_text(feedtax_cli, monkeypatch, hostile):  # noqa: F811
+def test_compare_prints_a_hostile_run_id_and_cpu_as_text(feedtax_cli, monkeypatch, hostile):
     _hostile_runs(monkeypatch, run_id=hostile, cpu_model=hostile)
     out = feedtax_cli("compare", "a.json", "b.json", "--force", "--all")
     assert out.exit_code == 0 and _clean(out.output), out.output
@@ -244,7 +243,7 @@ def test_compare_prints_a_hostile_run_id_and_cpu_as_text(feedtax_cli, monkeypatc
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
-def test_project_and_report_print_hostile_text_as_text(feedtax_cli, monkeypatch, tmp_path, hostile):  # noqa: F811,E501
+def test_project_and_report_print_hostile_text_as_text(feedtax_cli, monkeypatch, tmp_path, hostile):  # noqa: E501
     _hostile_runs(monkeypatch, run_id=hostile, cpu_model=hostile)
     projected = feedtax_cli("project", "a.json")
     assert projected.exit_code == 0 and _clean(projected.output), projected.output

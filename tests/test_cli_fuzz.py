@@ -10,63 +10,20 @@ compute, and measure nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import typer
 
-from feedtax.cli import app, invoke
+from feedtax.cli import app
 from feedtax.cli.options import Range
 
 VALUES = ("nan", "inf", "-inf", "0", "-1", "1e12")
 PER_CALL_S = 10  # a fuzzed command line: parsing, or gravity's arithmetic
-ANY_CALL_S = 300  # any command line run through the fixture: a hang fails instead of stopping the suite
 ASSUMPTIONS = json.loads((Path(__file__).parents[1] / "harness" / "model" / "assumptions.json").read_text())
-
-
-@dataclass
-class Ran:
-    """What a command line did: its exit code, stdout and stderr."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-@pytest.fixture
-def feedtax_cli(capsys):
-    """`feedtax ARGS...` in this process, through the console script's own error handling (feedtax.cli.invoke)."""
-    def run(*args: object, command=None, timeout_s: float = ANY_CALL_S) -> Ran:
-        with _deadline(timeout_s):
-            code = invoke(command or typer.main.get_command(app), [str(a) for a in args])
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-    return run
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float):
-    """Fail a call that runs past `seconds` (SIGALRM) instead of letting it hang the suite."""
-    def expired(signum, frame):
-        raise TimeoutError(f"a command line ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _commands(group, path=()):

@@ -7,7 +7,6 @@ test_intake, test_store, test_submit, test_class_report and the collect benchmar
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
@@ -20,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import typer
+from conftest import small_tmpfs
 from typer.testing import CliRunner
 
 from feedtax.bench.profiles import Profile, SweepPlan, get
@@ -422,22 +422,6 @@ def test_a_run_is_counted_once_whatever_its_run_id_says(corpus, tmp_path):
 
 # --- a full disk -----------------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _tmpfs(folder: Path, size: str):
-    """A small tmpfs at folder for the test's lifetime; the test is skipped, with the reason, where none can be
-    mounted (not root, no mount(8), a container without the capability)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True,
-                       capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        why = getattr(exc, "stderr", None) or exc
-        pytest.skip(f"cannot mount a tmpfs here to fill a disk: {str(why).strip()[:200]}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False, capture_output=True, timeout=30)
-
 
 def _consistent(db: Path) -> int:
     """The number of runs, after checking every run is in every table it should be, and no table holds a run the
@@ -454,7 +438,7 @@ def _consistent(db: Path) -> int:
 
 def test_a_full_disk_is_named_and_the_store_stays_whole(corpus, tmp_path):
     _, good, _ = corpus
-    with _tmpfs(tmp_path / "small", "2M") as small:
+    with small_tmpfs(tmp_path / "small", "size=2M") as small:
         db = small / "class.duckdb"
         report = c.collect(list(good.values()), db, batch_files=4)
         full = [r for r in report.rejected if r.kind == "database"]

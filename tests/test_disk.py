@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_tmpfs
 
+from feedtax import results
 from feedtax.probes import disk
 from feedtax.probes.disk import IN_MEMORY_FS, ProbeError, measure_disk
 from feedtax.probes.diskio import segment_iops
@@ -21,20 +21,6 @@ MIB = 1 << 20
 CONTRACT = ("seq_read_mb_per_s_cold", "seq_read_mb_per_s_warm", "seq_write_mb_per_s", "rand_read_iops_4k",
             "read_latency_p99_s", "read_latency_p50_s", "cache_evicted", "block_size_bytes", "size_bytes", "path",
             "fs_type", "o_direct", "warnings")
-
-
-@contextmanager
-def tmpfs(where: Path, options: str):
-    """A small tmpfs mounted at where, or skip where mounting is not allowed."""
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
 
 def small(path: Path, size: int = 8 * MIB, **kw):
     return measure_disk(path, size, block_size_bytes=MIB, time_budget_s=1.0, rand_ops=512, **kw)
@@ -70,7 +56,7 @@ def test_cold_reads_really_were_evicted(tmp_path):
 
 
 def test_in_memory_filesystem_is_said_not_hidden(tmp_path):
-    with tmpfs(tmp_path / "mnt", "size=64M") as mnt:
+    with small_tmpfs(tmp_path / "mnt", "size=64M") as mnt:
         r = small(mnt)
         assert r.fs_type == "tmpfs"
         assert r.cache_evicted is False
@@ -92,7 +78,7 @@ def test_not_a_directory(tmp_path):
 
 
 def test_read_only_filesystem_mounted(tmp_path):
-    with tmpfs(tmp_path / "ro", "ro,size=1M") as ro:
+    with small_tmpfs(tmp_path / "ro", "ro,size=1M") as ro:
         with pytest.raises(ProbeError, match="read-only") as err:
             small(ro)
         assert str(ro) in str(err.value)
@@ -116,7 +102,7 @@ def test_read_only_directory_injected(tmp_path, monkeypatch):
 
 
 def test_full_disk_on_a_small_filesystem(tmp_path):
-    with tmpfs(tmp_path / "tiny", "size=1M") as tiny:
+    with small_tmpfs(tmp_path / "tiny", "size=1M") as tiny:
         with pytest.raises(ProbeError, match="disk full") as err:
             small(tiny)
         assert "bytes free" in str(err.value) and str(tiny) in str(err.value)
@@ -179,3 +165,53 @@ def test_random_offsets_are_distinct_and_aligned():
     assert len(set(offs.tolist())) == 1000
     assert all(o % 4096 == 0 and 0 <= o < 8 * MIB for o in offs.tolist())
     assert len(disk.random_offsets(64 * 1024, 1000)) == 16  # never more reads than pages
+
+
+def _reads_served(monkeypatch, first_mb_per_s: float, again_mb_per_s: float) -> list[str]:
+    """Every sequential read returns at a set speed: the first after each write at one, every re-read at another."""
+    real_write, fresh, seen = disk.write_test_file, [False], []
+
+    def write(*a, **kw):
+        fresh[0] = True
+        return real_write(*a, **kw)
+
+    def read(path, size, block, *, direct, until=None):
+        seen.append("first" if fresh[0] else "again")
+        rate, fresh[0] = (first_mb_per_s if fresh[0] else again_mb_per_s), False
+        return size / (rate * 1e6), size
+
+    monkeypatch.setattr(disk, "write_test_file", write)
+    monkeypatch.setattr(disk, "seq_read", read)
+    return seen
+
+
+@pytest.mark.parametrize("first, again, cached", [(500.0, 1000.0, True), (800.0, 800.0, False),
+                                                  (1000.0, 1150.0, False)])
+def test_the_first_read_after_writing_is_told_from_the_re_reads(tmp_path, monkeypatch, first, again, cached):
+    """A cache below the OS (a hypervisor's) serves re-reads of one file faster than its first read: the first read
+    is the model's figure, the speed-up is reported, and flagged above 1.2x."""
+    if fs_type(tmp_path) in IN_MEMORY_FS:
+        pytest.skip(f"{tmp_path} is on {fs_type(tmp_path)}: nothing sits below its cache")
+    seen = _reads_served(monkeypatch, first, again)
+    r = measure_disk(tmp_path, 8 * MIB, block_size_bytes=MIB, time_budget_s=5.0, repeats=3, rand_ops=64)
+    assert seen.count("first") == r.distributions["seq_write_mb_per_s"].n == 3, "one first read per write"
+    assert r.seq_read_mb_per_s_first == pytest.approx(first)
+    assert r.seq_read_mb_per_s_cold == pytest.approx(again)
+    assert r.repeat_read_speedup == pytest.approx(again / first)
+    assert r.repeats_cached_below_os is cached
+    assert any("a cache below this OS" in w and "the model uses the first read" in w for w in r.warnings) is cached
+
+
+def test_the_model_reads_the_disk_at_its_first_read():
+    """The projections read the dataset at the first read after writing, not at the re-reads' speed."""
+    from feedtax.model.project import project_results
+
+    stored = results.load(Path(__file__).parent / "data" / "results-v4.json")
+    read_s = {}
+    for first, cold in ((100.0, 100.0), (100.0, 900.0), (200.0, 100.0)):
+        res = stored.model_copy(deep=True)
+        res.disk = res.disk.model_copy(update={"seq_read_mb_per_s_first": first, "seq_read_mb_per_s_cold": cold})
+        project_results(res)
+        read_s[first, cold] = [t.read_s for t in res.gravity.tiers]
+    assert read_s[100.0, 100.0] == read_s[100.0, 900.0], "the re-reads do not enter the model"
+    assert read_s[200.0, 100.0] == pytest.approx([s / 2 for s in read_s[100.0, 100.0]], rel=1e-6)

@@ -17,11 +17,11 @@ import subprocess
 import sys
 import termios
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import small_tmpfs, terminal_signals
 
 from feedtax import results
 from feedtax.bench.outdir import LOCK_NAME
@@ -39,7 +39,7 @@ def schema() -> dict:
 def start(out: Path, *extra: str, options=SMALL) -> subprocess.Popen:
     """`feedtax run` into out, in a process group of its own (as a shell job: the group gets a terminal's signals)."""
     return subprocess.Popen([*FEEDTAX, "run", *options, "--out", str(out), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=terminal_signals)
 
 
 def read(out: Path) -> dict | None:
@@ -147,6 +147,7 @@ def test_a_closed_terminal_stops_the_run_as_sighup_does(tmp_path, schema):
     master, terminal = os.openpty()
 
     def own_terminal() -> None:  # a session leader whose controlling terminal this is, as a login shell's job
+        terminal_signals()
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -193,21 +194,6 @@ def test_kill_9_then_the_next_runs_remove_what_it_left(tmp_path, schema):
     killed = results.load(out / "results.prev.json")  # the killed run's measurements: kept, and readable
     assert killed.status == "running" and killed.formats
 
-
-@contextmanager
-def tmpfs(where: Path, size: str):
-    """A small tmpfs mounted at where, or skip where mounting is not allowed."""
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
-
 def fill(where: Path) -> None:
     """Take every free byte of where's filesystem, as another writer would."""
     st = os.statvfs(where)
@@ -216,7 +202,7 @@ def fill(where: Path) -> None:
 
 
 def test_a_disk_that_fills_mid_run_keeps_the_results_and_removes_the_shards(tmp_path, schema):
-    with tmpfs(tmp_path / "disk", "48M") as disk:
+    with small_tmpfs(tmp_path / "disk", "size=48M") as disk:
         out = disk / "out"
         proc = start(out, options=["--profile", "ci", "--tracks", "edge,cloud", "--formats", "csv,json"])
         deadline = time.monotonic() + LIMIT_S
@@ -238,7 +224,7 @@ def test_a_disk_that_fills_mid_run_keeps_the_results_and_removes_the_shards(tmp_
 
 
 def test_a_disk_too_small_for_the_run_is_refused_before_measuring(tmp_path):
-    with tmpfs(tmp_path / "disk", "16M") as disk:
+    with small_tmpfs(tmp_path / "disk", "size=16M") as disk:
         proc = start(disk / "out")
         code, err = finish(proc)
         assert code == 2

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 
 from feedtax.model import assumptions, gravity
 from feedtax.vocabulary import DATASET_TIERS_BYTES
@@ -90,7 +89,7 @@ def test_costs():
     assert t.drives == 50 and t.drives_usd == pytest.approx(50 * 400)
 
 
-def test_cli_json(feedtax_cli):  # noqa: F811
+def test_cli_json(feedtax_cli):
     out = feedtax_cli("gravity", "--size", "1PB", "--link-gbps", "100", "--disk-mb-per-s", "1000", "--assume",
                       "link_efficiency=1", "--json")
     assert out.exit_code == 0, out.output
@@ -98,7 +97,7 @@ def test_cli_json(feedtax_cli):  # noqa: F811
     assert data["tiers"][0]["network_s"] == pytest.approx(80_000)
 
 
-def test_cli_table_and_errors(feedtax_cli):  # noqa: F811
+def test_cli_table_and_errors(feedtax_cli):
     ok = feedtax_cli("gravity", "--distance-km", "100")
     assert ok.exit_code == 0 and "crossover" in ok.output
     bad = feedtax_cli("gravity", "--assume", "nope=1")
@@ -129,14 +128,14 @@ def test_figures():
     (["--assume", "drive_capacity_bytes=-1"], "--assume drive_capacity_bytes=-1: outside its range"),
     (["--assume", "egress_usd_per_gb=nan"], "--assume egress_usd_per_gb=nan: outside its range"),
 ])
-def test_cli_refuses_impossible_inputs_in_one_line(feedtax_cli, args, message):  # noqa: F811
+def test_cli_refuses_impossible_inputs_in_one_line(feedtax_cli, args, message):
     out = feedtax_cli("gravity", "--size", "1TB", *args)
     assert out.exit_code == 2 and out.stderr.startswith("feedtax: ") and message in out.stderr
     assert out.stderr.count("\n") == 1
     assert "Traceback" not in out.output
 
 
-def test_cli_says_where_the_drives_rates_come_from(feedtax_cli, tmp_path):  # noqa: F811
+def test_cli_says_where_the_drives_rates_come_from(feedtax_cli, tmp_path):
     given = feedtax_cli("gravity", "--size", "1TB", "--disk-mb-per-s", "900", "--distance-km", "10", "--json")
     inputs = json.loads(given.stdout)["inputs"]
     assert inputs["disk_write_bandwidth"]["source"] == "given (--disk-mb-per-s)"  # typed, not measured
@@ -151,7 +150,7 @@ def test_cli_says_where_the_drives_rates_come_from(feedtax_cli, tmp_path):  # no
     assert disk == {**disk, "value": run["disk"]["seq_write_mb_per_s"], "source": f"measured by run {run['run_id']}"}
 
 
-def test_a_run_id_from_a_results_file_is_printed_as_text(feedtax_cli, monkeypatch):  # noqa: F811
+def test_a_run_id_from_a_results_file_is_printed_as_text(feedtax_cli, monkeypatch):
     """The drives' source names the run: a run_id holding rich markup or terminal escapes is shown as it is (the
     results reader refuses such a run_id; this holds the table to its part should one get through)."""
     from feedtax import results

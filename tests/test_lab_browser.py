@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LAPTOP = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP = Path(__file__).parent / "data" / "results-v4.json"
 WAIT_MS = 120_000
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian: apt install chromium)")

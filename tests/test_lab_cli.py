@@ -15,7 +15,7 @@ from feedtax.cli.run import _set_aside_lab
 from feedtax.lab.session import LabSession
 from feedtax.results import load
 
-LAPTOP = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP = Path(__file__).parent / "data" / "results-v4.json"
 runner = CliRunner()
 
 

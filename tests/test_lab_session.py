@@ -11,7 +11,7 @@ from feedtax.lab.session import LabSession
 from feedtax.results import lab as labfile
 from feedtax.results import load
 
-LAPTOP = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP = Path(__file__).parent / "data" / "results-v4.json"
 
 
 @pytest.fixture

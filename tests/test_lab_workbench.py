@@ -10,7 +10,7 @@ import pytest
 from feedtax.lab import workbench as wb
 from feedtax.results import load
 
-LAPTOP = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP = Path(__file__).parent / "data" / "results-v4.json"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def res():
 def test_the_audit_writes_and_reads_drives_at_this_disks_measured_rates(res):
     g = wb.gravity_tiers(res, 4_700, 10, wb.MEASURED_DISK)
     assert g.inputs["disk_write_bandwidth"].value == res.disk.seq_write_mb_per_s
-    assert g.inputs["disk_read_bandwidth"].value == res.disk.seq_read_mb_per_s_cold
+    assert g.inputs["disk_read_bandwidth"].value == res.disk.seq_read_mb_per_s_first
     assert g.inputs["disk_read_bandwidth"].source == "measured" and len(g.tiers) == len(wb.DATASET_TIERS_BYTES)
     hdd = wb.gravity_tiers(res, 4_700, 10, "hdd", sizes=[10**15])
     assert hdd.inputs["disk_read_bandwidth"].source.startswith("mlsysim:") and len(hdd.tiers) == 1
@@ -66,7 +66,7 @@ def test_a_point_measured_live_is_a_real_sweep_row(res, tmp_path):
 
 
 def test_a_tier_faster_than_this_disk_is_refused_not_faked(res, tmp_path):
-    slow_disk = res.model_copy(update={"disk": res.disk.model_copy(update={"seq_read_mb_per_s_cold": 1.0})})
+    slow_disk = res.model_copy(update={"disk": res.disk.model_copy(update={"seq_read_mb_per_s_first": 1.0})})
     with pytest.raises(ValueError, match="not reachable here"):
         wb.measure_live(slow_disk, "protobuf", 1, "sata", tmp_path)
 

@@ -55,7 +55,7 @@ def run():
 
 
 def test_a_slow_disk_makes_the_ssd_the_answer_as_the_report_says(run):
-    run.disk.seq_read_mb_per_s_cold = 0.001
+    run.disk.seq_read_mb_per_s_first = 0.001
     swept = run.tuned_rows()[0].track
     line = next(x for x in _report(run, "formats") if x.startswith(f"{swept}:"))
     assert "a faster SSD helps" in line

@@ -149,7 +149,7 @@ def test_a_malformed_document_migrates_without_error_and_fails_validation_instea
     (2.0, "schema_version is 2.0, expected an integer"),
     (True, "schema_version is true, expected an integer"),
     (None, "schema_version is null, expected an integer"),
-    (0, "schema_version 0 is older than any this feedtax migrates (from: 1, 2, 3)"),
+    (0, f"schema_version 0 is older than any this feedtax migrates (from: {', '.join(map(str, sorted(MIGRATIONS)))})"),
 ])
 def test_unknown_versions_are_refused_in_one_line(version, message):
     with pytest.raises(MigrationError) as info:
@@ -174,3 +174,11 @@ def test_steps_chain_from_an_older_version(v1, monkeypatch):
     doc, original = migrate(v1)
     assert original == 0 and doc["schema_version"] == SCHEMA_VERSION and doc["profile"] == "ci"
     assert Results.model_validate(doc).profile == "ci"
+
+
+def test_v4_disk_gets_its_cold_median_as_the_first_read_and_says_so():
+    doc, original = migrate(json.loads((Path(__file__).parent / "data" / "results-v4.json").read_text()))
+    disk = Results.model_validate(doc).disk
+    assert original == 4 and disk.seq_read_mb_per_s_first == disk.seq_read_mb_per_s_cold
+    assert disk.first_read_method == migrations.FIRST_READ_BEFORE_V5
+    assert disk.repeat_read_speedup is None and disk.repeats_cached_below_os is None

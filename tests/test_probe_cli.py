@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
-def run(feedtax_cli):  # noqa: F811
+def run(feedtax_cli):
     """`feedtax probe ARGS...`, in this process."""
     return lambda *args: feedtax_cli("probe", *args)
 

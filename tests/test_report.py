@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
 from test_collect import base_run
 from test_figure_text import LAPTOP_RUN, hostile
 
@@ -90,7 +89,7 @@ def test_cells_escaped_unless_markup():
 HIDDEN = ("\x00", "\x1b", "\u202e", "\x9b")  # NUL, ESC, RLO, CSI
 
 
-def test_free_text_of_every_field_reaches_the_page_as_text(feedtax_cli, monkeypatch, tmp_path):  # noqa: F811
+def test_free_text_of_every_field_reaches_the_page_as_text(feedtax_cli, monkeypatch, tmp_path):
     """`feedtax report` of a run whose every free-text field holds mathtext, a bad TeX command, markup and hidden
     characters: the page renders (no mathtext error), escaped, with the hidden characters shown as escapes."""
     import json

@@ -124,7 +124,7 @@ def test_report_project_and_compare_read_earlier_versions(path, tmp_path):
 
 # --- one validation for every reader: results.load applies collect's limits and checks ---------------------------
 
-LAPTOP = DATA / "results-laptop.json"  # a real run of every stage at this schema version
+LAPTOP = DATA / "results-v4.json"  # a real run of every stage (laptop profile, schema 4)
 
 
 def _laptop_with(tmp_path, change, name: str = "results.json") -> Path:

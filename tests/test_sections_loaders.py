@@ -10,7 +10,7 @@ from feedtax import results
 from feedtax.reports import sections_loaders
 from feedtax.vocabulary import GAP_PP
 
-LAPTOP_RUN = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP_RUN = Path(__file__).parent / "data" / "results-v4.json"
 
 
 def test_one_block_per_track_and_format_holding_every_gap():

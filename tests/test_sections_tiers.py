@@ -12,7 +12,7 @@ from feedtax.reports import html, sections_tiers
 from feedtax.results.feeding import ConsumerSpec
 from feedtax.results.tiers import DiskTierResult, Lock2Answer, StorageTier, TierRow, TierSweep
 
-LAPTOP_RUN = Path(__file__).parent / "data" / "results-laptop.json"
+LAPTOP_RUN = Path(__file__).parent / "data" / "results-v4.json"
 HDD = StorageTier(name="hdd", label="7.2k RPM HDD", bandwidth_bytes_per_s=150e6, latency_s=0.01,
                   source="mlsysim:Systems.Storage.Hdd7200Rpm.bandwidth", latency_source="assumption:hdd")
 SATA = HDD.model_copy(update={"name": "sata", "label": "SATA SSD", "bandwidth_bytes_per_s": 550e6, "latency_s": 1e-4})

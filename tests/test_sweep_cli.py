@@ -15,7 +15,7 @@ import numpy as np
 import pipeline_fixture as fixture
 import pytest
 import torch
-from test_cli_fuzz import feedtax_cli  # noqa: F401  (the fixture)
+from conftest import terminal_signals
 from typer.testing import CliRunner
 
 from feedtax import results
@@ -74,7 +74,7 @@ def test_sweep_one_loader():
     (["--peak-tflops", "0"], "--peak-tflops: 0 is not over 0"),
     (["--rank-timeout-s", "inf"], "--rank-timeout-s: inf is not a finite number"),
 ])
-def test_bad_options_exit_2_with_one_message(feedtax_cli, args, message):  # noqa: F811
+def test_bad_options_exit_2_with_one_message(feedtax_cli, args, message):
     res = feedtax_cli("sweep", *args)
     assert res.exit_code == 2 and res.stderr.startswith("feedtax: ") and message in res.stderr, res.output
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
@@ -188,7 +188,7 @@ def test_a_plain_train_step_is_the_consumer(in_tests):
     (["--rank-timeout-s", "30"], "--rank-timeout-s go with --dataset"),
     (["--batch-size", "4,8"], "several batch sizes are swept with --dataset only"),
 ])
-def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(feedtax_cli, in_tests, args, message):  # noqa: F811
+def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(feedtax_cli, in_tests, args, message):
     res = feedtax_cli("sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", *args)
     assert res.exit_code == 2 and message in res.stderr, res.output
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
@@ -248,7 +248,7 @@ def test_tables_fit_an_80_column_terminal_without_cutting_a_header():
     (["--disk-tier", "hdd", "--loader", "default"],
      "feedtax: --disk-tier sweeps feedtax's tuned loader only: leave out --loader, or give --loader tuned"),
 ])
-def test_bad_disk_tiers_exit_2_with_one_line(feedtax_cli, args, line):  # noqa: F811
+def test_bad_disk_tiers_exit_2_with_one_line(feedtax_cli, args, line):
     res = feedtax_cli("sweep", *args)
     assert res.exit_code == 2 and res.output.strip().splitlines() == [line]
 
@@ -313,7 +313,8 @@ def test_a_signal_stops_the_formats_sweep_in_one_line_and_leaves_no_shards(tmp_p
     tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "feedtax", "sweep", "--format", "raw", "--workers", "0",
                              "--steps", "100000", "--loader", "tuned"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+                            preexec_fn=terminal_signals)
     code, err = _stop_when(proc, lambda: any(tmp.glob("feedtax-sweep-*/raw/*")), signum)
     name = signal.Signals(signum).name
     assert code == 128 + signum, err
@@ -326,7 +327,8 @@ def test_a_signal_stops_your_pipelines_sweep_keeping_what_it_measured(tmp_path, 
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "feedtax", "sweep", "--dataset", "pipeline_fixture:fast_dataset",
                              "--workers", "0,1", "--batch-size", "4", "--steps", "100000", "--out", str(out)],
-                            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=terminal_signals)
     code, err = _stop_when(proc, (out / "results.json").exists, signum)
     name = signal.Signals(signum).name
     assert code == 128 + signum, err

@@ -82,7 +82,8 @@ def this_disk(where: Path) -> tuple[float, str]:
     from feedtax.probes.disk import measure_disk
 
     d = measure_disk(where, DISK_PROBE_BYTES, time_budget_s=DISK_PROBE_BUDGET_S)
-    return d.seq_read_mb_per_s_cold, f"measured now: cold sequential read of {DISK_PROBE_BYTES >> 20} MiB in {where}"
+    return d.seq_read_mb_per_s_first, (f"measured now: first sequential read of {DISK_PROBE_BYTES >> 20} MiB just "
+                                       f"written in {where}")
 
 
 def lock2_answers(sweeps: Sequence[TierSweep], worker_counts: Sequence[int]) -> list[Lock2Answer]:

@@ -109,7 +109,7 @@ def _track_answer(res: Results, track: str) -> tuple[str, str] | None:
     format; else the disk binds -> ssd. None where the track lacks JSON, Protobuf or a disk rate."""
     fmt = {(f.track, f.format): f for f in res.formats}
     j, p = fmt.get((track, "json")), fmt.get((track, "protobuf"))
-    disk = res.disk.seq_read_mb_per_s_cold if res.disk else None
+    disk = res.disk.seq_read_mb_per_s_first if res.disk else None
     if j is None or p is None or not disk or not j.bytes_per_sample > 0:
         return None
     decode_j, decode_p = j.decode_samples_per_s_warm.median, p.decode_samples_per_s_warm.median
@@ -129,7 +129,7 @@ def _from_decode(res: Results) -> MeasuredAnswer:
     tracks = list(dict.fromkeys(f.track for f in res.formats))
     per = {t: a for t in tracks if (a := _track_answer(res, t)) is not None}
     if not per:
-        has_disk = res.disk is not None and bool(res.disk.seq_read_mb_per_s_cold)
+        has_disk = res.disk is not None and bool(res.disk.seq_read_mb_per_s_first)
         why = "no track has both JSON and Protobuf decode measurements" if has_disk else "no disk read measurement"
         return _none("format_vs_ssd", f"this run cannot say: {why}")
     swept = next((r.track for r in res.tuned_rows()), None)

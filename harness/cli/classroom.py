@@ -86,7 +86,7 @@ def compare_cmd(
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
         raise fail(str(exc)) from None
-    if ra.model_dump() == rb.model_dump():
+    if not json_out and ra.model_dump() == rb.model_dump():  # --json still gives the rows: a script reads them
         echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
         return
     if (unlike := compare.unlike(ra, rb)) and not force:

@@ -71,14 +71,14 @@ def _disk(given: float | None, tier: str | None, results_file: Path | None) -> t
         res = results.load(results_file)
         if res.disk is None:
             raise ValueError(f"{results_file}: the run has no disk probe to take the drives' rates from")
-        return res.disk.seq_write_mb_per_s, res.disk.seq_read_mb_per_s_cold, f"measured by run {res.run_id}"
+        return res.disk.seq_write_mb_per_s, res.disk.seq_read_mb_per_s_first, f"measured by run {res.run_id}"
     import tempfile
 
     from feedtax.probes.disk import measure_disk
 
     where = Path(tempfile.gettempdir())
     d = measure_disk(where, PROBE_BYTES, time_budget_s=PROBE_BUDGET_S)
-    return d.seq_write_mb_per_s, d.seq_read_mb_per_s_cold, f"measured now ({PROBE_BYTES >> 20} MiB probe in {where})"
+    return d.seq_write_mb_per_s, d.seq_read_mb_per_s_first, f"measured now ({PROBE_BYTES >> 20} MiB probe in {where})"
 
 
 def _table(result):

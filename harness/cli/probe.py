@@ -70,8 +70,8 @@ def _emit(model: BaseModel, as_json: bool, title: str) -> None:
 def disk(
     path: Path | None = typer.Option(
         None, "--path", help="directory on the disk to measure (default: a temp dir under the current directory)"),
-    size: str = ranged("256M", "--size", help="test file size: bytes or 256M, 1G (binary) / 300MB (decimal).",
-                       within=PROBE_SIZE),  # bytes
+    size: str = ranged("1G", "--size", help="test file size: bytes or 256M, 1G (binary) / 300MB (decimal); below "
+                       "1G a drive's or hypervisor's cache may hold it.", within=PROBE_SIZE),  # bytes
     block_size: str = ranged("1M", "--block-size", help="sequential block size.", within=BLOCK_SIZE),  # bytes
     time_budget_s: float = ranged(60.0, "--time-budget-s", help="time the probe aims to stay within, seconds.",
                                   within=SECONDS),

@@ -48,7 +48,7 @@ def gravity_tiers(res: Results, distance_km: float, link_gbps: float, drive: str
     if res.disk is None:
         raise ValueError("this run has no disk measurement: choose a storage tier")
     return gravity(sizes, [link_gbps], distance_km=distance_km, disk_write_mb_per_s=res.disk.seq_write_mb_per_s,
-                   disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold)
+                   disk_read_mb_per_s=res.disk.seq_read_mb_per_s_first)
 
 
 def nearest_tier(size_bytes: float) -> int:
@@ -208,7 +208,7 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
                                 res.config.seed, datasets.Sizes.from_json(res.config.sizes))
     return measure_point(track, fmt, workers, tier, shards, batch_size=plan.batch_size, step_s=plan.step_s,
                          steps=plan.steps,
-                         disk_seq_read_mb_per_s=res.disk.seq_read_mb_per_s_cold if res.disk is not None else None)
+                         disk_seq_read_mb_per_s=res.disk.seq_read_mb_per_s_first if res.disk is not None else None)
 
 
 def lock2_live(res: Results, workers: int, data_dir: Path, slow: str = "hdd", fast: str = "sata"):

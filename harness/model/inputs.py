@@ -34,7 +34,8 @@ class Measured(BaseModel):
     formats: list[FormatMeasure]
     transform_samples_per_s: dict[str, float] = Field(description="per track: the track's transform, one worker")
     sample_fields: dict[str, dict[str, FieldMeasure]] = Field(description="per track: field -> bytes, items")
-    disk_read_mb_per_s: float = Field(description="sequential read, cold cache (probes: seq_read_mb_per_s_cold)")
+    disk_read_mb_per_s: float = Field(
+        description="sequential read, the first of freshly written data (probes: seq_read_mb_per_s_first)")
     gpu_mfu: float | None = Field(None, description="measured MFU when a GPU was present")
     audio_rate_hz: float = Field(description="sample rate of the measured audio (feedtax.datasets.AUDIO_RATE_HZ)")
 

@@ -50,7 +50,7 @@ def project_cloud(m: Measured, a: Assumptions) -> Projection:
                     f"{fp16_gb:.0f} GB ({'fits' if serve['fp16'].feasible else 'does not fit'})")]
     prompt_tokens_per_s = batch * tokens.value / serve["fp8"].ttft.to("s").magnitude
     weights = serve["fp8"].model_weights_size.to("byte").magnitude
-    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, cold cache")
+    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, first read of freshly written data")
     nvme = read_bw
     hbm_bw = from_mlsysim("Hardware.Cloud.H100.memory.bandwidth", "MB/s")
     facts = {
@@ -112,7 +112,7 @@ def project_edge(m: Measured, a: Assumptions) -> Projection:
                                  extra_checks=loop_check)
     best = best_format(per_format)
     fm = m.format_of("edge", best.format)
-    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, cold cache")
+    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, first read of freshly written data")
     node = storage_node("Hardware.Edge.JetsonAGXOrin", disk)
     wall = data_wall("Hardware.Edge.JetsonAGXOrin", node, "measured (replaying recorded streams from this disk)",
                      required.value * fm.bytes_per_sample)
@@ -168,7 +168,7 @@ def project_mobile(m: Measured, a: Assumptions) -> Projection:
         w = _radio_power(nbytes, fps.value, bit_low.value)
         alternatives.append(Alternative(name=name, bytes_per_frame=nbytes, radio_power_w=w,
                                         cut_vs_baseline=1 - w / base_w, meets_cut=1 - w / base_w >= cut.value))
-    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, cold cache")
+    disk = measured(m.disk_read_mb_per_s, "MB/s", "this machine's sequential read, first read of freshly written data")
     node = storage_node("Hardware.Mobile.iPhone15Pro", disk)
     wall = data_wall("Hardware.Mobile.iPhone15Pro", node, "measured (a disk like this machine's)",
                      required.value * fm.bytes_per_sample)

@@ -61,7 +61,7 @@ def project_results(res: Results, assume: list[str] | None = None) -> None:
         res.formats,
         transform_samples_per_s={t.track: t.samples_per_s.median for t in res.transforms},
         sample_fields=fields,
-        disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold,
+        disk_read_mb_per_s=res.disk.seq_read_mb_per_s_first,
         gpu_mfu=max(mfu) if mfu else None,
         audio_rate_hz=datasets.AUDIO_RATE_HZ,
     )
@@ -69,5 +69,5 @@ def project_results(res: Results, assume: list[str] | None = None) -> None:
     res.model_validation = validation.model_validation(res.tuned_rows(), stage_rates(res),
                                                       cpu_count=res.host.cpu_affinity_cores)
     res.gravity = gravity.gravity(disk_write_mb_per_s=res.disk.seq_write_mb_per_s,
-                                  disk_read_mb_per_s=res.disk.seq_read_mb_per_s_cold, assumptions=a)
+                                  disk_read_mb_per_s=res.disk.seq_read_mb_per_s_first, assumptions=a)
     res.energy_ledger = energy.ledger(m, a)

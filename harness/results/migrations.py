@@ -99,7 +99,22 @@ def _v3_to_v4(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+FIRST_READ_BEFORE_V5 = "not measured apart before schema 5: the median of the cold reads, re-reads of one file included"
+
+
+def _v4_to_v5(doc: dict) -> dict:
+    """Schema 4 -> 5: the disk probe reads each write back once, apart from its re-reads, and the model uses that first
+    read. A version 4 file has only its cold median (re-reads included): that is its first read, and says so."""
+    disk = doc.get("disk")
+    if isinstance(disk, dict) and "seq_read_mb_per_s_first" not in disk:
+        disk["seq_read_mb_per_s_first"] = disk.get("seq_read_mb_per_s_cold")
+        disk["first_read_method"] = FIRST_READ_BEFORE_V5
+        disk["repeat_read_speedup"] = None
+        disk["repeats_cached_below_os"] = None
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(doc: dict) -> tuple[dict, int]:

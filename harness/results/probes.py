@@ -20,6 +20,7 @@ from feedtax.vocabulary import (
     MB_PER_S,
     MEMORY_BYTES,
     MHZ,
+    SPEEDUP,
     WATTS,
 )
 
@@ -42,12 +43,21 @@ class DiskResult(BaseModel):
     block_size_bytes: Annotated[int, BYTES]
     mb_definition: str = "1 MB = 1e6 bytes"
     seq_write_mb_per_s: Annotated[float, MB_PER_S] = Field(description="median; buffered writes, fsync included")
+    seq_read_mb_per_s_first: Annotated[float, MB_PER_S] = Field(
+        description="median over writes of the first read of what each wrote (the model's disk read)")
+    first_read_method: str = Field(
+        description="O_DIRECT, or buffered after eviction where the filesystem refuses O_DIRECT")
+    repeat_read_speedup: Annotated[float | None, SPEEDUP] = Field(
+        description="re-reads of the same file (O_DIRECT where allowed, else cold) over the first read; None in "
+                    "files from before schema 5")
+    repeats_cached_below_os: bool | None = Field(
+        description="re-reads ran over 1.2x the first read: a cache below this OS served them; None before schema 5")
     seq_read_mb_per_s_cold: Annotated[float, MB_PER_S] = Field(
-        description="median; buffered reads after fsync + fadvise(DONTNEED)")
+        description="median; buffered re-reads after fsync + fadvise(DONTNEED)")
     seq_read_mb_per_s_warm: Annotated[float, MB_PER_S] = Field(
         description="median; buffered reads with the file in the page cache")
     seq_read_mb_per_s_direct: Annotated[float | None, MB_PER_S] = Field(
-        description="median; O_DIRECT reads, None where not allowed")
+        description="median; O_DIRECT re-reads, None where not allowed")
     rand_read_iops_4k: Annotated[float, IOPS] = Field(description="median over segments; pread, queue depth 1")
     read_latency_p50_s: Annotated[float, DURATION_S]
     read_latency_p99_s: Annotated[float, DURATION_S]
