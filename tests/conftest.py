@@ -134,7 +134,24 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+TERMINAL = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+
+
 def terminal_signals() -> None:
-    """A Popen preexec_fn: the child takes SIGHUP as a run in a terminal does, even where the suite runs under nohup
-    (which ignores SIGHUP, and an ignored signal is inherited: feedtax then rightly keeps ignoring it)."""
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    """A Popen preexec_fn: the child takes SIGINT, SIGTERM and SIGHUP as a run in a terminal does, even where the suite
+    runs under nohup (SIGHUP ignored) or as a background job of a script (SIGINT ignored): an ignored signal is
+    inherited, and feedtax rightly keeps an ignored signal ignored."""
+    for s in TERMINAL:
+        signal.signal(s, signal.SIG_DFL)  # Python in the child then installs its own SIGINT handler
+
+
+@pytest.fixture
+def terminal_handlers():
+    """This process handles SIGINT, SIGTERM and SIGHUP as in a terminal for the test (see terminal_signals); the
+    handlers it had are put back after."""
+    saved = {s: signal.getsignal(s) for s in TERMINAL}
+    for s, handler in TERMINAL.items():
+        signal.signal(s, handler)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, signal.SIG_DFL if handler is None else handler)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import terminal_signals
 
 FEEDTAX = [shutil.which("feedtax") or "feedtax"] if shutil.which("feedtax") else [sys.executable, "-m", "feedtax"]
 
@@ -148,7 +149,7 @@ def _interrupted_run(out: Path, section: str, at_least: int) -> tuple[int, str, 
     """A ci run stopped by SIGINT once results.json holds `at_least` entries of `section`:
     (exit code, stderr, entries seen before the signal)."""
     proc = subprocess.Popen([*FEEDTAX, "run", "--profile", "ci", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=terminal_signals)
     deadline, seen = time.monotonic() + 150, 0
     while time.monotonic() < deadline and seen < at_least:
         try:

@@ -218,6 +218,25 @@ def test_corpus_good_ingested_once_bad_named_and_second_collect_changes_nothing(
     assert snapshot(db) == before
 
 
+def test_unchanged_files_are_known_by_their_bytes_and_not_parsed_again(corpus, tmp_path, monkeypatch):
+    """Re-collecting a class: a file whose bytes are stored is already there without being validated again (the
+    slow part); a file with other bytes but the same run (re-indented) still goes through intake and is a duplicate."""
+    _, good, _ = corpus
+    db = tmp_path / "class.duckdb"
+    assert c.collect(list(good.values()), db).ok
+    before = snapshot(db)
+    parsed = []
+    real = c.prepare
+    monkeypatch.setattr(c, "prepare", lambda path, *a, **kw: parsed.append(Path(path).name) or real(path, *a, **kw))
+    reindented = tmp_path / "reindented.json"
+    first = next(iter(good.values()))
+    reindented.write_text(json.dumps(json.loads(first.read_text()), indent=4))
+    again = c.collect([*good.values(), reindented], db)
+    assert parsed == ["reindented.json"], "only the file whose bytes are new was parsed"
+    assert again.ok and not again.accepted and len(again.duplicates) == N_GOOD + 1
+    assert {d.run_id for d in again.duplicates} == set(good) and snapshot(db) == before
+
+
 def test_cli_exit_status_reflects_rejections(corpus, tmp_path):
     root, good, bad = corpus
     runner = CliRunner()

@@ -7,6 +7,8 @@ import pytest
 
 from feedtax.bench import interrupts
 
+pytestmark = pytest.mark.usefixtures("terminal_handlers")  # as in a terminal, whatever started the suite
+
 
 class _SignalsInFinalizer:
     """Stands in for torch's DataLoader iterator, whose __del__ shuts workers down when Ctrl-C lands."""

@@ -61,7 +61,8 @@ def test_the_default_loader_is_the_one_a_student_writes(tmp_path, track_samples,
 
 
 def _alternate(loaders, au) -> None:
-    for _ in range(11):  # alternating, so a busy moment of the machine falls on both runs of a pair
+    for _ in range(17):  # alternating, so a busy moment of the machine falls on both runs of a pair (one pair's AUs
+        # differ by up to 5 pp on a 2-core VM either way: 17 pairs give a steadier median than 11 did)
         for kind, make in loaders.items():
             r = measure_feeding(make(), EmulatedConsumer(0.008), warmup_steps=4, steps=48, keep_timeline=False)
             au[kind].append(r.au)

@@ -42,7 +42,7 @@ from feedtax.classroom.store import (
 from feedtax.classroom.submit import LAB_SUFFIX
 from feedtax.results.lab import LOCKS, LabRecord
 from feedtax.results.schema import SCHEMA_VERSION, Results
-from feedtax.results.validate import run_key
+from feedtax.results.validate import read_limited, run_key
 
 BATCH_FILES = 200  # files per insert transaction; a failing batch is retried file by file
 
@@ -117,10 +117,10 @@ def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Reje
     return list(files.values()), missing
 
 
-def prepare(path: Path, plan: Plan) -> Prepared:
-    """Read, parse, migrate, validate and check one file (intake), and turn it into rows; raises Invalid (or Reject)
-    with the kind and reason."""
-    read = admit(path)
+def prepare(path: Path, plan: Plan, data: bytes | None = None) -> Prepared:
+    """Read (unless its bytes are given), parse, migrate, validate and check one file (intake), and turn it into rows;
+    raises Invalid (or Reject) with the kind and reason."""
+    read = admit(path, data)
     res, data = read.results, read.data
     warnings = []
     if read.unknown:
@@ -152,13 +152,16 @@ class _Known:
     surrounding space (validate.run_key), and the fingerprint of its measurements (Results.measurements_sha256)."""
 
     def __init__(self, con):
-        rows = con.execute("SELECT run_id, content_sha256, source_path, measurements_sha256 FROM submissions")
+        rows = con.execute("SELECT run_id, content_sha256, source_path, measurements_sha256, bytes_sha256 "
+                           "FROM submissions")
         self.by_key: dict[str, tuple[str, str, str, str | None]] = {}  # run key -> (run_id, content, source, measured)
         self.by_measurements: dict[str, tuple[str, str]] = {}  # measurements -> (run_id, source)
-        for run_id, content, source, measured in rows.fetchall():
+        self.by_bytes: dict[str, tuple[str, str]] = {}  # the submitted file's sha256 -> (run_id, source)
+        for run_id, content, source, measured, raw in rows.fetchall():
             self.by_key[run_key(run_id)] = (run_id, content, source, measured)
             if measured:
                 self.by_measurements.setdefault(measured, (run_id, source))
+            self.by_bytes.setdefault(raw, (run_id, source))
 
     def ids(self) -> set[str]:
         return {v[0] for v in self.by_key.values()}
@@ -166,11 +169,14 @@ class _Known:
     def add(self, item: Prepared) -> None:
         self.by_key[run_key(item.run_id)] = (item.run_id, item.content_sha256, str(item.path), item.measurements_sha256)
         self.by_measurements.setdefault(item.measurements_sha256, (item.run_id, str(item.path)))
+        self.by_bytes.setdefault(item.bytes_sha256, (item.run_id, str(item.path)))
 
     def forget(self, item: Prepared) -> None:
         self.by_key.pop(run_key(item.run_id), None)
         if self.by_measurements.get(item.measurements_sha256, (None,))[0] == item.run_id:
             del self.by_measurements[item.measurements_sha256]
+        if self.by_bytes.get(item.bytes_sha256, (None,))[0] == item.run_id:
+            del self.by_bytes[item.bytes_sha256]
 
     def judge(self, item: Prepared, report: CollectReport) -> str:
         """"new" (to be stored), "known" (its run_id is stored: already there, or a conflict), or "refused": a copy
@@ -253,7 +259,13 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
     for path in files:
         run_of[os.path.realpath(path)] = None
         try:
-            item = prepare(path, plan)
+            data = read_limited(path)
+            stored = known.by_bytes.get(hashlib.sha256(data).hexdigest())
+            if stored is not None and stored[0] in answered:  # these very bytes are collected: not parsed again
+                report.duplicates.append(Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1]))
+                run_of[os.path.realpath(path)] = stored[0]
+                continue
+            item = prepare(path, plan, data)
         except Invalid as r:
             report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
             continue

@@ -37,10 +37,10 @@ class Reject(Invalid):
     """A submission refused for what a class needs of it (see KINDS); a results file's own refusals are Invalid."""
 
 
-def admit(path: Path) -> Read:
-    """The submission at path read and validated as every results file is, holding measurements to compare;
-    Invalid (or Reject) with the kind and reason otherwise."""
-    read = results_validate.read(path)
+def admit(path: Path, data: bytes | None = None) -> Read:
+    """The submission at path (its bytes, when already read) validated as every results file is, holding
+    measurements to compare; Invalid (or Reject) with the kind and reason otherwise."""
+    read = results_validate.read(path) if data is None else results_validate.from_bytes(data)
     for name in REQUIRED_NONEMPTY:
         if not getattr(read.results, name):
             raise Reject("missing_section", f"section {name} is empty: no measurements to collect",

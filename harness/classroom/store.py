@@ -32,13 +32,15 @@ class CollectError(RuntimeError):
 
 
 # --- the database ----------------------------------------------------------------------------------
-# content_sha256: the validated run (a re-collected file with the same content is "already there"); measurements_sha256:
+# bytes_sha256: the file as submitted (the same bytes again are "already there" without being parsed); content_sha256:
+# the validated run (a re-collected file with the same content is "already there"); measurements_sha256:
 # its measurements alone (Results.measurements_sha256: the same under another run_id is a duplicate). A store from
 # before measurements_sha256 gets the column, filled in from each run's raw bytes (backfill_fingerprints).
 SUBMISSIONS = [("run_id", "VARCHAR PRIMARY KEY"), ("content_sha256", "VARCHAR"), ("bytes_sha256", "VARCHAR"),
                ("size_bytes", "BIGINT"), ("source_path", "VARCHAR"), ("original_schema_version", "BIGINT"),
                ("collected_utc", "VARCHAR"), ("warnings", "VARCHAR"), ("raw", "BLOB"),
                ("measurements_sha256", "VARCHAR")]
+_BYTES_SHA256 = [name for name, _ in SUBMISSIONS].index("bytes_sha256")
 
 
 # Fixed tables beside the model's: every run's measured Lock answers (computed at collect time from its results),
@@ -200,6 +202,11 @@ class Prepared:
     content_sha256: str
     warnings: list[str]
     measurements_sha256: str = ""
+
+    @property
+    def bytes_sha256(self) -> str:
+        """The submitted file's sha256 (its submissions row's bytes_sha256)."""
+        return self.submission[_BYTES_SHA256]
 
 
 def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
