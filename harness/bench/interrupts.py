@@ -174,7 +174,6 @@ def latched() -> Iterator[None]:
         for s, handler in _previous.items():
             if handler is not signal.SIG_IGN:
                 signal.signal(s, _on_signal)
-    if _depth == 0:
         hook, sys.unraisablehook = sys.unraisablehook, partial(_unraisable, sys.unraisablehook)
     _depth += 1
     try:

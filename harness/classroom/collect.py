@@ -117,9 +117,9 @@ def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Reje
     return list(files.values()), missing
 
 
-def prepare(path: Path, plan: Plan, data: bytes | None = None) -> Prepared:
-    """Read (unless its bytes are given), parse, migrate, validate and check one file (intake), and turn it into rows;
-    raises Invalid (or Reject) with the kind and reason."""
+def prepare(path: Path, plan: Plan, data: bytes | None = None, bytes_sha256: str | None = None) -> Prepared:
+    """Read (unless its bytes, and maybe their sha256, are given), parse, migrate, validate and check one file
+    (intake), and turn it into rows; raises Invalid (or Reject) with the kind and reason."""
     read = admit(path, data)
     res, data = read.results, read.data
     warnings = []
@@ -130,7 +130,8 @@ def prepare(path: Path, plan: Plan, data: bytes | None = None) -> Prepared:
         warnings.append(f"migrated from schema_version {read.version} to {SCHEMA_VERSION}")
     content = hashlib.sha256(res.model_dump_json().encode()).hexdigest()
     measured = res.measurements_sha256()
-    submission = (res.run_id, content, hashlib.sha256(data).hexdigest(), len(data), str(path), read.version, None,
+    bytes_sha256 = bytes_sha256 or hashlib.sha256(data).hexdigest()
+    submission = (res.run_id, content, bytes_sha256, len(data), str(path), read.version, None,
                   json.dumps(warnings), data, measured)
     rows = rows_of(res, plan)
     rows["measured_answers"] = _answers(res)
@@ -260,12 +261,13 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
         run_of[os.path.realpath(path)] = None
         try:
             data = read_limited(path)
-            stored = known.by_bytes.get(hashlib.sha256(data).hexdigest())
+            digest = hashlib.sha256(data).hexdigest()
+            stored = known.by_bytes.get(digest)
             if stored is not None and stored[0] in answered:  # these very bytes are collected: not parsed again
                 report.duplicates.append(Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1]))
                 run_of[os.path.realpath(path)] = stored[0]
                 continue
-            item = prepare(path, plan, data)
+            item = prepare(path, plan, data, digest)
         except Invalid as r:
             report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
             continue
