@@ -1,9 +1,11 @@
 """Collecting a class: 1,000 generated submissions into a fresh DuckDB, then the same files again (unchanged: known
-by their bytes), each also in a process of its own for its peak RSS (`feedtax collect` as an instructor runs it).
+by their bytes); and 1,000 and 10,000 each in a process of their own for elapsed time and peak RSS (`feedtax collect` as
+an instructor runs it).
 
 Each submission is a varied copy of one real run of every stage measured here at full breadth
-(4 tracks x 5 formats, probes, a small loader sweep, projections: ~130 kB, a ci results.json's size).
+(4 tracks x 5 formats, probes, a small loader sweep, projections: ~240 kB).
 Run: python -m pytest benchmarks/test_collect_speed.py --benchmark-only -s
+(the 10,000 case writes 2.4 GB of submissions and takes about 6 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from feedtax.vocabulary import FORMATS, TRACKS
@@ -26,13 +29,25 @@ N_SUBMISSIONS = 1000
 
 
 @pytest.fixture(scope="module")
-def submissions(tmp_path_factory) -> Path:
+def corpora(tmp_path_factory):
+    """A folder of n generated submissions, made once per n."""
     base = json.loads(corpus.base_run(TRACKS, FORMATS))
-    folder = tmp_path_factory.mktemp("class")
-    for i in range(N_SUBMISSIONS):
-        doc = corpus.variant(base, i, seed=1)
-        (folder / f"{doc['run_id']}.json").write_text(json.dumps(doc, indent=2))
-    return folder
+    made: dict[int, Path] = {}
+
+    def folder_of(n: int) -> Path:
+        if n not in made:
+            folder = made[n] = tmp_path_factory.mktemp(f"class{n}")
+            for i in range(n):
+                doc = corpus.variant(base, i, seed=1)
+                (folder / f"{doc['run_id']}.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+        return made[n]
+
+    return folder_of
+
+
+@pytest.fixture(scope="module")
+def submissions(corpora) -> Path:
+    return corpora(N_SUBMISSIONS)
 
 
 def test_collect_1000_submissions(benchmark, submissions, tmp_path):
@@ -59,25 +74,32 @@ def test_recollect_1000_unchanged_submissions(benchmark, submissions, tmp_path):
     assert not report.accepted and len(report.duplicates) == N_SUBMISSIONS and report.ok
 
 
+# Peak RSS from /proc/self/status VmHWM: this process's own high-water mark. ru_maxrss would not do: Linux keeps it
+# across exec, so a child of the (large) pytest process would report the parent's size.
 PEAK = """
 import json, resource, sys, time
 from feedtax.classroom import collect
 t0 = time.perf_counter()
 report = collect.collect([sys.argv[1]], sys.argv[2])
+try:
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+except OSError:
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"accepted": len(report.accepted), "duplicates": len(report.duplicates), "ok": report.ok,
-                  "elapsed_s": time.perf_counter() - t0,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "elapsed_s": time.perf_counter() - t0, "peak_rss_bytes": hwm * 1024}))
 """
 
 
-def test_collect_peak_rss(submissions, tmp_path):
-    """Peak RSS of a collect process (interpreter and imports included), first and again: printed, kept as JSON."""
+@pytest.mark.parametrize("n", [N_SUBMISSIONS, 10 * N_SUBMISSIONS])
+def test_collect_peak_rss(corpora, n, tmp_path):
+    """Elapsed time and peak RSS of a collect process (interpreter and imports included), first and again: printed."""
+    folder = corpora(n)
     db = tmp_path / "class.duckdb"
     runs = {}
     for name in ("first", "again"):
-        done = subprocess.run([sys.executable, "-c", PEAK, str(submissions), str(db)], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", PEAK, str(folder), str(db)], capture_output=True, text=True,
                               check=True)
         runs[name] = json.loads(done.stdout)
-        print(f"collect {N_SUBMISSIONS} submissions, {name}: {runs[name]['elapsed_s']:.2f} s, peak RSS "
-              f"{runs[name]['peak_rss_bytes'] / 1e6:.0f} MB")
-    assert runs["first"]["accepted"] == N_SUBMISSIONS and runs["again"]["duplicates"] == N_SUBMISSIONS
+        print(f"collect {n:,} submissions ({sum(p.stat().st_size for p in folder.iterdir()) / 1e6:,.0f} MB), "
+              f"{name}: {runs[name]['elapsed_s']:.2f} s, peak RSS {runs[name]['peak_rss_bytes'] / 1e6:.0f} MB")
+    assert runs["first"]["accepted"] == n and runs["again"]["duplicates"] == n

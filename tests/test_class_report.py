@@ -4,18 +4,21 @@ students' text shown as text."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 import typer
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.colors import to_rgba
 from test_collect import N_GOOD, write_good
 from typer.testing import CliRunner
 
 from feedtax.classroom import collect as c
 from feedtax.cli.classroom import class_report_cmd
-from feedtax.reports import class_report
+from feedtax.reports import class_figures, class_report
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +72,144 @@ def test_cli_writes_report_and_refuses_a_missing_db(class_db, tmp_path):
     assert ok.exit_code == 0 and (tmp_path / "r" / "class_report.html").exists()
     missing = CliRunner().invoke(app, ["class-report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path)])
     assert missing.exit_code == 2 and "none.duckdb" in missing.output and not (tmp_path / "none.duckdb").exists()
+
+
+# --- a class of thousands: a large group drawn as its distribution, a small one as every run ----------------------
+
+def _points(ax, x: float) -> tuple[np.ndarray, np.ndarray]:
+    """The y of every scatter mark drawn within 0.3 of x on ax, and which of them are red."""
+    ys, red = [], []
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+            off = np.asarray(coll.get_offsets())
+            near = np.abs(off[:, 0] - x) < 0.3
+            ys.append(off[near, 1])
+            is_red = len(coll.get_facecolors()) and np.allclose(coll.get_facecolors()[0], to_rgba("red"))
+            red.append(np.full(near.sum(), bool(is_red)))
+    return np.concatenate(ys), np.concatenate(red)
+
+
+def _beyond_1_5_iqr(v: np.ndarray) -> np.ndarray:
+    q1, q3 = np.percentile(v, [25, 75])
+    return (v < q1 - 1.5 * (q3 - q1)) | (v > q3 + 1.5 * (q3 - q1))
+
+
+def _decode_rows(sizes: dict[str, int]) -> tuple[list[dict], set]:
+    """Decode rows of one track, a group per format of the given size, lognormal with one machine 20x faster in each;
+    flagged as the report flags (robust z)."""
+    rng = np.random.default_rng(1)
+    rows, flagged = [], set()
+    for fmt, n in sizes.items():
+        values = rng.lognormal(np.log(1e4), 0.3, n)
+        values[n // 2] *= 20
+        z = class_report.robust_z(values)
+        for i, v in enumerate(values):
+            rows.append({"run_id": f"r{i}", "track": "tiny", "format": fmt, "profile": "ci", "value": float(v)})
+            if abs(z[i]) > class_report.Z_OUTLIER:
+                flagged.add((f"r{i}", "tiny", fmt))
+    return rows, flagged
+
+
+def test_a_group_over_the_threshold_is_its_distribution_with_only_outliers_as_dots():
+    big, small = class_figures.MAX_DOTS + 1, class_figures.MAX_DOTS
+    rows, flagged = _decode_rows({"json": big, "raw": small})
+    fig = class_figures.decode_figure(rows, flagged, ["ci"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"json\nn={big}", f"raw\nn={small}"]
+    for x, fmt, n in ((0, "json", big), (1, "raw", small)):
+        values = np.array([r["value"] for r in rows if r["format"] == fmt])
+        marked = np.array([(r["run_id"], "tiny", fmt) in flagged for r in rows if r["format"] == fmt])
+        assert marked.any(), "the planted machine is flagged"
+        ys, red = _points(ax, x)
+        assert np.allclose(np.sort(ys[red]), np.sort(values[marked])), "every flagged outlier, in red"
+        if n > class_figures.MAX_DOTS:  # only the runs beyond the whiskers, and the flagged ones
+            expected = values[_beyond_1_5_iqr(values) | marked]
+            assert len(ys) == len(expected) < n and np.allclose(np.sort(ys), np.sort(expected))
+        else:  # every run a dot
+            assert len(ys) == n and np.allclose(np.sort(ys), np.sort(values))
+    shapes = [c for c in ax.collections if isinstance(c, PolyCollection) and not isinstance(c, PathCollection)]
+    assert len(shapes) == 1 and np.all(np.abs(shapes[0].get_paths()[0].vertices[:, 0]) < 0.5), "json's density only"
+    assert f"n > {class_figures.MAX_DOTS}: distribution" in fig.get_suptitle()
+    assert "dots are the submissions beyond the whiskers only" in fig.get_suptitle()
+
+    rows, flagged = _decode_rows({"json": small})
+    fig = class_figures.decode_figure(rows, flagged, ["ci"])
+    assert "each dot: a submission" in fig.get_suptitle() and "distribution" not in fig.get_suptitle()
+    assert not any(isinstance(c, PolyCollection) and not isinstance(c, PathCollection) for c in fig.axes[0].collections)
+
+
+def test_feeding_figure_draws_a_large_worker_group_as_whiskers_and_outliers():
+    rng = np.random.default_rng(2)
+    big, small = class_figures.MAX_DOTS + 1, class_figures.MAX_DOTS
+    taxes = {0: np.clip(rng.normal(0.5, 0.1, big), 0, 1), 1: np.clip(rng.normal(0.2, 0.05, small), 0, 1)}
+    taxes[0][0] = 0.99  # far above the rest
+    rows = [{"run_id": f"r{i}", "track": "tiny", "format": "raw", "num_workers": w, "feeding_tax": float(t)}
+            for w, ts in taxes.items() for i, t in enumerate(ts)]
+    fig = class_figures.feeding_figure(rows)
+    ax = fig.axes[0]
+    beyond = taxes[0][_beyond_1_5_iqr(taxes[0])] * 100
+    ys0, _ = _points(ax, 0)
+    assert 0 < len(ys0) < big and np.allclose(np.sort(ys0), np.sort(beyond)) and np.isclose(ys0.max(), 99)
+    ys1, _ = _points(ax, 1)
+    assert np.allclose(np.sort(ys1), np.sort(taxes[1] * 100))
+    assert f"n > {class_figures.MAX_DOTS}" in fig.get_suptitle()
+
+
+def _disk_figure_of(db: Path, tmp_path: Path, monkeypatch) -> tuple[object, str]:
+    """The report's disk figure (closed once drawn, its artists still there) and its page."""
+    drawn = []
+    real = class_figures.disk_figure
+
+    def keep(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        drawn.append(fig)
+        return fig
+
+    monkeypatch.setattr(class_figures, "disk_figure", keep)
+    html = class_report.write(db, tmp_path / "out").read_text()
+    assert len(drawn) == 1
+    return drawn[0], html
+
+
+def _read_axis_values(fig) -> np.ndarray:
+    ax = fig.axes[0]
+    return np.sort(np.concatenate([c.get_offsets()[:, 1] for c in ax.collections
+                                   if isinstance(c, PathCollection) and len(c.get_offsets())]))
+
+
+def test_disk_chart_reads_the_first_read_after_writing_and_says_where_it_falls_back(class_db, tmp_path, monkeypatch):
+    db = tmp_path / "class.duckdb"
+    shutil.copy(class_db, db)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE disk SET seq_read_mb_per_s_first = seq_read_mb_per_s_cold / 7")  # apart from the re-reads
+    runs = [r[0] for r in con.execute("SELECT run_id FROM disk ORDER BY run_id").fetchall()]
+    con.close()
+
+    def column(name: str, where: str = "TRUE") -> np.ndarray:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return np.array([r[0] for r in con.execute(f"SELECT {name} FROM disk WHERE {where}").fetchall()])
+
+    fig, html = _disk_figure_of(db, tmp_path / "first", monkeypatch)
+    assert np.allclose(_read_axis_values(fig), np.sort(column("seq_read_mb_per_s_first")))
+    assert fig.axes[0].get_title() == "sequential read, first after writing"
+    assert class_report.DISK_FIRST in html and "No first read after writing" not in html
+
+    with duckdb.connect(str(db)) as con:  # three runs stored without a first read
+        con.execute("UPDATE disk SET seq_read_mb_per_s_first = NULL WHERE run_id IN (?, ?, ?)", runs[:3])
+    fig, html = _disk_figure_of(db, tmp_path / "some", monkeypatch)
+    expected = np.concatenate([column("seq_read_mb_per_s_first", "seq_read_mb_per_s_first IS NOT NULL"),
+                               column("seq_read_mb_per_s_cold", "seq_read_mb_per_s_first IS NULL")])
+    assert np.allclose(_read_axis_values(fig), np.sort(expected))
+    assert f"3 of {len(runs)}: cold re-read" in fig.axes[0].get_title()
+    assert f"No first read after writing is stored for 3 of {len(runs)} submissions" in html
+    assert class_report.DISK_FIRST in html
+
+    with duckdb.connect(str(db)) as con:  # a store from before schema 5: no such column
+        con.execute("ALTER TABLE disk DROP COLUMN seq_read_mb_per_s_first")
+    fig, html = _disk_figure_of(db, tmp_path / "none", monkeypatch)
+    assert np.allclose(_read_axis_values(fig), np.sort(column("seq_read_mb_per_s_cold")))
+    assert "cold" in fig.axes[0].get_title() and "no first read after writing" in fig.axes[0].get_title()
+    assert "No first read after writing is stored for any submission" in html and class_report.DISK_FIRST not in html
 
 
 # --- the Locks: what the class predicted against what their own machines measured ----------------------

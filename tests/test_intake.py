@@ -103,6 +103,29 @@ def test_duplicate_keys_are_found_at_any_depth_and_strings_are_not_keys():
     assert err.value.kind == "empty"
 
 
+def test_a_duplicate_key_under_a_distribution_and_colons_opening_strings_are_told_apart():
+    dist = '"median": 1, "q1": 1, "q3": 1, "min": 1, "max": 1, "mean": 1, "stdev": 0, "n": 1'
+    with pytest.raises(validate.Invalid) as err:  # a Distribution's numbers are checked as one; its nesting is walked
+        validate.parse(('{"d": {' + dist + ', "x": {"k": 1, "k": 2}}}').encode())
+    assert err.value.kind == "duplicate_key" and "'k'" in err.value.reason
+    assert validate.parse(b'{"a": ": x", "b": [":", " :"], "c": {"d": "\\": y"}}')["c"] == {"d": '": y'}
+
+
+@pytest.mark.parametrize("levels", [65, 150, 201, 5000])
+def test_nesting_past_the_limit_is_refused_whether_or_not_the_parser_takes_it(levels):
+    """The parser takes about 200 levels itself: past MAX_JSON_DEPTH is refused either way, and the depth said."""
+    for text in (b'{"a": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}", b"[" * levels + b"]" * levels):
+        with pytest.raises(validate.Invalid) as err:
+            validate.parse(text)
+        assert err.value.kind == "too_deep" and f"nested {levels} levels" in err.value.reason
+    assert validate.parse(b'{"a": ' + b"[" * 63 + b"]" * 63 + b"}")  # 64 levels: the limit itself
+
+
+def test_a_count_out_of_the_64_bit_range_is_refused_inside_a_distribution_too():
+    doc = {"d": {"median": 1, "q1": 1, "q3": 1, "min": 1, "max": 1, "mean": 1, "stdev": 0, "n": 1 << 70}}
+    assert any("64-bit range" in p for p in intake.implausible(doc))
+
+
 def test_run_ids_are_matched_whole_and_compared_without_case():
     assert validate.RUN_ID_PATTERN.fullmatch("20260101T000000Z-0a1b2c3d")
     for bad in ("run\n", "run\r\n", " run", "run ", "../run", "", "a" * 129):

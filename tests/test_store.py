@@ -25,11 +25,12 @@ def test_raw_bytes_of_every_accepted_run_are_stored(corpus, tmp_path):
     db = tmp_path / "c.duckdb"
     c.collect(list(good.values())[:3], db)
     con = duckdb.connect(str(db), read_only=True)
-    stored = dict(con.execute("SELECT run_id, raw FROM submissions").fetchall())
+    stored = {r[0]: r[1:] for r in con.execute("SELECT run_id, raw, raw_codec, size_bytes FROM submissions").fetchall()}
     con.close()
-    for rid, raw in stored.items():
-        assert raw == good[rid].read_bytes()
-        assert Results.model_validate_json(raw).run_id == rid
+    assert len(stored) == 3
+    for rid, (raw, codec, size) in stored.items():
+        assert codec == "zstd" and len(raw) < size  # kept compressed
+        assert store.raw_bytes(raw, codec, size) == good[rid].read_bytes()
 
 
 def test_every_section_of_a_real_run_is_stored(corpus, tmp_path):
@@ -74,7 +75,10 @@ def test_an_older_store_gains_the_measurements_fingerprint_and_copies_of_its_run
     db = tmp_path / "old.duckdb"
     c.collect(list(good.values())[:2], db)
     con = duckdb.connect(str(db))
-    con.execute("ALTER TABLE submissions DROP COLUMN measurements_sha256")  # as a store from before it
+    con.execute("ALTER TABLE submissions DROP COLUMN measurements_sha256")  # as a store from before it,
+    for r in (rid, other_rid):  # and from before its raw bytes were compressed
+        con.execute("UPDATE submissions SET raw = ? WHERE run_id = ?", [good[r].read_bytes(), r])
+    con.execute("ALTER TABLE submissions DROP COLUMN raw_codec")
     con.close()
     copy = tmp_path / "copy.json"
     copy.write_text(json.dumps({**json.loads(path.read_text()), "run_id": "someone-else"}))
@@ -83,7 +87,9 @@ def test_an_older_store_gains_the_measurements_fingerprint_and_copies_of_its_run
         report.rejected[0].reason
     con = duckdb.connect(str(db), read_only=True)
     filled = dict(con.execute("SELECT run_id, measurements_sha256 FROM submissions").fetchall())
+    plain = con.execute("SELECT count(*) FROM submissions WHERE raw_codec IS NULL").fetchone()[0]
     con.close()
+    assert plain == 2  # the older runs' raw bytes stay as they were, read as they are
     assert filled == {r: Results.model_validate_json(good[r].read_bytes()).measurements_sha256()
                       for r in (rid, other_rid)}
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from feedtax.classroom.intake import Invalid, Reject, admit, read_lab
 from feedtax.classroom.locks import MeasuredAnswer, measured_answers
 from feedtax.classroom.store import (
+    RAW_CODEC,
     CollectError,
     Plan,
     Prepared,
@@ -32,19 +33,21 @@ from feedtax.classroom.store import (
     describe,
     ensure_tables,
     lab_rows,
+    pack_raw,
     rows_of,
     stored_lab,
     table_plans,
     table_rows,
-    write_batch,
     write_extra,
 )
 from feedtax.classroom.submit import LAB_SUFFIX
+from feedtax.classroom.writer import BatchWriter, refused
 from feedtax.results.lab import LOCKS, LabRecord
 from feedtax.results.schema import SCHEMA_VERSION, Results
 from feedtax.results.validate import read_limited, run_key
 
-BATCH_FILES = 200  # files per insert transaction; a failing batch is retried file by file
+DUCKDB_MEMORY_LIMIT = "48MB"
+BATCH_FILES = 100  # files per insert transaction (about 25 MB of rows held); a failing batch is retried file by file
 
 
 class Accepted(BaseModel):
@@ -132,7 +135,7 @@ def prepare(path: Path, plan: Plan, data: bytes | None = None, bytes_sha256: str
     measured = res.measurements_sha256()
     bytes_sha256 = bytes_sha256 or hashlib.sha256(data).hexdigest()
     submission = (res.run_id, content, bytes_sha256, len(data), str(path), read.version, None,
-                  json.dumps(warnings), data, measured)
+                  json.dumps(warnings), pack_raw(data), measured, RAW_CODEC)
     rows = rows_of(res, plan)
     rows["measured_answers"] = _answers(res)
     return Prepared(path, res.run_id, rows, submission, content, warnings, measured)
@@ -219,6 +222,10 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     files = [p for p in found if not p.name.lower().endswith(LAB_SUFFIX)]
     plan = table_plans()
     con = connect(db_path)
+    # DuckDB caches the database's blocks up to its memory limit (80% of RAM by default): held low, a collect's memory
+    # stays flat however large the class grows. One DuckDB thread: the other core parses the next batch.
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    con.execute("SET threads = 1")
     gc_was_enabled = gc.isenabled()
     gc.disable()  # thousands of live rows make every automatic collection rescan them all: collect after each batch
     try:
@@ -257,35 +264,21 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
     run_of: dict[str, str | None] = {}
     pending: list[Prepared] = []
     backfill: list[tuple] = []  # measured answers of runs collected before they were computed
-    for path in files:
-        run_of[os.path.realpath(path)] = None
-        try:
-            data = read_limited(path)
-            digest = hashlib.sha256(data).hexdigest()
-            stored = known.by_bytes.get(digest)
-            if stored is not None and stored[0] in answered:  # these very bytes are collected: not parsed again
-                report.duplicates.append(Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1]))
-                run_of[os.path.realpath(path)] = stored[0]
-                continue
-            item = prepare(path, plan, data, digest)
-        except Invalid as r:
-            report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
-            continue
-        verdict = known.judge(item, report)
-        if verdict == "refused":
-            continue
-        rid = run_of[os.path.realpath(path)] = item.run_id
-        if verdict == "known":
-            if rid not in answered:
-                backfill += item.rows["measured_answers"]
-            answered.add(rid)
-            continue
-        known.add(item)
-        answered.add(rid)
-        pending.append(item)
-        if len(pending) >= batch_files:
-            _flush(con, plan, pending, known, report)
-    _flush(con, plan, pending, known, report)
+
+    def written(stored: list[Prepared], failed: list[tuple[Prepared, str]]) -> None:
+        report.accepted += [Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings) for p in stored]
+        for p, why in failed:
+            known.forget(p)
+            report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id, reason=why))
+        gc.collect()  # automatic collection is off during a collect: once per batch instead
+
+    with BatchWriter(con, plan, report.db_path, written) as writer:
+        for path in files:
+            _collect_one(path, plan, known, report, answered, run_of, pending, backfill)
+            if len(pending) >= batch_files:
+                writer.submit(pending)
+                pending.clear()
+        writer.submit(pending)
     if backfill:
         try:
             write_extra(con, {"measured_answers": backfill})
@@ -294,6 +287,38 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
             report.rejected.append(Rejected(path=report.db_path, kind="database", reason="the measured answers of "
                                             f"runs collected before them were not filled in: {why}"))
     return run_of
+
+
+def _collect_one(path: Path, plan: Plan, known: _Known, report: CollectReport, answered: set[str],
+                 run_of: dict[str, str | None], pending: list[Prepared], backfill: list[tuple]) -> None:
+    """One results file: the same bytes as a stored run are already there (not parsed again); else validated, judged
+    against the runs known, and a new run added to pending."""
+    real = os.path.realpath(path)
+    run_of[real] = None
+    try:
+        data = read_limited(path)
+        digest = hashlib.sha256(data).hexdigest()
+        stored = known.by_bytes.get(digest)
+        if stored is not None and stored[0] in answered:  # these very bytes are collected: not parsed again
+            report.duplicates.append(Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1]))
+            run_of[real] = stored[0]
+            return
+        item = prepare(path, plan, data, digest)
+    except Invalid as r:
+        report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
+        return
+    verdict = known.judge(item, report)
+    if verdict == "refused":
+        return
+    rid = run_of[real] = item.run_id
+    if verdict == "known":
+        if rid not in answered:
+            backfill += item.rows["measured_answers"]
+        answered.add(rid)
+        return
+    known.add(item)
+    answered.add(rid)
+    pending.append(item)
 
 
 def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> None:
@@ -305,34 +330,6 @@ def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> 
         report.conflicts.append(Rejected(
             path=str(item.path), kind="conflict", run_id=item.run_id,
             reason=f"run_id {item.run_id} was already collected from {source} with different content; kept that one"))
-
-
-def _flush(con, plan: Plan, pending: list[Prepared], known: _Known, report: CollectReport) -> None:
-    """Insert the pending runs in one transaction; if it fails, one by one, naming the file the database refuses
-    (and a full disk as such)."""
-    import duckdb
-
-    if not pending:
-        return
-    try:
-        write_batch(con, plan, pending)
-        report.accepted += [Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings) for p in pending]
-    except duckdb.Error:
-        for p in pending:  # find the file that failed; the others go in one by one
-            try:
-                write_batch(con, plan, [p])
-                report.accepted.append(Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings))
-            except duckdb.Error as exc:
-                known.forget(p)
-                report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id,
-                                                reason=_refused(exc, report.db_path)))
-    pending.clear()
-    gc.collect()
-
-
-def _refused(exc: Exception, db_path: str) -> str:
-    said = describe(exc, db_path)
-    return said if said.startswith("disk full") else f"the database refused it: {said}"
 
 
 # --- lab records ------------------------------------------------------------------------------------
@@ -390,6 +387,6 @@ def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: s
             write_extra(con, lab_rows(lab, raw, content, str(path)), replace_run=rid if stored else None)
         except duckdb.Error as exc:
             report.rejected.append(Rejected(path=str(path), kind="database", run_id=rid,
-                                            reason=_refused(exc, report.db_path)))
+                                            reason=refused(exc, report.db_path)))
             continue
         report.labs.append(LabCollected(path=str(path), run_id=rid, status="replaced" if stored else "collected"))

@@ -14,26 +14,47 @@ from feedtax.cli.options import echo, echo_json, fail, make_console, make_table,
 
 
 def collect_cmd(
-    submissions: list[Path] = typer.Argument(..., help="Submission files, or folders searched for *.json."),
+    submissions: list[Path] = typer.Argument(None, help="Submission files, or folders searched for *.json (none: "
+                                             "only --export)."),
     db: Path = typer.Option(Path("class.duckdb"), "--db", help="The class database (created if missing)."),
     json_out: bool = typer.Option(False, "--json", help="Print the collect report as JSON on stdout."),
+    export: tuple[str, Path] | None = typer.Option(
+        None, "--export", metavar="FORMAT DIR",
+        help="Then write every table of the database into DIR (new or empty) as FORMAT: parquet, one "
+             "<table>.parquet each, with schema.sql and load.sql for DuckDB's IMPORT DATABASE."),
 ) -> None:
     """Validate submissions and add the good ones to the class database; name every rejected file and why.
+    With --export (and no submissions: only that), write the database's tables as Parquet.
 
     Exit status: 0 when every file was collected (or was already), 1 when any was rejected or
-    conflicted with a run already collected, 2 when the database cannot be used.
+    conflicted with a run already collected, 2 when the database cannot be used or the export cannot be written.
     """
     from feedtax.classroom.collect import CollectError, collect
+    from feedtax.classroom.export import FORMATS, check_target
 
+    if export is not None:
+        fmt, out = export
+        if fmt.lower() not in FORMATS:
+            raise fail(f"--export: unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        try:
+            check_target(out)  # before collecting: a folder that cannot take the export fails at once
+        except CollectError as exc:
+            raise fail(str(exc)) from None
+    if not submissions:
+        if export is None:
+            raise fail("missing argument 'submissions': name files or folders to collect, or give --export FORMAT "
+                       "DIR to export the database (see feedtax collect --help)")
+        _export(db, out, json_out, None)
+        return
     try:
         report = collect(submissions, db)
     except CollectError as exc:
         raise fail(str(exc)) from None
     total = (len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
              + len(report.labs))
-    if json_out:
+    if json_out and (export is None or total == 0):
         echo_json(report.model_dump_json(indent=2))
-    else:
+    elif not json_out:
         for r in report.rejected + report.conflicts:
             echo(f"rejected  {r.path}: {r.kind}: {r.reason}", err=True)
         for a in report.accepted:
@@ -46,8 +67,33 @@ def collect_cmd(
                 f"{sum(x.status == 'unchanged' for x in report.labs)} unchanged" if report.labs else ""))
     if total == 0:
         raise fail("no submissions found (folders are searched for *.json)")
+    if export is not None:
+        _export(db, out, json_out, report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _export(db: Path, out: Path, json_out: bool, collected) -> None:
+    """`--export parquet DIR`: the database's tables written into DIR; one line saying so, or with --json the collect
+    report (if any) with the export under "export"."""
+    import json
+
+    from feedtax.classroom.export import export_parquet
+    from feedtax.classroom.store import CollectError
+
+    try:
+        done = export_parquet(db, out)
+    except CollectError as exc:  # ExportError is one: the folder and why; nothing of the export is left
+        if json_out and collected is not None:  # what was collected is still said
+            echo_json(collected.model_dump_json(indent=2))
+        raise fail(str(exc)) from None
+    if json_out:
+        doc = collected.model_dump(mode="json") if collected is not None else {}
+        doc["export"] = done.model_dump(mode="json")
+        echo_json(json.dumps(doc, indent=2))
+        return
+    echo(f"{out}: {len(done.tables)} tables of {db} as Parquet, {done.rows:,} rows, {done.bytes / 1e6:,.1f} MB "
+         f"({done.elapsed_s:.1f} s); schema.sql and load.sql rebuild the database (IMPORT DATABASE '{out}')")
 
 
 def class_report_cmd(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feedtax.results.metrics import metrics_by_name
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 INT64 = (-(1 << 63), (1 << 63) - 1)  # DuckDB BIGINT: a larger integer cannot be stored
 REL = 1e-6  # a derived field may differ from its sources by rounding in whatever wrote the file, no more
 _DIST_KEYS = frozenset(("median", "q1", "q3", "min", "max", "mean", "stdev", "n"))
+_NUMBER_TYPES = frozenset((int, float))
 
 
 @functools.cache
@@ -40,15 +42,32 @@ def _path(node: tuple | None) -> str:
     return "".join(reversed(parts)).lstrip(".")
 
 
-def check_numbers(doc: dict) -> tuple[list[str], list[str]]:
-    """(non-finite numbers, values outside their declared bounds or the 64-bit range or inconsistent
-    distributions), by path.
+@functools.cache
+def _rules() -> dict[str, tuple[float, float, str]]:
+    """Every bounded name's rule (_rule), as one dict the walk looks names up in."""
+    return {name: rule for name in metrics_by_name() if (rule := _rule(name)) is not None}
 
-    An iterative walk over every number, so nesting cannot exhaust the stack; paths are only spelled out for problems.
-    """
+
+@dataclass
+class Survey:
+    """One walk over a parsed document: its number problems by path (non-finite; out of bounds, out of the 64-bit
+    range or inconsistent distributions), and how many keys its objects hold and how deeply it nests (for the reader's
+    duplicate-key and depth checks)."""
+
+    non_finite: list[str]
+    problems: list[str]
+    keys: int
+    depth: int
+
+
+def survey(doc: dict | list) -> Survey:
+    """Walk every value of the document once, iteratively (nesting cannot exhaust the stack); paths are only spelled
+    out for problems."""
     bad: list[str] = []
     problems: list[str] = []
     lo64, hi64 = INT64
+    rules = _rules()
+    keys = deepest = 0
 
     def number(node: tuple, name: str, v: float | int) -> None:
         if type(v) is float and v - v != 0:  # NaN or +-inf
@@ -59,32 +78,49 @@ def check_numbers(doc: dict) -> tuple[list[str], list[str]]:
             problems.append(f"{_path(node)} = {str(v)[:20]}... "
                             "is out of the 64-bit range: no count or size is that large")
         else:
-            rule = _rule(name)
+            rule = rules.get(name)
             if rule is not None and not rule[0] <= v <= rule[1]:
                 problems.append(f"{_path(node)} = {v:g} is outside [{rule[0]:g}, {rule[1]:g}]: {rule[2]}")
 
-    stack: list[tuple[tuple | None, str, Any]] = [(None, "", doc)]
+    stack: list[tuple[tuple | None, str, Any, int]] = [(None, "", doc, 1)]
     while stack:
-        node, name, value = stack.pop()
+        node, name, value, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+        scalars = True  # a Distribution's own numbers are checked as one (_distribution_problems)
         if type(value) is dict:
+            keys += len(value)
             if _DIST_KEYS <= value.keys():
                 b, p = _distribution_problems(node, name, value)
                 bad += b
                 problems += p
-                continue
+                scalars = False
             items = value.items()
         else:
-            items = ((i, v) for i, v in enumerate(value))
+            items = enumerate(value)
         for k, v in items:
             t = type(v)
-            key = k if type(k) is str else name  # list items go by the list's name
             if t is float or t is int:
-                rule = _rule(key)
-                if rule is not None or (v - v != 0 if t is float else not lo64 <= v <= hi64):
-                    number((node, k), key, v)
+                if scalars:
+                    key = k if type(k) is str else name  # list items go by the list's name
+                    rule = rules.get(key)
+                    if rule is None:
+                        if v - v != 0 if t is float else not lo64 <= v <= hi64:
+                            number((node, k), key, v)
+                    elif not rule[0] <= v <= rule[1] or (t is int and not lo64 <= v <= hi64):  # NaN fails the bounds
+                        number((node, k), key, v)
+                elif t is int and not lo64 <= v <= hi64:  # a Distribution's n, say: DuckDB could not store it
+                    number((node, k), name, v)
             elif t is dict or t is list:
-                stack.append(((node, k), key, v))
-    return sorted(bad), sorted(problems)
+                stack.append(((node, k), k if type(k) is str else name, v, depth + 1))
+    return Survey(sorted(bad), sorted(problems), keys, deepest)
+
+
+def check_numbers(doc: dict) -> tuple[list[str], list[str]]:
+    """(non-finite numbers, values outside their declared bounds or the 64-bit range or inconsistent
+    distributions), by path."""
+    found = survey(doc)
+    return found.non_finite, found.problems
 
 
 def implausible(doc: dict) -> list[str]:
@@ -96,10 +132,11 @@ def implausible(doc: dict) -> list[str]:
 def _distribution_problems(node: tuple | None, name: str, d: dict) -> tuple[list[str], list[str]]:
     """(non-finite, inconsistent or out of bounds) for one Distribution: its statistics must be ordered and finite,
     its iqr q3 - q1, and its whole min..max range within the bounds of the field it measures."""
-    stats = [d[k] for k in ("min", "q1", "median", "q3", "max", "mean", "stdev")]
-    if not all(type(x) in (int, float) for x in stats):
+    stats = [d["min"], d["q1"], d["median"], d["q3"], d["max"], d["mean"], d["stdev"]]
+    if not set(map(type, stats)) <= _NUMBER_TYPES:
         return [], [f"{_path(node)}: a statistic is not a number"]
-    if not all(math.isfinite(x) for x in stats + [d.get("iqr", 0.0)] if type(x) in (int, float)):
+    iqr = d.get("iqr", 0.0)
+    if not all(map(math.isfinite, stats)) or (type(iqr) in _NUMBER_TYPES and not math.isfinite(iqr)):
         return [f"{_path(node)}: a statistic is NaN or infinite: not a finite number"], []
     lo_, q1, med, q3, hi_, mean, sd = stats
     out = []
@@ -221,4 +258,4 @@ def inconsistent(res: Results) -> list[str]:
     return _format_problems(res) + _feeding_problems(res) + _other_problems(res)
 
 
-__all__ = ["DERIVED", "INT64", "check_numbers", "implausible", "inconsistent"]
+__all__ = ["DERIVED", "INT64", "Survey", "check_numbers", "implausible", "inconsistent", "survey"]

@@ -1,6 +1,7 @@
 """A results file read as hostile input, for every reader (results.load: report, compare, project, lab; the class
-collection): size and type checked before reading, depth and duplicate keys before parsing, plain JSON parsed,
-migrated, validated strictly, and every number checked against its field's declared bounds (results.plausible).
+collection): size and type checked before reading, plain JSON parsed by a parser with its own nesting limit, depth
+and duplicate keys checked, migrated, validated strictly, and every number checked against its field's declared bounds
+(results.plausible).
 
 Each refusal is an `Invalid` with its kind (docs/instructors.md lists them) and a one-line reason.
 """
@@ -19,14 +20,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from feedtax.results import migrations
-from feedtax.results.plausible import check_numbers, inconsistent
+from feedtax.results.plausible import Survey, inconsistent, survey
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
 # --- limits (documented in docs/instructors.md) ------------------------------------------------------------------
 # 32 MiB is far above any real results file and keeps one hostile file from exhausting memory. Checked before reading.
 MAX_RESULTS_BYTES = 32 << 20
 # 64 levels allow any future section while staying far below Python's recursion limit, so no parser can be driven
-# into a RecursionError. Checked before parsing, without recursion (bracket counting outside strings).
+# into a RecursionError. The parser (pydantic_core) itself stops at about 200 levels without recursing in Python; the
+# limit is checked on what it parsed (or, for text it refuses, by counting brackets outside strings).
 MAX_JSON_DEPTH = 64
 # The one run-id rule: a run_id names its submission file (<run_id>.json) and keys its rows. \A..\Z, not ^..$: `$`
 # also matches before a trailing newline, so "run\n" would pass a .match().
@@ -125,17 +127,16 @@ def json_depth(data: bytes) -> tuple[int, int]:
     return _scan(data)[:2]
 
 
-def _keys(doc: Any) -> int:
-    """How many keys the parsed document's objects hold, all levels (an iterative walk)."""
-    n, stack = 0, [doc]
-    while stack:
-        v = stack.pop()
-        if type(v) is dict:
-            n += len(v)
-            stack += [x for x in v.values() if type(x) in (dict, list)]
-        elif type(v) is list:
-            stack += [x for x in v if type(x) in (dict, list)]
-    return n
+def _text_keys(data: bytes) -> int:
+    """How many keys JSON text writes, all levels: its colons outside strings (in JSON only a key's colon is)."""
+    import numpy as np
+
+    if b'\\"' in data:  # a quote inside a string: remove the strings, then every colon left is a key's
+        return _STRING.sub(b"", data).count(b":")
+    a = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(a == ord('"'))
+    colons = np.flatnonzero(a == ord(":"))
+    return int(np.count_nonzero(np.searchsorted(quotes, colons) % 2 == 0))
 
 
 def _first_duplicate(data: bytes) -> str:
@@ -155,6 +156,14 @@ def _first_duplicate(data: bytes) -> str:
 def parse(data: bytes) -> dict:
     """A JSON object from bytes (a UTF-8 BOM is skipped); empty, non-UTF-8, too deep, duplicate-key, truncated or
     non-object input refused. NaN, Infinity, 1e999 and huge integers parse here and are refused by check_numbers."""
+    return _parse(data)[0]
+
+
+def _parse(data: bytes) -> tuple[dict, Survey]:
+    """parse, and the survey of the document's numbers, keys and depth that checked it (results.plausible).
+
+    The parser refuses nesting past its own limit (about 200 levels) without recursing in Python; nesting past
+    MAX_JSON_DEPTH is refused from the survey, and a text the parser refuses is scanned (_scan) to say why."""
     from pydantic_core import from_json
 
     data = data.removeprefix(BOM)
@@ -164,12 +173,11 @@ def parse(data: bytes) -> dict:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("not_utf8", f"not UTF-8 text (byte {exc.start}): not a results.json") from None
-    deepest, still_open, keys = _scan(data)
-    if deepest > MAX_JSON_DEPTH:
-        raise Invalid("too_deep", f"nested {deepest} levels deep: over the limit of {MAX_JSON_DEPTH}")
     try:
         doc = from_json(data, allow_inf_nan=True)
     except ValueError as exc:
+        deepest, still_open, _ = _scan(data)
+        _refuse_depth(deepest)
         msg = str(exc)
         if still_open > 0 or msg.startswith("EOF while parsing"):
             raise Invalid("truncated", f"ends before the JSON is complete (at byte {len(data):,}; "
@@ -177,11 +185,19 @@ def parse(data: bytes) -> dict:
                                        "truncated or still being written") from None
         raise Invalid("not_json", f"not JSON: {msg}") from None
     if not isinstance(doc, dict):
+        _refuse_depth(_scan(data)[0])
         raise Invalid("wrong_top_level_type", f"top level is a JSON {_json_type(doc)}, expected an object")
-    if _keys(doc) != keys:
+    found = survey(doc)
+    _refuse_depth(found.depth)
+    if found.keys != _text_keys(data):
         raise Invalid("duplicate_key", f"the key {_first_duplicate(data)[:60]!r} appears twice in one object: "
                                        "which one counts is undefined", _run_id(doc))
-    return doc
+    return doc, found
+
+
+def _refuse_depth(deepest: int) -> None:
+    if deepest > MAX_JSON_DEPTH:
+        raise Invalid("too_deep", f"nested {deepest} levels deep: over the limit of {MAX_JSON_DEPTH}")
 
 
 def _json_type(x: Any) -> str:
@@ -228,15 +244,17 @@ def _refuse(kind: str, found: list[str], run_id: str | None) -> None:
         raise Invalid(kind, "; ".join(found[:3]) + more, run_id)
 
 
-def validate(doc: dict, data: bytes | None = None) -> Results:
+def validate(doc: dict, data: bytes | None = None, numbers: Survey | None = None) -> Results:
     """The pydantic model of a migrated document, or Invalid naming the first problems.
 
-    Non-finite numbers are looked for first (whatever field they are in). Validation is strict (a number written
-    as a string is refused, not coerced, so the checks on the parsed document see every number the model holds);
-    `data`, the document's own JSON bytes when it needed no migration, is validated directly, which is faster.
-    Then the run_id rule, the numbers' declared bounds and the derived fields (results.plausible)."""
+    Non-finite numbers are looked for first (whatever field they are in; `numbers`, the parse's survey of this very
+    document, when it has one). Validation is strict (a number written as a string is refused, not coerced, so the
+    checks on the parsed document see every number the model holds); `data`, the document's own JSON bytes when it
+    needed no migration, is validated directly, which is faster. Then the run_id rule, the numbers' declared bounds
+    and the derived fields (results.plausible)."""
     run_id = _run_id(doc)
-    non_finite, problems = check_numbers(doc)
+    numbers = numbers or survey(doc)
+    non_finite, problems = numbers.non_finite, numbers.problems
     _refuse("non_finite", non_finite, run_id)
     try:
         res = Results.model_validate_json(data if data is not None else json.dumps(doc), strict=True)
@@ -267,8 +285,10 @@ class Read:
 def from_bytes(data: bytes) -> Read:
     """A results file's bytes parsed, migrated and validated; Invalid otherwise."""
     text = data.removeprefix(BOM)
-    doc, version = migrate(parse(text))
-    res = validate(doc, text if version == SCHEMA_VERSION else None)
+    doc, found = _parse(text)
+    doc, version = migrate(doc)
+    current = version == SCHEMA_VERSION  # not migrated: the parse's bytes and survey are this document's
+    res = validate(doc, text if current else None, found if current else None)
     return Read(res, data, version, sorted(set(doc) - set(Results.model_fields)))
 
 

@@ -1,0 +1,79 @@
+"""Writing a class's batches into the store in a thread of its own, while the next batch is read and validated.
+
+DuckDB inserts without holding the GIL, so on two cores the database's work overlaps the parsing; the Arrow tables
+are built in the caller's thread (Python's work), the inserts run in the writer's (DuckDB's). One batch at a time: a
+batch is finished, and what it refused handed back, before the next one starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from feedtax.classroom.store import Plan, Prepared, batch_tables, describe, insert_tables, write_batch
+
+
+def refused(exc: Exception, db_path: str) -> str:
+    """Why the database refused a file, in one line: a full disk named as such."""
+    said = describe(exc, db_path)
+    return said if said.startswith("disk full") else f"the database refused it: {said}"
+
+
+def write(con, plan: Plan, batch: list[Prepared], tables: list,
+          db_path: str) -> tuple[list[Prepared], list[tuple[Prepared, str]]]:
+    """Insert the batch (as batch_tables) in one transaction; if it fails, one file per transaction, naming the file
+    the database refuses and why: (stored, refused)."""
+    import duckdb
+
+    try:
+        insert_tables(con, tables)
+        return batch, []
+    except duckdb.Error:
+        pass
+    stored, failed = [], []
+    for p in batch:  # find the file that failed; the others go in one by one
+        try:
+            write_batch(con, plan, [p])
+            stored.append(p)
+        except duckdb.Error as exc:
+            failed.append((p, refused(exc, db_path)))
+    return stored, failed
+
+
+Written = Callable[[list[Prepared], list[tuple[Prepared, str]]], None]
+
+
+class BatchWriter:
+    """Writes one batch at a time in a thread of its own; `written(stored, refused)` is called in the caller's thread
+    when a batch is done (at the next submit, or on leaving the block). Leaving the block waits for the batch being
+    written, so an interrupt never closes the database under a write. Files judged meanwhile are judged against the
+    runs of the batch being written: one judged a copy of a run that the database then refuses (a full disk) is
+    named a duplicate of it."""
+
+    def __init__(self, con, plan: Plan, db_path: str, written: Written):
+        self.con, self.plan, self.db_path, self.written = con, plan, db_path, written
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="feedtax-collect-write")
+        self._writing: Future | None = None
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def submit(self, batch: list[Prepared]) -> None:
+        """Wait for the batch being written, then start writing this one (a copy: the caller may reuse its list)."""
+        self.wait()
+        if batch:
+            tables = batch_tables(self.plan, batch)
+            self._writing = self._pool.submit(write, self.con, self.plan, list(batch), tables, self.db_path)
+
+    def wait(self) -> None:
+        """Wait for the batch being written, if any, and hand back what became of it."""
+        if self._writing is None:
+            return
+        writing, self._writing = self._writing, None
+        self.written(*writing.result())
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
