@@ -19,6 +19,7 @@ from feedtax.bench.consumers import Consumer, TimedStep, as_consumer
 from feedtax.bench.feeding import FeedingError, FeedingResult, measure_feeding
 from feedtax.bench.ranks import measure_ranks, wants_gather
 from feedtax.formats.base import ShardError
+from feedtax.vocabulary import StopRule
 
 
 class _Guarded:
@@ -80,6 +81,7 @@ def measure(
     nvml: bool = True,
     keep_timeline: bool = True,
     distributed: bool | None = None,
+    stop: StopRule | None = None,
 ) -> FeedingResult:
     """Feed `steps` batches (after `warmup_steps`, excluded) from loader to consumer and say how long it waited.
 
@@ -88,7 +90,11 @@ def measure(
     first tensor does not lead with the batch dimension. device: where a plain train_step runs (default: cuda
     when torch sees a GPU, else cpu); on cuda NVML samples the GPU (nvml=False: not) and MFU needs
     flops_per_sample and peak_flop_per_s. Returns AU, the feeding tax, samples/s, wait/compute/wall and the
-    per-step timeline. Raises FeedingError naming the loader or the consumer when either fails, for a loader that
+    per-step timeline; AU and the feeding tax each with its 95% interval (au_ci95, feeding_tax_ci95: a block
+    bootstrap over the measured steps). stop: a feedtax.vocabulary.StopRule makes `steps` the minimum and measures
+    on until the AU's interval is narrower than stop.au_ci_pp, or a cap (au_ci_wide marks a run still wider; one
+    process only: with ranks gathered, every rank runs `steps`, as a step that synchronises the ranks needs).
+    Raises FeedingError naming the loader or the consumer when either fails, for a loader that
     yields nothing, and for batches with no tensor in them.
     distributed: under an initialised torch.distributed process group (None: gather when there is one; False:
     never; True: require one) every rank measures its own loader and consumer, starting together, and every rank
@@ -110,7 +116,7 @@ def measure(
             sampler = cuda_sampler(cons.device)()
         return measure_feeding(_GuardedLoader(loader), cons, warmup_steps=warmup_steps, steps=steps,
                                peak_flop_per_s=peak_flop_per_s, sampler=sampler, keep_timeline=keep_timeline,
-                               batch_size_of=batch_size_of)
+                               batch_size_of=batch_size_of, stop=None if gather else stop)
 
     return measure_ranks(run, device=str(cons.device)) if gather else run()
 

@@ -14,6 +14,33 @@ LOADERS: tuple[LoaderKind, ...] = ("default", "tuned")
 HALF_EARTH_KM = 20_000
 # the AU gap (tuned - default, percentage points) past which the report says why the default trails and fixes are tried
 GAP_PP = 2.0
+# A sweep point's stopping rule (StopRule below, applied by bench.feeding; docs/measurement.md, "How many steps").
+AU_CI_PP = GAP_PP  # the AU's 95% interval must be narrower than this, percentage points: GAP_PP, the gap the
+# loader comparison and the Locks call noise, so a point's own interval is no wider than the differences read from it
+AU_CHECK_EVERY = 8  # steps between checks of the interval past the minimum: a check (ratio_ci, about 0.3-1 ms) every
+# 8 steps of a 5 ms step costs about 1% of the wall, and the check's own time is left out of the steps' walls
+AU_MAX_STEPS = 1000  # the cap in steps: still wider than 2 pp after 1,000 steps, the steps' AU spreads by more than
+# about 16 pp (or comes in bursts longer than a block), and more steps narrow it only as 1 / sqrt(steps)
+AU_MAX_S = 5.0  # the cap in measured seconds per run: hundreds of 5-10 ms steps; a laptop sweep's 40 points stay
+# within about 3 minutes of measuring even if every point reaches it
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a measured run stops: after its minimum steps, once the AU's 95% interval is narrower than au_ci_pp
+    (checked every `every` steps), or at max_steps measured steps or max_s measured seconds, whichever comes first
+    (then the point is marked au_ci_wide when its interval is still wider)."""
+
+    au_ci_pp: float = AU_CI_PP
+    max_steps: int = AU_MAX_STEPS
+    max_s: float = AU_MAX_S
+    every: int = AU_CHECK_EVERY
+
+    def __post_init__(self) -> None:
+        if not (self.au_ci_pp > 0 and self.max_steps >= 1 and self.max_s > 0 and self.every >= 1):
+            raise ValueError("a StopRule needs au_ci_pp > 0, max_steps >= 1, max_s > 0 and every >= 1")
+
+
 Track = Literal["cloud", "edge", "mobile", "tiny"]
 Format = Literal["csv", "json", "parquet", "protobuf", "raw"]
 # run profiles, smallest first (bench.profiles defines each); a run without --profile uses the default

@@ -130,6 +130,32 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.0%}"
 
 
+WIDE_MARK = "~"  # beside an AU or feeding tax whose 95% interval is wider than its target (a cap ended the run)
+WIDE_LEGEND = (f"±: half the width of the 95% interval, in percentage points (a block bootstrap over the measured "
+               f"steps); {WIDE_MARK}: still wider than its target when the run reached its cap of steps or seconds")
+
+
+PM_LEGEND = (f"±: half the width of the 95% interval of the feeding tax, and of AU (its mirror), in percentage points, "
+             f"from a block bootstrap over the measured steps; {WIDE_MARK}: still wider than its target when the run "
+             f"reached its cap of steps or seconds")
+
+
+def pm_pp(ci: tuple[float, float] | None, wide: bool | None = None) -> str:
+    """'\n±1.4' (half the 95% interval's width, percentage points), WIDE_MARK after it where it is wider than its
+    target: a second line under a console table's feeding tax; '' without an interval."""
+    return "" if ci is None else f"\n±{(ci[1] - ci[0]) * 50:.1f}" + (f" {WIDE_MARK}" if wide else "")
+
+
+def pct_ci(x: float | None, ci: tuple[float, float] | None, wide: bool | None = None, digits: int = 1) -> str:
+    """'23.1% ±1.4 pp', with WIDE_MARK where the interval is wider than its target; the value alone without an
+    interval (a file from before schema 6)."""
+    if x is None:
+        return "—"
+    if ci is None:
+        return f"{x:.{digits}%}"
+    return f"{x:.{digits}%} ±{(ci[1] - ci[0]) * 50:.1f} pp" + (f" {WIDE_MARK}" if wide else "")
+
+
 def kv(rows: list[tuple[str, object]]) -> str:
     """A two-column table of names and values, both escaped."""
     cells = "".join(f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>" for k, v in rows)

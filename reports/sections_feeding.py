@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from feedtax.reports import sections_loaders, text
-from feedtax.reports.common import figure, fit_reach, pct, table, with_ci
+from feedtax.reports.common import WIDE_LEGEND, figure, fit_reach, pct, pct_ci, table, with_ci
 from feedtax.results.feeding import VS_PLAIN_TARGET, decode_share_with_one_copy
 from feedtax.results.schema import Results
 from feedtax.vocabulary import OVERHEAD_TARGET
@@ -93,14 +93,17 @@ def _sweep_points(results: Results) -> list[str]:
     nvml = any(r.nvml_idle_fraction is not None for r in results.loader)
     parts = [table(
         ["track", "format", "loader", "workers", "batch", "delivered samples/s", "loader alone samples/s",
-         "feeding tax", "AU", "AU (MLPerf)", "step (ms)", "noisy"]
+         "feeding tax", "AU", "AU (MLPerf)", "steps", "step (ms)", "noisy"]
         + (["MFU"] if mfu else []) + (["NVML idle (1 − duty cycle)"] if nvml else []),
         [[r.track, r.format, r.loader, r.num_workers, r.batch_size, f"{r.samples_per_s:,.0f}",
-          f"{r.ingestion_samples_per_s:,.0f}", pct(r.feeding_tax), pct(r.au),
-          pct(r.mlperf_au), f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
+          f"{r.ingestion_samples_per_s:,.0f}", pct_ci(r.feeding_tax, r.feeding_tax_ci95, r.au_ci_wide, 0),
+          pct_ci(r.au, r.au_ci95, r.au_ci_wide, 0), pct(r.mlperf_au), "—" if r.steps is None else r.steps,
+          f"{r.step_s * 1e3:.2f}", "!" if r.unstable else ""]
          + ([f"{r.mfu:.2%}" if r.mfu is not None else "—"] if mfu else [])
          + ([pct(r.nvml_idle_fraction) if r.nvml_idle_fraction is not None else "—"] if nvml else [])
          for r in results.loader], left=3)]
+    if any(r.au_ci95 is not None for r in results.loader):
+        parts.append(f"<p>{escape(WIDE_LEGEND)}.</p>")
     if nvml:
         parts.append(text.NVML_IDLE)
     return parts

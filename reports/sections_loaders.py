@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from feedtax.reports import text
-from feedtax.reports.common import Markup, pct, table
+from feedtax.reports.common import WIDE_LEGEND, Markup, pct, pct_ci, table
 from feedtax.results.loaders import LoaderGap
 from feedtax.results.schema import Results
 from feedtax.vocabulary import GAP_PP
@@ -35,12 +35,16 @@ def loaders(results: Results) -> list[str]:
         t = tuned.get((d.track, d.format, d.num_workers))
         if t is None:
             continue
-        rows.append([d.track, d.format, d.num_workers, d.dataset_access or "—", pct(d.au), pct(d.mlperf_au), pct(t.au),
-                     pct(t.mlperf_au), f"{(t.au - d.au) * 100:+.1f}"])
+        rows.append([d.track, d.format, d.num_workers, d.dataset_access or "—",
+                     pct_ci(d.au, d.au_ci95, d.au_ci_wide, 0), pct(d.mlperf_au),
+                     pct_ci(t.au, t.au_ci95, t.au_ci_wide, 0), pct(t.mlperf_au),
+                     f"{(t.au - d.au) * 100:+.1f}"])
     parts = ["<h3 id='loaders'>The DataLoader you would write, beside feedtax's</h3>",
              text.LOADERS_INTRO.format(gap=GAP_PP),
              table(["track", "format", "workers", "default's dataset", "default AU", "default AU (MLPerf)",
                     "tuned AU", "tuned AU (MLPerf)", "tuned − default (pp)"], rows, left=2, text=(3,))]
+    if any(r.au_ci95 is not None for r in results.loader):
+        parts.append(f"<p>{escape(WIDE_LEGEND)}.</p>")
     gaps = results.feeding.loader_gaps if results.feeding else []
     for key in dict.fromkeys((g.track, g.format) for g in gaps):
         parts.append(_gaps([g for g in gaps if (g.track, g.format) == key], results))
@@ -63,7 +67,8 @@ def _gaps(gaps: list[LoaderGap], results: Results) -> str:
             f"count{'s' if len(gaps) > 1 else ''}</h4>")
     costs = table(["workers", "default AU", "tuned AU", "gap (pp)", "waits on"]
                   + [f"{k} per batch of {g0.batch_size}: default / tuned" for k in stages],
-                  [[g.num_workers, pct(g.default_au), pct(g.tuned_au), f"{g.gap_pp:.1f}", g.main_cost() or "—"]
+                  [[g.num_workers, pct_ci(g.default_au, g.default_au_ci95, digits=0),
+                    pct_ci(g.tuned_au, g.tuned_au_ci95, digits=0), f"{g.gap_pp:.1f}", g.main_cost() or "—"]
                    + [_pair(g.costs().get(k)) for k in stages] for g in gaps], left=1, text=(4,))
     why = "".join(text.LOADER_WHY.format(
         workers=", ".join(str(g.num_workers) for g in gaps if g.main_cost() == main), stage=main,
@@ -75,7 +80,7 @@ def _gaps(gaps: list[LoaderGap], results: Results) -> str:
                                              need=g.consumption_samples_per_s)
                     for g in gaps if g.loader_bound and g.num_workers)
     fixes = table(["workers", "fix", "as code", "AU", "AU (MLPerf)", "change (pp)", "beats the noise"],
-                  [[g.num_workers, f.fix, Markup(f"<code>{escape(f.code)}</code>"), pct(f.au),
+                  [[g.num_workers, f.fix, Markup(f"<code>{escape(f.code)}</code>"), pct_ci(f.au, f.au_ci95, digits=0),
                     pct(f.mlperf_au), f"{g.gain_pp(f):+.1f}", "yes" if g.beats_noise(f) else "no"]
                    for g in gaps for f in g.fixes], left=3) if any(g.fixes for g in gaps) else ""
     return head + costs + why + bound + fixes

@@ -181,3 +181,15 @@ def test_importing_feedtax_does_not_import_torch():
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", code
     assert "measure" in dir(feedtax) and feedtax.measure is feedtax.api.measure
+
+
+def test_the_au_comes_with_its_interval_and_a_stop_rule_measures_until_it_is_narrow():
+    from feedtax.vocabulary import StopRule
+
+    batches = [{"x": torch.zeros(4, 2)}] * 8
+    fixed = feedtax.measure(batches, 0.002, warmup_steps=1, steps=8)
+    lo, hi = fixed.au_ci95
+    assert lo <= fixed.au <= hi and fixed.feeding_tax_ci95 == pytest.approx((1 - hi, 1 - lo))
+    assert fixed.steps == 8 and fixed.stopped_by == "steps"
+    ruled = feedtax.measure(batches, 0.002, warmup_steps=1, steps=8, stop=StopRule(au_ci_pp=50, max_steps=16))
+    assert ruled.stopped_by == "au_ci" and ruled.steps == 8 and not ruled.au_ci_wide and ruled.min_steps == 8

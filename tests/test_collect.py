@@ -302,6 +302,29 @@ def test_a_file_failing_mid_insert_leaves_nothing_and_others_are_kept(corpus, tm
     assert len(snap["formats"]) == 4 * 6
 
 
+def test_a_database_that_stops_fatally_ends_the_collect_in_one_line_keeping_what_was_stored(corpus, tmp_path,
+                                                                                              monkeypatch):
+    """DuckDB invalidates a database after a fatal error (a checkpoint that could not pin its blocks): no file after
+    it can be stored, so the collect stops at once, naming the database, instead of refusing every file one by one."""
+    _, good, _ = corpus
+    paths = list(good.values())[:6]
+    real, calls = store._insert_table, []
+
+    def fatal(con, table, batch):
+        calls.append(table)
+        if table == "submissions" and calls.count("submissions") == 2:  # the second batch
+            raise duckdb.FatalException("Failed to create checkpoint (simulated)")
+        real(con, table, batch)
+
+    monkeypatch.setattr(store, "_insert_table", fatal)
+    db = tmp_path / "c.duckdb"
+    with pytest.raises(store.CollectError) as err:
+        c.collect(paths, db, batch_files=3)
+    assert str(err.value).startswith(f"{db}: the database stopped: ") and "\n" not in str(err.value)
+    assert calls.count("submissions") == 2  # not retried file by file
+    assert _consistent(db) == 3  # the first batch stays whole
+
+
 # --- lab records: <run_id>.lab.json beside <run_id>.json -----------------------------------------------
 
 def _lab(run_id: str, **changes):

@@ -195,3 +195,114 @@ def test_mlperf_au_from_records():
     assert mlperf_au(records) == pytest.approx(1.0 / 3.0)  # (0.5 + 0.5) / (1 + 2): the first step left out
     assert mlperf_au([rec(1.0, 0.6, None), rec(1.0, 0.4, None)]) == pytest.approx(0.5)  # no nominal: measured
     assert mlperf_au([rec(1.0, 0.5, 0.5, first=True)]) == 0.0  # nothing left to measure
+
+
+# ---------------------------------------------------------------------------------------------
+# The AU's interval and the stopping rule, on a controlled clock
+
+
+class _Clock:
+    """A clock only the fake loader and consumer move: every step waits `wait_s` for its batch, then computes for a
+    draw of a known distribution, so the true AU is known."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _ClockedLoader:
+    """Batches that take wait_s of the clock to arrive, an epoch of `per_epoch` batches per iterator."""
+
+    def __init__(self, clock: _Clock, wait_s: float, per_epoch: int = 50):
+        self.clock, self.wait_s, self.per_epoch = clock, wait_s, per_epoch
+
+    def __iter__(self):
+        for _ in range(self.per_epoch):
+            self.clock.now += self.wait_s
+            yield {"x": np.zeros((2, 3), np.float32)}
+
+
+class _JitteryConsumer:
+    """Computes for step_s x (1 + jitter x a standard normal draw, at least 0.1 step), seeded: known jitter."""
+
+    flops_per_sample = None
+
+    def __init__(self, clock: _Clock, step_s: float, jitter: float, seed: int = 0):
+        self.clock, self.step_s, self.jitter = clock, step_s, jitter
+        self.rng = np.random.default_rng(seed)
+
+    def step(self, batch) -> float:
+        busy = self.step_s * max(0.1, 1 + self.jitter * self.rng.standard_normal())
+        self.clock.now += busy
+        return busy
+
+
+def _clocked(monkeypatch, wait_s: float, step_s: float, jitter: float, seed: int = 0):
+    import feedtax.bench.feeding as feeding
+
+    clock = _Clock()
+    monkeypatch.setattr(feeding.time, "perf_counter", clock)
+    return _ClockedLoader(clock, wait_s), _JitteryConsumer(clock, step_s, jitter, seed)
+
+
+def test_deterministic_steps_give_a_zero_width_interval_at_the_au(monkeypatch):
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=0.0)
+    r = measure_feeding(loader, consumer, warmup_steps=2, steps=16)
+    assert r.au == pytest.approx(0.8)
+    assert r.au_ci95 == pytest.approx((0.8, 0.8), abs=1e-12)
+    assert r.feeding_tax_ci95 == pytest.approx((0.2, 0.2), abs=1e-12)
+    assert not r.au_ci_wide and r.stopped_by == "steps" and r.steps == 16 and r.min_steps is None
+
+
+def test_the_interval_holds_the_true_au_of_a_known_consumer(monkeypatch):
+    """Steps of 2 ms wait and an 8 ms step jittered by 30%: the true AU is 0.8 (the compute's mean over the mean
+    wall); over 40 seeded runs of 64 steps the interval holds it in most, as a 95% interval should."""
+    covered = 0
+    for seed in range(40):
+        loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=0.3, seed=seed)
+        r = measure_feeding(loader, consumer, warmup_steps=0, steps=64)
+        lo, hi = r.au_ci95
+        assert lo <= r.au <= hi and r.feeding_tax_ci95 == pytest.approx((1 - hi, 1 - lo))
+        covered += lo <= 0.8 <= hi
+    assert covered >= 0.85 * 40, covered
+
+
+def test_the_stopping_rule_on_a_consumer_with_known_jitter(monkeypatch):
+    """Low jitter: narrow at the minimum, so it stops there. More jitter: it measures more steps, until the interval
+    is narrower than the target. Too much for the cap: it stops at the cap and marks the point wide."""
+    from feedtax.vocabulary import StopRule
+
+    rule = StopRule(au_ci_pp=2.0, max_steps=400, max_s=1e6, every=8)
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=0.02)
+    low = measure_feeding(loader, consumer, warmup_steps=2, steps=16, stop=rule)
+    assert low.steps == 16 and low.stopped_by == "au_ci" and not low.au_ci_wide and low.min_steps == 16
+    assert (low.au_ci95[1] - low.au_ci95[0]) * 100 < 2.0
+
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=0.3)
+    more = measure_feeding(loader, consumer, warmup_steps=2, steps=16, stop=rule)
+    assert 16 < more.steps < 400 and (more.steps - 16) % 8 == 0 and more.stopped_by == "au_ci"
+    assert (more.au_ci95[1] - more.au_ci95[0]) * 100 < 2.0 and not more.au_ci_wide
+    assert more.au_ci95[0] <= 0.8 <= more.au_ci95[1]
+
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=3.0)
+    capped = measure_feeding(loader, consumer, warmup_steps=2, steps=16, stop=rule)
+    assert capped.steps == 400 and capped.stopped_by == "max_steps" and capped.au_ci_wide
+    assert (capped.au_ci95[1] - capped.au_ci95[0]) * 100 >= 2.0
+    assert capped.epochs_started > 1  # the loader ran out and was restarted, as without a rule
+
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=3.0)
+    timed = measure_feeding(loader, consumer, warmup_steps=2, steps=16,
+                            stop=StopRule(au_ci_pp=2.0, max_steps=400, max_s=1.0, every=8))
+    assert timed.stopped_by == "max_s" and timed.au_ci_wide and timed.wall_s >= 1.0 and timed.steps < 400
+
+
+def test_a_stop_rule_below_the_minimum_is_refused():
+    from feedtax.vocabulary import StopRule
+
+    with pytest.raises(ValueError, match="below the minimum"):
+        measure_feeding(_ListLoader([{"x": np.zeros((2, 3))}]), _FixedConsumer(), warmup_steps=0, steps=20,
+                        stop=StopRule(max_steps=10))
+    with pytest.raises(ValueError):
+        StopRule(au_ci_pp=0)

@@ -182,3 +182,21 @@ def test_v4_disk_gets_its_cold_median_as_the_first_read_and_says_so():
     assert original == 4 and disk.seq_read_mb_per_s_first == disk.seq_read_mb_per_s_cold
     assert disk.first_read_method == migrations.FIRST_READ_BEFORE_V5
     assert disk.repeat_read_speedup is None and disk.repeats_cached_below_os is None
+
+
+def test_v5_rows_get_no_interval_and_say_it_was_not_measured():
+    """A version 5 run (a real ci run) has no AU intervals: every one becomes null, never a guess."""
+    stored = json.loads((Path(__file__).parent / "data" / "results-v5.json").read_text())
+    doc, original = migrate(stored)
+    res = Results.model_validate(doc)
+    assert original == 5 and doc["schema_version"] == SCHEMA_VERSION == 6 and res.loader
+    for row in res.loader:
+        assert row.au_ci95 is None and row.feeding_tax_ci95 is None and row.au_ci_wide is None
+        assert row.steps is None and row.stopped_by is None and row.au_ci_target_pp is None
+        assert row.mlperf_au_ci95 is None
+    for gap in res.feeding.loader_gaps:
+        assert gap.default_au_ci95 is None and gap.tuned_au_ci95 is None
+        assert all(f.au_ci95 is None and f.mlperf_au_ci95 is None for f in gap.fixes)
+    assert all(v.measured_feeding_tax_ci95 is None for v in res.model_validation)
+    assert "au_ci95" not in stored["loader"][0]  # the caller's document is left as it was
+    assert "not measured" in migrations._v5_to_v6.__doc__

@@ -233,6 +233,8 @@ DERIVED_CASES = {
     "samples_per_track": _set(lambda d: d["config"], "samples_per_track", lambda r: 1),
     "iqr": _set(lambda d: _fmt(d)["encode_samples_per_s"], "iqr", lambda r: 0.0),
     "feeding_tax": _set(_row, "feeding_tax", lambda r: 0.5 if r["au"] != 0.5 else 0.4),
+    "feeding_tax_ci95": lambda d: _row(d).update(au_ci95=[_row(d)["au"] * 0.9, _row(d)["au"]],
+                                                 feeding_tax_ci95=[1 - _row(d)["au"], 1 - _row(d)["au"] * 0.8]),
     "ipc_s_per_batch": _set(lambda d: d["feeding"]["summaries"][0]["transport"], "ipc_s_per_batch", lambda r: 1.0),
     "ratio": _set(lambda d: d["feeding"]["loader_overhead"][0], "ratio", lambda r: r["ratio"] * 2),
     "error_pp": _set(lambda d: d["model_validation"][0], "error_pp", lambda r: r["error_pp"] + 5),

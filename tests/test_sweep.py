@@ -140,3 +140,39 @@ def test_breakdown_figure_of_an_older_results_file():
     ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
     assert ticks == ["0 workers:\nmake batch", "1 worker: wait\nper step"]
     assert "not evicted" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_every_au_and_feeding_tax_in_a_sweep_has_an_interval(tmp_path, track_samples):
+    """A small sweep with the stopping rule, both loaders (the gaps and their fixes too), as results.json holds it:
+    every AU and feeding tax has its interval, within [0, 1] and holding the value, wide points marked by the rule."""
+    import json
+
+    from feedtax.bench.loadergap import sweep_loaders
+    from feedtax.vocabulary import StopRule
+
+    shards = {"raw": formats.get("raw").write(track_samples["tiny"], tmp_path / "raw", samples_per_shard=8)}
+    rule = StopRule(au_ci_pp=2.0, max_steps=40, max_s=0.5)
+    rows, summaries, gaps = sweep_loaders("tiny", ["raw"], shards, [0, 1], batch_size=4,
+                                          consumer=ConsumerSpec(kind="emulated", step_s=0.002), steps=8,
+                                          breakdown=False, stop=rule)
+    doc = json.loads(json.dumps({"loader": [r.model_dump() for r in rows],
+                                 "loader_gaps": [g.model_dump() for g in gaps]}))
+
+    def walk(node, path=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("au", "feeding_tax", "default_au", "tuned_au", "mlperf_au") and value is not None:
+                    ci = node.get(f"{key}_ci95")
+                    assert ci is not None and 0 <= ci[0] <= ci[1] <= 1, (path, key, ci)
+                    assert ci[0] - 1e-9 <= value <= ci[1] + 1e-9, (path, key, value, ci)
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(doc)
+    for r in rows:
+        assert 8 <= r.steps <= 40 and r.au_ci_target_pp == 2.0 and r.stopped_by in ("au_ci", "max_steps", "max_s")
+        assert r.feeding_tax_ci95 == pytest.approx((1 - r.au_ci95[1], 1 - r.au_ci95[0]))
+        assert r.au_ci_wide == ((r.au_ci95[1] - r.au_ci95[0]) * 100 >= 2.0)
+        assert r.au_ci_wide or r.stopped_by == "au_ci"

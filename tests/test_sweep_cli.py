@@ -25,7 +25,8 @@ runner = CliRunner()
 
 
 def test_sweep_json_rows_and_summary():
-    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0,1", "--steps", "5", "--json"])
+    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0,1", "--steps", "5", "--max-s", "0.5",
+                              "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert [(r["loader"], r["format"], r["num_workers"]) for r in doc["loader"]] == [
@@ -36,6 +37,10 @@ def test_sweep_json_rows_and_summary():
         assert r["step_s"] >= 0.005 and r["samples_per_s"] > 0  # the emulated step sleeps at least 5 ms
         assert 0 <= r["mlperf_au"] <= 1
         assert r["dataset_access"] == ("index" if r["loader"] == "default" else None)
+        lo, hi = r["au_ci95"]  # every AU and feeding tax with its interval, measured until narrow or 0.5 s
+        assert lo <= r["au"] <= hi and r["feeding_tax_ci95"] == pytest.approx([1 - hi, 1 - lo])
+        assert r["steps"] >= 5 and r["au_ci_target_pp"] == 2.0 and r["au_ci_wide"] == ((hi - lo) * 100 >= 2.0)
+        assert r["stopped_by"] in ("au_ci", "max_s") and (r["au_ci_wide"] or r["stopped_by"] == "au_ci")
     default, tuned = doc["feeding"]["summaries"]
     assert (default["loader"], tuned["loader"]) == ("default", "tuned")
     assert set(tuned["flow_equilibrium"]) == {"raw"} and tuned["flow_equilibrium"]["raw"] in (None, 1)
@@ -45,8 +50,8 @@ def test_sweep_json_rows_and_summary():
 
 
 def test_sweep_one_loader():
-    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--loader", "default",
-                              "--json"])
+    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--max-steps", "3",
+                              "--loader", "default", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert {r["loader"] for r in doc["loader"]} == {"default"} and doc["feeding"]["loader_gaps"] == []
@@ -73,6 +78,11 @@ def test_sweep_one_loader():
     (["--model", "--step-ms", "3"], "not both"),
     (["--peak-tflops", "0"], "--peak-tflops: 0 is not over 0"),
     (["--rank-timeout-s", "inf"], "--rank-timeout-s: inf is not a finite number"),
+    (["--au-ci-pp", "0"], "--au-ci-pp: 0 is not over 0"),
+    (["--au-ci-pp", "101"], "--au-ci-pp: 101 is over the limit 100"),
+    (["--max-s", "0"], "--max-s: 0 is not over 0"),
+    (["--max-steps", "0"], "--max-steps: 0 is under the limit 1"),
+    (["--steps", "30", "--max-steps", "20"], "--max-steps (20) is below --steps (30), the minimum"),
 ])
 def test_bad_options_exit_2_with_one_message(feedtax_cli, args, message):
     res = feedtax_cli("sweep", *args)
@@ -104,8 +114,8 @@ def test_sweep_of_your_own_dataset_finds_the_equilibrium_and_reports_it(tmp_path
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "feedtax", "sweep", "--dataset", "pipeline_fixture:slow_dataset", "--workers", "1,2",
-         "--batch-size", str(fixture.BATCH), "--step-ms", str(fixture.STEP_S * 1e3), "--steps", "8", "--json",
-         "--out", str(out)], cwd=TESTS, capture_output=True, text=True, timeout=120)
+         "--batch-size", str(fixture.BATCH), "--step-ms", str(fixture.STEP_S * 1e3), "--steps", "8", "--max-steps", "8",
+         "--json", "--out", str(out)], cwd=TESTS, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)["pipeline"]
     res = results.load(out / "results.json")
@@ -136,7 +146,7 @@ def test_sweep_of_your_own_dataset_finds_the_equilibrium_and_reports_it(tmp_path
 
 def test_a_loader_factory_is_swept_over_batch_sizes(in_tests):
     res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_loader", "--workers", "0,1",
-                              "--batch-size", "2,4", "--step-ms", "2", "--steps", "4", "--json"])
+                              "--batch-size", "2,4", "--step-ms", "2", "--steps", "4", "--max-steps", "4", "--json"])
     assert res.exit_code == 0, res.output
     p = json.loads(res.stdout)["pipeline"]
     assert (p["kind"], p["dataset_len"], p["batch_sizes"], p["worker_counts"]) == ("loader", 400, [2, 4], [0, 1])
@@ -154,7 +164,7 @@ def test_a_loader_factory_is_swept_over_batch_sizes(in_tests):
 def test_a_plain_train_step_is_the_consumer(in_tests):
     res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_dataset", "--train-step",
                               "pipeline_fixture:train_step", "--workers", "0", "--batch-size", "4", "--steps", "4",
-                              "--json"])
+                              "--max-steps", "4", "--json"])
     assert res.exit_code == 0, res.output
     p = json.loads(res.stdout)["pipeline"]
     assert p["consumer"]["kind"] == "train_step" and p["consumer"]["train_step"] == "pipeline_fixture:train_step"
@@ -189,7 +199,7 @@ def test_a_plain_train_step_is_the_consumer(in_tests):
     (["--batch-size", "4,8"], "several batch sizes are swept with --dataset only"),
 ])
 def test_a_pipeline_that_cannot_be_swept_exits_2_with_one_line(feedtax_cli, in_tests, args, message):
-    res = feedtax_cli("sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", *args)
+    res = feedtax_cli("sweep", "--workers", "1", "--batch-size", "4", "--steps", "2", "--max-steps", "2", *args)
     assert res.exit_code == 2 and message in res.stderr, res.output
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.output
 
@@ -199,7 +209,7 @@ def test_what_was_measured_before_an_error_is_kept(in_tests, tmp_path):
     stage and the run say failed and why, and the report renders what there is."""
     res = runner.invoke(app, ["sweep", "--dataset", "pipeline_fixture:fast_dataset", "--train-step",
                               "pipeline_fixture:fails_on_three", "--workers", "0", "--batch-size", "2,3", "--steps",
-                              "3", "--out", str(tmp_path)])
+                              "3", "--max-steps", "3", "--out", str(tmp_path)])
     assert res.exit_code == 2
     assert "train_step pipeline_fixture:fails_on_three raised at step 1" in res.output and "batch size 3" in res.output
     assert f"what was measured is in {tmp_path / 'results.json'}" in res.output
@@ -212,11 +222,14 @@ def test_what_was_measured_before_an_error_is_kept(in_tests, tmp_path):
 
 
 def test_tables_keep_their_headers_in_a_log():
-    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--loader", "tuned"])
+    res = runner.invoke(app, ["sweep", "--format", "raw", "--workers", "0", "--steps", "3", "--max-steps", "3",
+                              "--loader", "tuned"])
     assert res.exit_code == 0, res.output
     header = next(line for line in res.stdout.splitlines() if line.startswith("format "))
     for name in ("loader alone/s", "feeding tax", "AU (MLPerf)", "step ms", "wait s"):
         assert name in header, header  # not cut ("feedi…") nor wrapped when output is not a terminal
+    assert "±: half the width of the 95% interval of the feeding tax" in res.stdout  # with its interval, under it
+    assert any(line.strip().startswith("±") for line in res.stdout.splitlines())
 
 
 def test_tables_fit_an_80_column_terminal_without_cutting_a_header():
@@ -228,7 +241,7 @@ def test_tables_fit_an_80_column_terminal_without_cutting_a_header():
     names = ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "AU (MLPerf)", "step ms", "wait s")
     for name in names:
         table.add_column(name)
-    table.add_row("protobuf", "1 *", "24,521", "2,654", "15.8% !", "84.2%", "82.9%", "10.16", "0.029")
+    table.add_row("protobuf", "1 *", "24,521", "2,654", "15.8% !\n±12.3 ~", "84.2%", "82.9%", "10.16", "0.029")
     console = Console(width=80, record=True)
     console.print(table)
     text = console.export_text()
@@ -260,7 +273,7 @@ def test_disk_tiers_are_not_for_your_own_dataset():
 
 def test_a_disk_tier_sweep_prints_each_tier_and_the_answer_and_saves_it(tmp_path):
     res = runner.invoke(app, ["sweep", "--disk-tier", "hdd,sata", "--disk-tier", "nvme", "--workers", "0",
-                              "--steps", "3", "--out", str(tmp_path)])
+                              "--steps", "3", "--max-steps", "3", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     saved = results.load(tmp_path / "results.json")
     tiers = saved.disk_tiers
@@ -284,7 +297,7 @@ def test_a_disk_tier_sweep_as_json_is_the_disk_tier_result():
     from feedtax.results.tiers import DiskTierResult
 
     res = runner.invoke(app, ["sweep", "--disk-tier", "hdd", "--format", "protobuf", "--workers", "0", "--steps", "2",
-                              "--json"])
+                              "--max-steps", "2", "--json"])
     assert res.exit_code == 0, res.output
     result = DiskTierResult.model_validate_json(res.stdout)
     assert [t.tier.name for t in result.tiers] == ["hdd"] and result.track == "edge" and result.batch_size == 16

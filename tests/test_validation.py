@@ -46,3 +46,18 @@ def test_model_validation_adds_the_transport_and_collate_per_batch():
     (c,) = validation.model_validation([row], [slow_collate])
     per_worker = 1 / (1 / 1000 + 1 / 1000 + 0.1 / 10)
     assert c.predicted_feeding_tax == pytest.approx(1 - (2 * per_worker / 200) * 0.05 / 0.07)
+
+
+def test_a_point_with_its_own_stage_clocks_is_predicted_at_the_rates_its_workers_ran():
+    """4 workers sharing 2 cores: each decodes at a fraction of the 1-worker rate. The point's own clocks (per batch,
+    from the loader alone) give the rate; the prediction is the hand-checked pipeline at that rate."""
+    row = {"track": "edge", "format": "raw", "num_workers": 4, "batch_size": 10, "step_s": 0.05, "feeding_tax": 0.5}
+    shared = {**row, "decode_s_per_batch": 10 / 12.5, "transform_s_per_batch": 10 / 1000, "collate_s_per_batch": 0.0}
+    (alone,) = validation.model_validation([row], [RATES])  # no clocks at the point: the 1-worker rates
+    (here,) = validation.model_validation([shared], [RATES])
+    assert alone.predicted_feeding_tax == pytest.approx(max(0.05, 1 - 4 / (1 / 50 + 1 / 1000) / 200), abs=0.01)
+    expected = 1 - 4 / (1 / 12.5 + 1 / 1000) / 200  # 4 x 12.3 samples/s against 200 demanded
+    assert here.predicted_feeding_tax == pytest.approx(expected)
+    assert (here.rates_at, alone.rates_at) == ("point", "one_worker") and here.model == alone.model
+    (zero,) = validation.model_validation([{**shared, "num_workers": 0}], [RATES])  # in-process: the stage rates
+    assert "DataStallModel" in zero.model and zero.rates_at == "one_worker"

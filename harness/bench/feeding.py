@@ -9,16 +9,22 @@ that restart is counted as waiting, as the consumer really waits for it. Beside 
 the first step of each epoch left out of both sums, an emulated consumer's nominal step time as its compute
 (mlperf_au), so a figure can be set beside a submission's.
 MFU = achieved FLOP/s / the device's peak FLOP/s (feedtax.model.peaks); None (absent) when either is unknown.
+AU carries a 95% interval (au_ci95, and feeding_tax_ci95 = 1 - its ends): the ratio sum(compute) / sum(wall)
+re-estimated over circular blocks of steps (feedtax.stats.ratio_ci, as samples_per_s_ci95). With a StopRule the
+loop runs past the minimum `steps` until that interval is narrower than the rule's target, or a cap is reached
+(docs/measurement.md, "How many steps").
 Also the loader alone: epoch_rate times one whole pass, count_samples counts a format's shards once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -28,6 +34,7 @@ from feedtax.bench.consumers import Consumer
 from feedtax.bench.ranks import RankFeeding
 from feedtax.loader import INDEX_KEY, STAGE_KEY, shard_lengths
 from feedtax.stats import Distribution, ratio_ci, summarize
+from feedtax.vocabulary import AU_CI_PP, StopRule
 
 
 class FeedingError(RuntimeError):
@@ -67,6 +74,19 @@ class FeedingResult(BaseModel):
     mlperf_au: float = Field(description="MLPerf Storage / DLIO's AU: nominal compute (measured where the consumer "
                              "has no nominal step) / wall, the first step of each epoch left out of both")
     feeding_tax: float = Field(description="1 - au: fraction of wall time the consumer waited")
+    au_ci95: tuple[float, float] | None = Field(
+        None, description="95% interval of au from the step-to-step spread: sum(compute) / sum(wall) over circular "
+        "blocks of steps (feedtax.stats.ratio_ci), clipped to [0, 1]; run-to-run drift is not in it")
+    feeding_tax_ci95: tuple[float, float] | None = Field(None, description="(1 - au_ci95's high, 1 - its low)")
+    au_ci_wide: bool = Field(False, description="au_ci95 is as wide as au_ci_target_pp or wider (with a stop rule: a "
+                             "cap ended the run first, stopped_by says which)")
+    au_ci_target_pp: float = Field(AU_CI_PP, description="the width au_ci95 is held to: the rule's, else AU_CI_PP")
+    stopped_by: Literal["steps", "au_ci", "max_steps", "max_s"] = Field(
+        "steps", description="steps: the fixed count (no rule); au_ci: the interval narrowed below the rule's target; "
+        "max_steps or max_s: a cap")
+    min_steps: int | None = Field(None, description="the rule's minimum (the steps asked for); None without a rule")
+    mlperf_au_ci95: tuple[float, float] | None = Field(
+        None, description="95% interval of mlperf_au, the same bootstrap over the steps it keeps; None: none kept")
     samples_per_s: float
     samples_per_s_ci95: tuple[float, float] | None = Field(
         None, description="95% interval of samples_per_s from the step-to-step spread (feedtax.stats.ratio_ci); "
@@ -143,20 +163,24 @@ def measure_feeding(
     keep_timeline: bool = True,
     batch_size_of: Callable[[Any], int] | None = None,
     ci_block: int | None = None,
+    stop: StopRule | None = None,
 ) -> FeedingResult:
-    """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it.
+    """Feed `steps` batches (after `warmup_steps`) from loader to consumer.step(batch) and time it; with a stop rule,
+    `steps` is the minimum and the run goes on until the AU's interval is narrow enough or a cap is reached.
 
     sampler: an optional feedtax.probes.nvml.NvmlSampler, started at the first measured step and stopped at
     the end; its summary lands in .nvml. peak_flop_per_s: the device peak for MFU (feedtax.model.peaks).
     batch_size_of: samples in a batch, for batches whose first tensor does not lead with the batch dimension.
-    ci_block: steps per bootstrap block for samples_per_s_ci95 (at least a round of the workers: their batches
-    arrive in bursts); by default about steps^(1/3).
+    ci_block: the fewest steps per bootstrap block for samples_per_s_ci95 and au_ci95 (a round of the workers: their
+    batches arrive in bursts); blocks are at least about steps^(1/3) long.
     """
     if steps < 1 or warmup_steps < 0:
         raise ValueError("steps must be >= 1 and warmup_steps >= 0")
+    if stop is not None and stop.max_steps < steps:
+        raise ValueError(f"the stop rule's max_steps ({stop.max_steps}) is below the minimum steps ({steps})")
     try:
-        raw, stage_rows, epochs, t_origin = _feed(loader, consumer, warmup_steps, steps, sampler, on_step,
-                                                  batch_size_of)
+        raw, stage_rows, epochs, t_origin, stopped_by = _feed(loader, consumer, warmup_steps, steps, sampler, on_step,
+                                                              batch_size_of, stop, ci_block)
     except BaseException:
         if sampler is not None:
             sampler.stop()  # no sampling thread left running behind an error
@@ -175,11 +199,17 @@ def measure_feeding(
     flops = consumer.flops_per_sample
     achieved = flops * samples / wall if flops and wall > 0 else None
     mfu = achieved / peak_flop_per_s if achieved and peak_flop_per_s else None
+    block = _block(ci_block, len(measured))
+    target_pp = stop.au_ci_pp if stop is not None else AU_CI_PP
+    au_ci = au_interval([r.compute_s for r in measured], [r.wall_s for r in measured], block=block)
     return FeedingResult(
-        steps=steps, warmup_steps=warmup_steps, epochs_started=epochs, au=au, feeding_tax=1.0 - au,
-        mlperf_au=mlperf_au(measured),
+        steps=len(measured), warmup_steps=warmup_steps, epochs_started=epochs, au=au, feeding_tax=1.0 - au,
+        au_ci95=au_ci, feeding_tax_ci95=(1.0 - au_ci[1], 1.0 - au_ci[0]) if au_ci is not None else None,
+        au_ci_wide=au_ci is None or (au_ci[1] - au_ci[0]) * 100 >= target_pp, au_ci_target_pp=target_pp,
+        stopped_by=stopped_by, min_steps=steps if stop is not None else None,
+        mlperf_au=mlperf_au(measured), mlperf_au_ci95=mlperf_au_interval(measured, ci_block),
         samples_per_s=samples / wall if wall > 0 else 0.0,
-        samples_per_s_ci95=ratio_ci([r.samples for r in measured], [r.wall_s for r in measured], block=ci_block)
+        samples_per_s_ci95=ratio_ci([r.samples for r in measured], [r.wall_s for r in measured], block=block)
         if wall > 0 else None,
         mb_per_s=sum(r.bytes for r in measured) / wall / 1e6 if wall > 0 else 0.0,
         wait_s=wait, compute_s=compute, wall_s=wall,
@@ -191,20 +221,44 @@ def measure_feeding(
     )
 
 
+def _block(ci_block: int | None, n: int) -> int:
+    """Steps per bootstrap block over n steps: about n^(1/3), at least ci_block."""
+    return max(ci_block or 1, math.ceil(max(n, 1) ** (1 / 3)))
+
+
+def au_interval(compute: Sequence[float], wall: Sequence[float], *,
+                block: int | None = None) -> tuple[float, float] | None:
+    """95% interval of AU = sum(compute) / sum(wall) over consecutive steps (feedtax.stats.ratio_ci: blocks of steps
+    resampled, the ratio recomputed), clipped to [0, 1] as AU is; None when there is no wall time."""
+    if not len(wall) or sum(wall) <= 0:
+        return None
+    lo, hi = ratio_ci(compute, wall, block=block)
+    return min(1.0, max(0.0, lo)), min(1.0, max(0.0, hi))
+
+
+def _narrow(raw: list[tuple], target_pp: float, ci_block: int | None) -> bool:
+    """Whether the AU interval over these raw steps is narrower than target_pp."""
+    ci = au_interval([r[2] for r in raw], [r[3] - r[0] for r in raw], block=_block(ci_block, len(raw)))
+    return ci is not None and (ci[1] - ci[0]) * 100 < target_pp
+
+
 def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, sampler: Any | None,
-          on_step: Callable[[int], None] | None,
-          batch_size_of: Callable[[Any], int] | None = None) -> tuple[list[tuple], list[np.ndarray], int, float | None]:
+          on_step: Callable[[int], None] | None, batch_size_of: Callable[[Any], int] | None = None,
+          stop: StopRule | None = None,
+          ci_block: int | None = None) -> tuple[list[tuple], list[np.ndarray], int, float | None, str]:
     """The timed loop: (per step (t0, t1, busy, t_end, samples, bytes, warm, epoch start, nominal step), the
-    measured steps' worker stage seconds, epochs started, the clock at the first measured step). The sampler
-    starts there."""
+    measured steps' worker stage seconds, epochs started, the clock at the first measured step, what stopped it).
+    The sampler starts there. Past `steps` measured steps a stop rule checks the AU's interval every `every` steps
+    (after a step's wall ends, so the check's time is in no step) and the caps after every step."""
     raw: list[tuple] = []  # StepRecords are built after the loop: the loop's own cost stays small
     stage_rows: list[np.ndarray] = []
     with interrupts.between_batches:  # a latched signal stops here; starting workers (a fork) is not cut short
         it = iter(loader)
     epochs = 1
     t_origin = None
+    stopped_by = "steps"
     try:
-        for i in range(warmup_steps + steps):
+        for i in itertools.count():
             warm = i < warmup_steps
             if not warm and t_origin is None:
                 t_origin = time.perf_counter()
@@ -232,10 +286,27 @@ def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, s
             raw.append((t0, t1, busy, time.perf_counter(), n, nbytes, warm, first, nominal))
             if on_step is not None:
                 on_step(i)
+            measured = i + 1 - warmup_steps
+            if measured < steps:
+                continue
+            if stop is None:
+                break
+            if (measured - steps) % stop.every == 0 and _narrow(raw[warmup_steps:], stop.au_ci_pp, ci_block):
+                stopped_by = "au_ci"
+                break
+            if measured >= stop.max_steps or raw[-1][3] - t_origin >= stop.max_s:
+                stopped_by = "max_steps" if measured >= stop.max_steps else "max_s"
+                break
     finally:
         with interrupts.deferred():  # the iterator shuts its workers down whole: a signal waits for the next check
             it = None
-    return raw, stage_rows, epochs, t_origin
+    return raw, stage_rows, epochs, t_origin, stopped_by
+
+
+def row_intervals(fed: FeedingResult) -> dict[str, Any]:
+    """A run's AU interval and how it was measured, as a results row's fields (results.feeding.LoaderRow)."""
+    return {"au_ci95": fed.au_ci95, "feeding_tax_ci95": fed.feeding_tax_ci95, "au_ci_wide": fed.au_ci_wide,
+            "au_ci_target_pp": fed.au_ci_target_pp, "steps": fed.steps, "stopped_by": fed.stopped_by}
 
 
 def mlperf_au(measured: Sequence[StepRecord]) -> float:
@@ -246,6 +317,13 @@ def mlperf_au(measured: Sequence[StepRecord]) -> float:
     wall = sum(r.wall_s for r in kept)
     compute = sum(r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept)
     return min(1.0, compute / wall) if wall > 0 else 0.0
+
+
+def mlperf_au_interval(measured: Sequence[StepRecord], ci_block: int | None = None) -> tuple[float, float] | None:
+    """95% interval of mlperf_au: the same block bootstrap (au_interval) over the steps it keeps."""
+    kept = [r for r in measured if not r.epoch_start]
+    return au_interval([r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept],
+                       [r.wall_s for r in kept], block=_block(ci_block, len(kept)))
 
 
 def _restart(loader: Iterable[dict], delivered: int) -> tuple[Iterator[dict], dict]:

@@ -88,7 +88,8 @@ def loader_gaps(rows: Sequence[LoaderRow], summaries: Sequence[FeedingSummary], 
         tuned_fetch = None if t.decode_s_per_batch is None else t.decode_s_per_batch + (t.transform_s_per_batch or 0)
         gaps.append(LoaderGap(
             track=d.track, format=d.format, num_workers=d.num_workers, batch_size=d.batch_size, default_au=d.au,
-            tuned_au=t.au, default_ingestion_samples_per_s=d.ingestion_samples_per_s,
+            tuned_au=t.au, default_au_ci95=d.au_ci95, tuned_au_ci95=t.au_ci95,
+            default_ingestion_samples_per_s=d.ingestion_samples_per_s,
             consumption_samples_per_s=consumption.get(d.track, d.batch_size / d.step_s),
             intra_op_threads=torch.get_num_threads(), default_fetch_s_per_batch=fetch,
             tuned_fetch_s_per_batch=tuned_fetch, default_collate_s_per_batch=collate,
@@ -139,7 +140,8 @@ def _try(fix: Fix, row: LoaderRow, paths: Sequence[Path], transform, spec: Consu
     with _threads(fix.threads):
         fed = measure_feeding(loader, make_consumer(spec, row.track), warmup_steps=warm, steps=max(2, steps // k),
                               keep_timeline=False)
-    return FixTrial(fix=fix.name, code=fix.code, au=fed.au, mlperf_au=fed.mlperf_au)
+    return FixTrial(fix=fix.name, code=fix.code, au=fed.au, au_ci95=fed.au_ci95, mlperf_au=fed.mlperf_au,
+                    mlperf_au_ci95=fed.mlperf_au_ci95)
 
 
 @contextlib.contextmanager

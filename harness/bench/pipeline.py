@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from feedtax import results
 from feedtax.bench import ranks
 from feedtax.bench.consumers import Consumer, Drain
+from feedtax.bench.feeding import row_intervals
 from feedtax.bench.pipeline_passes import (
     Passes,
     PipelineError,
@@ -45,6 +46,7 @@ from feedtax.bench.scaling import flow_equilibrium, scaling_fit
 from feedtax.probes import host, nvml
 from feedtax.results.feeding import LoaderRow
 from feedtax.results.pipeline import PIPELINE_TRACK, PipelineConsumer, PipelineResult, PipelineSummary, PointRanks
+from feedtax.vocabulary import StopRule
 
 LOADER_PARAMS = ("num_workers", "batch_size")  # what a loader factory takes
 _SETTINGS = ("collate_fn", "pin_memory", "drop_last", "timeout", "worker_init_fn", "multiprocessing_context",
@@ -181,6 +183,8 @@ class Feed:
     steps: int
     sampler_factory: Callable[[], Any] | None = None
     nvml_note: str | None = None
+    stop: StopRule | None = None  # the run with the consumer until its AU interval is narrow (one process only: under
+    # torchrun every rank runs `steps`, as a step that synchronises the ranks needs)
 
     def __post_init__(self) -> None:
         import torch
@@ -214,7 +218,7 @@ def _run(pipe: Pipeline, feed: Feed, batch_size: int, w: int, fed: bool):
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
         return measure(pipe.loader(batch_size, w), _GuardedStep(feed.consumer, what, where), where, warm, feed.steps,
-                       sampler)
+                       sampler, workers=w, stop=None if pipe.distributed else feed.stop)
 
 
 def measure_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int) -> LoaderRow:
@@ -230,7 +234,7 @@ def _loader_row(pipe: Pipeline, feed: Feed, batch_size: int, w: int, alone, fed)
         feed.nvml_note = gpu["reason"]
     return LoaderRow(
         track=PIPELINE_TRACK, format=pipe.name, num_workers=w, batch_size=batch_size, samples_per_s=fed.samples_per_s,
-        feeding_tax=fed.feeding_tax, au=fed.au, step_s=fed.compute_s / fed.steps,
+        feeding_tax=fed.feeding_tax, au=fed.au, step_s=fed.compute_s / fed.steps, **row_intervals(fed),
         ingestion_samples_per_s=alone.samples_per_s,
         ingestion_samples_per_s_ci95=alone.samples_per_s_ci95, ingestion_mb_per_s=alone.mb_per_s, mb_per_s=fed.mb_per_s,
         wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s, step_wall_s_iqr=fed.step_wall_s.iqr,

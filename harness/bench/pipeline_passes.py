@@ -25,6 +25,7 @@ from feedtax.bench.consumers import Consumer, Drain, EmulatedConsumer
 from feedtax.bench.feeding import FeedingError, FeedingResult, measure_feeding, samples_and_bytes
 from feedtax.results.feeding import TransportCost, WaitBreakdown
 from feedtax.results.pipeline import PIPELINE_TRACK, GetitemTiming
+from feedtax.vocabulary import StopRule
 
 WARM_ROUNDS = 3  # warm passes (and ready-data passes) per breakdown; rates are medians
 TRANSPORT_STEPS = 20
@@ -95,12 +96,13 @@ def release(exc: BaseException) -> None:
 
 
 def measure(loader: Any, consumer: Consumer, where: str, warm: int, steps: int, sampler=None,
-            workers: int = 1) -> FeedingResult:
+            workers: int = 1, stop: StopRule | None = None) -> FeedingResult:
     """bench.feeding.measure_feeding over the guarded loader; its errors (no batch, no tensor) name `where`. The rate's
-    interval is bootstrapped in blocks of at least one round of the workers."""
+    and the AU's intervals are bootstrapped in blocks of at least one round of the workers; with a stop rule `steps`
+    is the minimum."""
     try:
         return measure_feeding(Guard(loader, where), consumer, warmup_steps=warm, steps=steps, sampler=sampler,
-                               keep_timeline=False, ci_block=max(workers, math.ceil(steps ** (1 / 3))))
+                               keep_timeline=False, ci_block=max(workers, math.ceil(steps ** (1 / 3))), stop=stop)
     except FeedingError as exc:
         raise PipelineError(f"{where}: {exc}") from exc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from feedtax.datasets import Sizes
-from feedtax.vocabulary import FORMATS, LOADERS, TRACKS, LoaderKind
+from feedtax.vocabulary import FORMATS, LOADERS, TRACKS, LoaderKind, StopRule
 
 
 @dataclass(frozen=True)
@@ -16,21 +16,25 @@ class SweepPlan:
     tracks: tuple[str, ...]
     formats: tuple[str, ...]
     batch_size: int
-    steps: int
+    steps: int  # measured steps per run; with the consumer, the minimum (stop decides how many more)
     step_s: float
     max_workers: int | None = None  # None: up to 2x the usable cores
     worker_counts: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32)
     loaders: tuple[LoaderKind, ...] = LOADERS  # the default torch DataLoader and feedtax's tuned one
+    stop: StopRule | None = None  # each point's run with the consumer: until its AU interval is narrower than
+    # stop.au_ci_pp, or a cap (every profile sets one); None: `steps` exactly
 
     def workers(self, cores: int) -> list[int]:
         limit = self.max_workers if self.max_workers is not None else 2 * cores
         return [w for w in self.worker_counts if w <= limit]
 
 
+CI_MAX_S = 1.0  # the ci profile's cap per point: its 18 points (2 loaders x 3 formats x 3 worker counts) add at most
+# 18 s, so a ci run stays about a minute on 2 cores; a point still wide at 1 s is marked so
 # The ci sweep (and every profile's default): one track, a text, a columnar and the raw format, 0-2 workers,
 # a short emulated step; `feedtax sweep` defaults to its formats too.
 CI_SWEEP = SweepPlan(tracks=("edge",), formats=("csv", "parquet", "raw"), batch_size=16, steps=16, step_s=0.005,
-                     max_workers=2)
+                     max_workers=2, stop=StopRule(max_s=CI_MAX_S))
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ PROFILES = {
         disk_probe_bytes=1 << 30,  # disk.SMALL_FILE_BYTES: below it a drive's or hypervisor's cache may hold the file
         disk_probe_budget_s=20.0,
         sweep=SweepPlan(tracks=("edge",), formats=FORMATS,
-                        batch_size=32, steps=16, step_s=0.01),
+                        batch_size=32, steps=16, step_s=0.01, stop=StopRule()),
     ),
     "full": Profile(
         name="full",
@@ -91,7 +95,7 @@ PROFILES = {
         disk_probe_budget_s=90.0,
         memory_probe_bytes=1 << 30,
         sweep=SweepPlan(tracks=TRACKS, formats=FORMATS,
-                        batch_size=64, steps=40, step_s=0.01),
+                        batch_size=64, steps=40, step_s=0.01, stop=StopRule()),
         selection="full",
     ),
 }

@@ -142,6 +142,7 @@ def _row(result: FeedingResult, rank: int, world: int, host: str, device: str) -
     return RankFeeding(
         rank=rank, world_size=world, hostname=host, device=device, steps=result.steps,
         samples=round(result.samples_per_s * result.wall_s), feeding_tax=result.feeding_tax, au=result.au,
+        au_ci95=result.au_ci95, feeding_tax_ci95=result.feeding_tax_ci95,
         samples_per_s=result.samples_per_s, wait_s=result.wait_s, compute_s=result.compute_s,
         wall_s=result.wall_s, median_step_wall_s=result.step_wall_s.median)
 

@@ -206,7 +206,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
         _, summaries, gaps = sweep_loaders(
             track, formats, sweep_shards, workers, batch_size=plan.batch_size,
             consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps, loaders=plan.loaders,
-            on_step=lambda label: progress.advance(), on_row=keep,
+            on_step=lambda label: progress.advance(), on_row=keep, stop=plan.stop,
         )
         res.feeding.summaries += summaries
         res.feeding.flow_equilibrium[track] = summaries[-1].flow_equilibrium  # the tuned loader's, where swept

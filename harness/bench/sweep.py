@@ -22,7 +22,7 @@ import numpy as np
 from feedtax.bench.baseline import default_access, plain_loader
 from feedtax.bench.breakdown import ready_batch, transport_cost, wait_breakdown
 from feedtax.bench.consumers import Consumer, Drain, make_consumer
-from feedtax.bench.feeding import count_samples, measure_feeding
+from feedtax.bench.feeding import StopRule, count_samples, measure_feeding, row_intervals
 from feedtax.bench.scaling import flow_equilibrium, scaling_fit
 from feedtax.loader import LoaderConfig, make_loader, transform_for
 from feedtax.model.peaks import peak_flops
@@ -49,6 +49,7 @@ class _Feed:
     on_step: Callable[[str], None] | None
     loader: LoaderKind = "tuned"
     nvml_note: str | None = None
+    stop: StopRule | None = None  # with the consumer: run until the AU interval is narrow (None: `steps` exactly)
 
 
 def run_sweep(
@@ -69,6 +70,7 @@ def run_sweep(
     on_step: Callable[[str], None] | None = None,
     on_row: Callable[[LoaderRow], None] | None = None,
     loader: LoaderKind = "tuned",
+    stop: StopRule | None = None,
 ) -> tuple[list[LoaderRow], FeedingSummary]:
     """Sweep formats x worker counts for one track, one consumer and one loader; rows and the summary.
 
@@ -81,6 +83,8 @@ def run_sweep(
     count two runs (loader alone, with consumer), plus one per format for the breakdown and one
     for the transport cost. The default loader has no wait breakdown (its workers carry no stage clocks); its
     transport is a ready batch handed over as torch does it, new shared-memory tensors per batch.
+    stop: the run with the consumer takes `steps` as its minimum and goes on until its AU's interval is narrower than
+    stop.au_ci_pp or a cap (vocabulary.StopRule); None: `steps` exactly. The loader alone always runs `steps`.
     """
     started = time.perf_counter()
     tf = transform_for(track) if transform else None
@@ -92,7 +96,7 @@ def run_sweep(
     elif peak_flop_per_s and consumer.kind == "model":
         peak_source = "given by the user"
     feed = _Feed(track, consumer, cons, batch_size, steps, warmup_steps, tf, peak_flop_per_s, sampler_factory, on_step,
-                 loader)
+                 loader, stop=stop)
     rows: list[LoaderRow] = []
     ingestion: dict[str, dict[int, float]] = {}
     for fmt in formats:
@@ -130,7 +134,8 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
     """One format at w workers: the loader alone, then feeding the consumer (under the NVML sampler)."""
     warm = feed.warmup_steps if feed.warmup_steps is not None else 2 + 2 * max(w, 1)
     n_samples = count_samples(fmt, paths)
-    epochs = max(1, math.ceil((warm + feed.steps + 2 * max(w, 1) + 2) * feed.batch_size / max(n_samples, 1)) + 1)
+    most = feed.stop.max_steps if feed.stop is not None else feed.steps  # sized for the cap: no epoch restarts
+    epochs = max(1, math.ceil((warm + most + 2 * max(w, 1) + 2) * feed.batch_size / max(n_samples, 1)) + 1)
     cfg = LoaderConfig(batch_size=feed.batch_size, num_workers=w, epochs=epochs)
 
     def new_loader():
@@ -145,7 +150,7 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
         fed = measure_feeding(new_loader(), feed.consumer,
                               warmup_steps=warm, steps=feed.steps, peak_flop_per_s=feed.peak_flop_per_s,
-                              sampler=sampler, keep_timeline=False)
+                              sampler=sampler, keep_timeline=False, ci_block=max(w, 1), stop=feed.stop)
     gpu = fed.nvml or {}
     if gpu.get("reason"):  # NVML absent, a reader that failed, or a run too short for its utilization
         feed.nvml_note = gpu["reason"]
@@ -154,7 +159,9 @@ def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
         track=feed.track, format=fmt, loader=feed.loader,
         dataset_access=default_access(fmt) if feed.loader == "default" else None, num_workers=w,
         batch_size=feed.batch_size, samples_per_s=fed.samples_per_s,
-        feeding_tax=fed.feeding_tax, au=fed.au, mlperf_au=fed.mlperf_au, step_s=fed.compute_s / fed.steps,
+        feeding_tax=fed.feeding_tax, au=fed.au, mlperf_au=fed.mlperf_au, mlperf_au_ci95=fed.mlperf_au_ci95,
+        step_s=fed.compute_s / fed.steps,
+        **row_intervals(fed),
         ingestion_samples_per_s=alone.samples_per_s,
         ingestion_samples_per_s_ci95=alone.samples_per_s_ci95, ingestion_mb_per_s=alone.mb_per_s,
         mb_per_s=fed.mb_per_s, wait_s=fed.wait_s, compute_s=fed.compute_s, wall_s=fed.wall_s,

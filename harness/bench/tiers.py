@@ -17,6 +17,7 @@ from feedtax.loader.throttle import Throttle, applied
 from feedtax.probes import nvml
 from feedtax.results.feeding import ConsumerSpec, LoaderRow
 from feedtax.results.tiers import DiskTierResult, Lock2Answer, StorageTier, TierRow, TierSweep
+from feedtax.vocabulary import StopRule
 
 DISK_PROBE_BYTES = 64 << 20  # this disk's sequential read: enough to pass a drive's small write cache, a few seconds
 DISK_PROBE_BUDGET_S = 5.0
@@ -26,7 +27,8 @@ LOCK_FORMATS = ("json", "protobuf")  # the Lock's question: from JSON to Protobu
 def sweep_tiers(track: str, formats: Sequence[str], shards: Mapping[str, Sequence[Path]], worker_counts: Sequence[int],
                 tiers: Sequence[StorageTier], *, batch_size: int, consumer: ConsumerSpec = EMULATED, steps: int = 20,
                 on_step: Callable[[str], None] | None = None, disk_seq_read_mb_per_s: float | None = None,
-                disk_source: str = "given by the caller", peak_flop_per_s: float | None = None) -> DiskTierResult:
+                disk_source: str = "given by the caller", peak_flop_per_s: float | None = None,
+                stop: StopRule | None = None) -> DiskTierResult:
     """Every reachable tier x format x worker count (tiers slowest first), each point the tuned loader alone and then
     feeding the consumer with every shard read through the tier's throttle; then the Lock's answers.
 
@@ -34,11 +36,12 @@ def sweep_tiers(track: str, formats: Sequence[str], shards: Mapping[str, Sequenc
     default measured now, in the shards' directory); a faster one cannot be made by holding reads back, and is
     reported with the reason instead of swept. on_step(label) after every run, the label led by the tier's name.
     peak_flop_per_s: a model consumer's peak for MFU on a GPU (default: mlsysim's, as the worker sweep takes it).
+    stop: each run with the consumer goes on past `steps` until its AU interval is narrow (vocabulary.StopRule).
     """
     started = time.perf_counter()
     if disk_seq_read_mb_per_s is None:
         disk_seq_read_mb_per_s, disk_source = this_disk(Path(shards[formats[0]][0]).parent)
-    feed = _make_feed(track, consumer, batch_size, steps, on_step, peak_flop_per_s)
+    feed = dataclasses.replace(_make_feed(track, consumer, batch_size, steps, on_step, peak_flop_per_s), stop=stop)
     sweeps = []
     for tier in sorted(tiers, key=lambda t: t.bandwidth_bytes_per_s):
         reason = unreachable_reason(tier, disk_seq_read_mb_per_s)

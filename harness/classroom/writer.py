@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from feedtax.classroom.store import Plan, Prepared, batch_tables, describe, insert_tables, write_batch
+from feedtax.classroom.store import (
+    CollectError,
+    Plan,
+    Prepared,
+    batch_tables,
+    describe,
+    insert_tables,
+    write_batch,
+)
 
 
 def refused(exc: Exception, db_path: str) -> str:
@@ -28,6 +36,9 @@ def write(con, plan: Plan, batch: list[Prepared], tables: list,
     try:
         insert_tables(con, tables)
         return batch, []
+    except duckdb.FatalException as exc:  # the database is invalidated: no further write can succeed
+        raise CollectError(f"{db_path}: the database stopped: {describe(exc, db_path)} (the runs stored before this "
+                           "batch are kept; collect again to add the rest)") from None
     except duckdb.Error:
         pass
     stored, failed = [], []

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from feedtax.cli.options import MAX_WORKERS, Range, choices, echo, echo_json, fail, ranged, shown
-from feedtax.vocabulary import FORMATS, LOADERS, TRACKS
+from feedtax.vocabulary import AU_CI_PP, AU_MAX_S, AU_MAX_STEPS, FORMATS, LOADERS, TRACKS, StopRule
 
 _FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
 _TRACK_HELP = f"Track whose samples to load: {', '.join(TRACKS)}."
@@ -46,6 +46,11 @@ STEP_MS = Range(0, 10_000)  # up to 10 s per step, slower than any accelerator's
 PEAK_TFLOPS = Range(0, 100_000, above=True)  # 100 PFLOP/s, past any one device
 SEED = Range(0, 2**32 - 1, whole=True)  # numpy's seeds
 RANK_TIMEOUT_S = Range(1, 86_400)  # a second to a day
+AU_CI = Range(0, 100, above=True)  # an interval's width in percentage points: more than 0, at most AU's whole range
+MAX_S = Range(0, 3_600, above=True)  # an hour of measuring per point
+_STEPS_HELP = "Measured steps per run (warm-up steps come on top); with the consumer, the minimum."
+_AU_CI_HELP = ("Measure each point with the consumer past --steps until the 95% interval of its AU is narrower than "
+               "this many percentage points (or a cap: --max-steps, --max-s); wider points are marked.")
 
 
 def sweep(
@@ -64,7 +69,12 @@ def sweep(
     profile: str = typer.Option("ci", help="Sample sizes and dataset size from this profile."),
     batch_size: str = ranged("16", "--batch-size", help="Samples per batch; with --dataset, comma-separate several "
                              "to sweep batch sizes too.", within=BATCH),  # list[int]
-    steps: int = ranged(20, "--steps", help="Measured steps per run (warm-up steps come on top).", within=STEPS),
+    steps: int = ranged(20, "--steps", help=_STEPS_HELP, within=STEPS),
+    au_ci_pp: float = ranged(AU_CI_PP, "--au-ci-pp", help=_AU_CI_HELP, within=AU_CI),
+    max_steps: int | None = ranged(None, "--max-steps", help=f"The cap on measured steps per point with the consumer "
+                                   f"(default {AU_MAX_STEPS}; --steps' value: a fixed count).", within=STEPS),
+    max_s: float = ranged(AU_MAX_S, "--max-s", help="The cap on measured seconds per point with the consumer.",
+                          within=MAX_S),
     seed: int = ranged(0, "--seed", help="Seed of the synthetic data.", within=SEED),
     as_json: bool = typer.Option(False, "--json", help="Print rows and summary as JSON."),
     dataset: str | None = typer.Option(None, "--dataset", help=_DATASET_HELP),
@@ -78,6 +88,9 @@ def sweep(
     flow equilibrium, where the wait comes from."""
     if device not in (None, "cpu", "cuda"):
         raise typer.BadParameter("--device is cpu or cuda")
+    if max_steps is not None and max_steps < steps:
+        raise typer.BadParameter(f"--max-steps ({max_steps}) is below --steps ({steps}), the minimum")
+    stop = StopRule(au_ci_pp, max_steps if max_steps is not None else max(steps, AU_MAX_STEPS), max_s)
     given = [n for n in (*_FORMATS_ONLY, "rank_timeout_s")
              if getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"]
     if dataset is not None:
@@ -85,7 +98,7 @@ def sweep(
             raise typer.BadParameter(f"--{given[0].replace('_', '-')} is for feedtax's own formats, not --dataset")
         return _sweep_pipeline(dataset, sorted(workers), batch_size, step_ms=step_ms,
                               train_step=train_step, device=device, steps=steps, as_json=as_json, out=out,
-                              rank_timeout_s=rank_timeout_s)
+                              rank_timeout_s=rank_timeout_s, stop=stop)
     if train_step is not None or (out is not None and not disk_tier) or "rank_timeout_s" in given:
         raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset (--out also with "
                                  "--disk-tier)")
@@ -102,10 +115,11 @@ def sweep(
     if disk_tier:
         return _sweep_at_tiers(_tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
                                seed, batch_size[0], steps, model=model, step_ms=step_ms, device=device,
-                               peak_tflops=peak_tflops, as_json=as_json, out=out)
+                               peak_tflops=peak_tflops, as_json=as_json, out=out, stop=stop)
 
     rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, batch_size[0], steps,
-                                           model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops)
+                                           model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops,
+                                           stop=stop)
     if as_json:  # the shape of results.json's loader and feeding sections
         typer.echo(json.dumps({"loader": [r.model_dump() for r in rows],
                                "feeding": {"summaries": [s.model_dump() for s in summaries],
@@ -118,7 +132,7 @@ def sweep(
 
 def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[str], prof, seed: int,
                    batch_size: int, steps: int, *, model: bool, step_ms: float | None, device: str | None,
-                   peak_tflops: float | None, tiers: list | None = None) -> tuple:
+                   peak_tflops: float | None, tiers: list | None = None, stop: StopRule | None = None) -> tuple:
     """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries and gaps; with
     tiers, the tuned loader at each storage tier instead: (DiskTierResult,)."""
     from feedtax import datasets
@@ -146,11 +160,12 @@ def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list
                     from feedtax.bench.tiers import sweep_tiers
 
                     return (sweep_tiers(track, fmts, shards, counts, tiers, batch_size=batch_size, consumer=spec,
-                                        steps=steps, on_step=lambda label: status.update(f"sweeping: {label}"),
+                                        steps=steps, stop=stop,
+                                        on_step=lambda label: status.update(f"sweeping: {label}"),
                                         peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None),)
                 return sweep_loaders(
                     track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
-                    peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
+                    stop=stop, peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
                     on_step=lambda label: status.update(f"sweeping: {label}"))
         except KeyboardInterrupt as exc:
             raise _stopped(exc) from None
@@ -233,7 +248,7 @@ def _check_formats_sweep(sizes: list[int], model: bool, step_ms: float | None, t
 
 def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_ms: float | None,
                     train_step: str | None, device: str | None, steps: int, as_json: bool, out: Path | None,
-                    rank_timeout_s: float = 300.0) -> None:
+                    rank_timeout_s: float = 300.0, stop: StopRule | None = None) -> None:
     """Sweep the user's pipeline; with --out save results.json after every point (a stopped sweep keeps what it
     measured, its stage marked failed or interrupted) and render report.html, also of a stopped one. Under torchrun
     every rank measures every point and rank 0 alone saves and prints; the others print only their errors."""
@@ -254,7 +269,7 @@ def _sweep_pipeline(dataset: str, counts: list[int], sizes: list[int], *, step_m
     who = "" if env is None else f"rank {env[0]} of {env[1]}: "
     lead = env is None or env[0] == 0  # the process that prints and saves
     try:
-        feed = pl.Feed(*_consumer(pl, train_step, step_ms, device, env), steps)
+        feed = pl.Feed(*_consumer(pl, train_step, step_ms, device, env), steps, stop=stop)
         started = _init_group(feed, env, rank_timeout_s)
         pipe = pl.Pipeline(dataset, distributed=env is not None)
         pipe.source(sizes[0], counts[0])  # a loader factory is called once, and its DataLoader checked, before any run

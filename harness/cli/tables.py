@@ -8,7 +8,10 @@ from feedtax.cli.options import make_console, make_table, shown
 
 
 def print_formats(rows, summaries, gaps) -> None:
-    """One table per loader (the flow equilibrium marked *), then each gap: its main cost and the fixes' AUs."""
+    """One table per loader (the flow equilibrium marked *; AU and feeding tax with their intervals, wide ones marked),
+    then each gap: its main cost and the fixes' AUs."""
+    from feedtax.reports.common import PM_LEGEND, pm_pp
+
     console = make_console()
     for summary in summaries:
         mine = [r for r in rows if r.loader == summary.loader]
@@ -17,19 +20,22 @@ def print_formats(rows, summaries, gaps) -> None:
                             f"needs {summary.consumption_samples_per_s:,.0f} samples/s)")
         mfu = any(r.mfu is not None for r in mine)
         nvml = any(r.nvml_idle_fraction is not None for r in mine)
-        for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "AU (MLPerf)", "step ms",
-                    "wait s") + (("MFU",) if mfu else ()) + (("NVML idle",) if nvml else ()):
+        for col in ("format", "workers", "loader alone/s", "fed/s", "feeding tax", "AU", "AU (MLPerf)",
+                    "step ms", "wait s") + (("MFU",) if mfu else ()) + (("NVML idle",) if nvml else ()):
             table.add_column(col, justify="left" if col == "format" else "right")
         for r in mine:
             mark = " *" if summary.flow_equilibrium.get(r.format) == r.num_workers else ""
             table.add_row(shown(r.format), f"{r.num_workers}{mark}", f"{r.ingestion_samples_per_s:,.0f}",
                           f"{r.samples_per_s:,.0f}",
-                          f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""), f"{r.au:.1%}",
+                          f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else "")
+                          + pm_pp(r.feeding_tax_ci95, r.au_ci_wide), f"{r.au:.1%}",
                           f"{r.mlperf_au:.1%}" if r.mlperf_au is not None else "-", f"{r.step_s * 1e3:.2f}",
                           f"{r.wait_s:.3f}", *([f"{r.mfu:.2%}" if r.mfu is not None else "-"] if mfu else []),
                           *([f"{r.nvml_idle_fraction:.1%}" if r.nvml_idle_fraction is not None else "-"]
                             if nvml else []))
         console.print(table)
+        if any(r.au_ci95 is not None for r in mine):
+            console.print(PM_LEGEND, highlight=False)
         if summary.peak_source:
             console.print(f"MFU against {shown(summary.peak_source)} ({summary.peak_flop_per_s / 1e12:,.1f} TFLOP/s)"
                           if summary.peak_flop_per_s else f"no MFU: the device's peak is {shown(summary.peak_source)}")
@@ -48,6 +54,8 @@ def print_formats(rows, summaries, gaps) -> None:
 
 def print_tiers(result) -> None:
     """A table per swept tier, the tiers not reachable here with why, then the Lock's answers."""
+    from feedtax.reports.common import PM_LEGEND, pm_pp
+
     console = make_console()
     for sweep in result.tiers:
         t = sweep.tier
@@ -56,12 +64,16 @@ def print_tiers(result) -> None:
         if not sweep.reachable:
             console.print(f"{head}: {shown(sweep.reason)}, not swept")
             continue
-        table = make_table("format", "workers", "loader alone/s", "fed/s", "AU", "wait s", "read MB/s", title=head)
+        table = make_table("format", "workers", "loader alone/s", "fed/s", "AU", "steps", "wait s", "read MB/s",
+                           title=head)
         for r in sweep.rows:
             table.add_row(shown(r.format), str(r.num_workers), f"{r.ingestion_samples_per_s:,.0f}",
-                          f"{r.samples_per_s:,.0f}", f"{r.au:.1%}", f"{r.wait_s:.3f}",
+                          f"{r.samples_per_s:,.0f}", f"{r.au:.1%}" + pm_pp(r.au_ci95, r.au_ci_wide),
+                          str(r.steps) if r.steps is not None else "-", f"{r.wait_s:.3f}",
                           f"{r.read_bytes_per_s / 1e6:,.1f}" if r.read_bytes_per_s else "-")
         console.print(table)
+    if any(r.au_ci95 is not None for t in result.tiers for r in t.rows):
+        console.print(PM_LEGEND, highlight=False)
     console.print(f"this disk: {result.disk_seq_read_mb_per_s:,.0f} MB/s, {shown(result.disk_source)}")
     for answer in result.lock2:
         console.print(shown(answer.sentence()), highlight=False)
@@ -70,7 +82,7 @@ def print_tiers(result) -> None:
 def print_pipeline(section) -> None:
     """Per batch size: the rows as a table, then equilibrium, fit, breakdown, __getitem__ timing and transport."""
 
-    from feedtax.reports.common import fit_reach, with_ci
+    from feedtax.reports.common import PM_LEGEND, fit_reach, pm_pp, with_ci
 
     console = make_console()
     for s in section.summaries:
@@ -78,13 +90,17 @@ def print_pipeline(section) -> None:
         eq = s.flow_equilibrium.get(section.name)
         table = make_table(title=f"{shown(section.factory)}: batch {s.batch_size}, {shown(section.consumer.kind)} "
                             f"consumer, needs {s.consumption_samples_per_s:,.0f} samples/s")
-        for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "step ms", "wait s"):
+        for col in ("workers", "loader alone/s", "fed/s", "feeding tax", "AU", "steps", "step ms", "wait s"):
             table.add_column(col, justify="right")
         for r in rows:
             table.add_row(f"{r.num_workers}{' *' if eq == r.num_workers else ''}", f"{r.ingestion_samples_per_s:,.0f}",
-                          f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else ""),
-                          f"{r.au:.2f}", f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
+                          f"{r.samples_per_s:,.0f}", f"{r.feeding_tax:.1%}" + (" [red]![/red]" if r.unstable else "")
+                          + pm_pp(r.feeding_tax_ci95, r.au_ci_wide), f"{r.au:.2f}",
+                          str(r.steps) if r.steps is not None else "-",
+                          f"{r.step_s * 1e3:.2f}", f"{r.wait_s:.3f}")
         console.print(table)
+        if any(r.au_ci95 is not None for r in rows):
+            console.print(PM_LEGEND, highlight=False)
         for p in (p for p in section.ranks if p.batch_size == s.batch_size):
             console.print(f"ranks @ {p.num_workers} workers (the row is the slowest, rank {p.slowest_rank}): "
                           + "; ".join(f"rank {x.rank} tax {x.feeding_tax:.1%}, {x.samples_per_s:,.0f}/s, wait "

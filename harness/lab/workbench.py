@@ -203,7 +203,8 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
         from feedtax.model.tiers import storage_tiers
 
         tier = storage_tiers()[disk]
-    plan = SweepPlan(**{k: v for k, v in res.config.sweep.items() if k in SweepPlan.__dataclass_fields__})
+    plan = SweepPlan(**{k: v for k, v in res.config.sweep.items()
+                        if k in SweepPlan.__dataclass_fields__ and k != "stop"})  # a live point: its fixed steps
     shards = write_sweep_shards(track, [fmt], Path(data_dir) / f"w{workers}", plan, max(workers, 1),
                                 res.config.seed, datasets.Sizes.from_json(res.config.sizes))
     return measure_point(track, fmt, workers, tier, shards, batch_size=plan.batch_size, step_s=plan.step_s,

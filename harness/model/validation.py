@@ -39,7 +39,8 @@ def _reason(error_pp: float, workers: int, rates: StageRates, step_s: float, cpu
     if workers == 0:
         return "num_workers=0: loading runs in the consumer's process; per-batch Python overheads add to every step"
     if cpus is not None and workers >= cpus:
-        return f"{workers} workers on {cpus} CPUs: workers and the consumer share cores, the model assumes they don't"
+        return (f"{workers} workers and the consumer on {cpus} CPUs: the workers' rates measured here include their "
+                "sharing of the cores, not the consumer's process taking its turn on them")
     if noisy:
         return ("the measured point is noisy (its step times' stdev or IQR is over 10% of their centre): rerun on a "
                 "quieter machine")
@@ -83,6 +84,22 @@ def _pipelined_tax(rates: StageRates, workers: int, batch: int, step_s: float) -
     return 1 - (1 - pipe_wait) * step_s / (step_s + receive_s)
 
 
+def at_point(rates: StageRates, row: Any, workers: int) -> StageRates | None:
+    """The stage rates one sweep point's own workers ran at, or None where the point has no stage clocks.
+
+    The per-worker rates from one worker overstate what each of N workers gets once N workers and the consumer's
+    process outnumber the cores: the workers' own clocks, read at that point (the loader alone, so only the loader's
+    processes share the cores), say how fast each really decoded, transformed and collated a batch there."""
+    decode, transform = _field(row, "decode_s_per_batch"), _field(row, "transform_s_per_batch")
+    if workers < 1 or not decode or not transform:
+        return None
+    batch = int(_field(row, "batch_size"))
+    collate = _field(row, "collate_s_per_batch")
+    return rates.model_copy(update={"decode_samples_per_s_per_worker": batch / decode,
+                                    "transform_samples_per_s_per_worker": batch / transform,
+                                    "collate_s_per_batch": rates.collate_s_per_batch if collate is None else collate})
+
+
 def predicted_tax(rates: StageRates, workers: int, batch: int, step_s: float) -> tuple[float, str]:
     """The feeding tax mlsysim predicts at one point from measured stage rates, and the model that gave it."""
     if workers == 0:
@@ -106,11 +123,15 @@ def model_validation(rows: Iterable[Any], stage_rates: Iterable[StageRates], *,
             continue
         workers, batch = int(_field(row, "num_workers")), int(_field(row, "batch_size"))
         step_s, measured_tax = float(_field(row, "step_s")), float(_field(row, "feeding_tax"))
-        predicted, model = predicted_tax(rates, workers, batch, step_s)
+        here = at_point(rates, row, workers)
+        predicted, model = predicted_tax(here or rates, workers, batch, step_s)
         error = (predicted - measured_tax) * 100
         cpus = _field(row, "cpu_count", cpu_count)
         reason = (_reason(error, workers, rates, step_s, cpus, bool(_field(row, "unstable", False)))
                   if abs(error) > VALIDATION_LIMIT_PP else None)
+        ci = _field(row, "feeding_tax_ci95", None)
         out.append(ValidationRow(track=track, format=fmt, num_workers=workers, predicted_feeding_tax=predicted,
-                                 measured_feeding_tax=measured_tax, error_pp=error, model=model, likely_reason=reason))
+                                 measured_feeding_tax=measured_tax, measured_feeding_tax_ci95=tuple(ci) if ci else None,
+                                 error_pp=error, model=model, rates_at="one_worker" if here is None else "point",
+                                 likely_reason=reason))
     return out

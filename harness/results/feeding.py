@@ -38,6 +38,7 @@ S_PER_BYTE = Metric("s/B", "lower", 0, 1e3, "a byte is not decoded or copied in 
 IPC_S_PER_BATCH = replace(BATCH_S, low=-BATCH_S.high, why="a difference of two batch times: either may be larger")
 # the harness's own cost: at 1 worker, feedtax's loader should deliver at least this share of a plain DataLoader's rate
 VS_PLAIN_TARGET = 1.0
+CI_TARGET_PP = Metric("pp", None, 0, 100, "an interval's target width: more than 0, at most the whole range of AU")
 
 
 class ConsumerSpec(BaseModel):
@@ -64,6 +65,26 @@ class LoaderRow(BaseModel):
     au: Annotated[float, UTILIZATION]
     mlperf_au: Annotated[float | None, UTILIZATION] = Field(
         None, description="MLPerf Storage / DLIO's AU: nominal compute, first step of each epoch left out")
+    mlperf_au_ci95: tuple[Share, Share] | None = Field(
+        None, description="95% interval of mlperf_au, the same bootstrap over the steps it keeps; None before schema "
+        "6, or where it keeps none (the pipeline sweep's rows have no mlperf_au)")
+    au_ci95: tuple[Share, Share] | None = Field(
+        None, description="95% interval of au from the step-to-step spread: circular blocks of steps resampled and "
+        "sum(compute) / sum(wall) recomputed (feedtax.stats.ratio_ci); run-to-run drift is not in it. None: not "
+        "measured (written before schema 6)")
+    feeding_tax_ci95: tuple[Share, Share] | None = Field(
+        None, description="95% interval of feeding_tax: (1 - au_ci95's high, 1 - its low); None before schema 6")
+    au_ci_wide: bool | None = Field(
+        None, description="au_ci95 is au_ci_target_pp wide or wider: the run reached a cap (stopped_by) before its "
+        "interval narrowed; None before schema 6")
+    au_ci_target_pp: Annotated[float | None, CI_TARGET_PP] = Field(
+        None, description="the width the AU interval was measured to (feedtax sweep --au-ci-pp); None before schema 6")
+    steps: AtLeastOne | None = Field(
+        None, description="measured steps of the run with the consumer (warm-up excluded): the minimum asked for, or "
+        "more where the AU interval needed them; None before schema 6")
+    stopped_by: Literal["steps", "au_ci", "max_steps", "max_s"] | None = Field(
+        None, description="what ended that run: steps (a fixed count), au_ci (the interval narrowed), max_steps or "
+        "max_s (a cap); None before schema 6")
     step_s: Annotated[float, DURATION_S] = Field(
         description="the consumer's step time (mean measured compute per step)")
     ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the loader alone, no consumer")
@@ -318,6 +339,10 @@ class RankFeeding(BaseModel):
     samples: Annotated[int, COUNT] = Field(description="samples the rank's consumer took over the measured steps")
     feeding_tax: Annotated[float, FEEDING_TAX]
     au: Annotated[float, UTILIZATION]
+    au_ci95: tuple[Share, Share] | None = Field(
+        None, description="95% interval of the rank's au (as a loader row's); None before schema 6")
+    feeding_tax_ci95: tuple[Share, Share] | None = Field(
+        None, description="(1 - au_ci95's high, 1 - its low); None before schema 6")
     samples_per_s: Annotated[float, SAMPLES_PER_S]
     wait_s: Annotated[float, DURATION_S]
     compute_s: Annotated[float, DURATION_S]

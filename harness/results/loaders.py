@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from feedtax.results.metrics import BATCH_S, AtLeastOne, Workers
+from feedtax.results.metrics import BATCH_S, AtLeastOne, Share, Workers
 from feedtax.vocabulary import GAP_PP, SAMPLES_PER_S, UTILIZATION
 
 
@@ -17,7 +17,10 @@ class FixTrial(BaseModel):
     fix: str = Field(description="what changed, in the vocabulary of torch's DataLoader (fixes in bench.loadergap)")
     code: str = Field(description="the change as a student writes it")
     au: Annotated[float, UTILIZATION]
+    au_ci95: tuple[Share, Share] | None = Field(
+        None, description="95% interval of au from the rerun's steps (as a loader row's); None before schema 6")
     mlperf_au: Annotated[float | None, UTILIZATION] = None
+    mlperf_au_ci95: tuple[Share, Share] | None = Field(None, description="its 95% interval; None before schema 6")
 
 
 class LoaderGap(BaseModel):
@@ -36,6 +39,10 @@ class LoaderGap(BaseModel):
     batch_size: AtLeastOne
     default_au: Annotated[float, UTILIZATION]
     tuned_au: Annotated[float, UTILIZATION]
+    default_au_ci95: tuple[Share, Share] | None = Field(
+        None, description="the default loader's row's au_ci95; None before schema 6")
+    tuned_au_ci95: tuple[Share, Share] | None = Field(
+        None, description="the tuned loader's row's au_ci95; None before schema 6")
     default_ingestion_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="the default loader alone")
     consumption_samples_per_s: Annotated[float, SAMPLES_PER_S] = Field(description="what the consumer takes")
     intra_op_threads: AtLeastOne = Field(description="torch.get_num_threads() in the measuring process")

@@ -114,7 +114,46 @@ def _v4_to_v5(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+AU_FIELDS_V6 = ("au_ci95", "feeding_tax_ci95", "au_ci_wide", "au_ci_target_pp", "steps", "stopped_by", "mlperf_au_ci95")
+
+
+def _rows_v6(rows: Any, fields: tuple[str, ...] = AU_FIELDS_V6) -> None:
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict):
+            for name in fields:
+                row.setdefault(name, None)
+
+
+def _v5_to_v6(doc: dict) -> dict:
+    """Schema 5 -> 6: every AU and feeding tax carries its 95% interval, and a sweep point runs until that interval is
+    narrow (or a cap). Before 6 no interval was measured and the steps were a fixed count not recorded per row: every
+    interval, the wide mark, the target, the steps and what stopped the run become null (not measured), never guessed.
+    """
+    _rows_v6(doc.get("loader"))
+    feeding = doc.get("feeding")
+    gaps = feeding.get("loader_gaps") if isinstance(feeding, dict) else None
+    for gap in gaps if isinstance(gaps, list) else []:
+        if isinstance(gap, dict):
+            gap.setdefault("default_au_ci95", None)
+            gap.setdefault("tuned_au_ci95", None)
+            _rows_v6(gap.get("fixes"), ("au_ci95", "mlperf_au_ci95"))
+    pipeline = doc.get("pipeline")
+    if isinstance(pipeline, dict):
+        _rows_v6(pipeline.get("rows"))
+        points = pipeline.get("ranks")
+        for point in points if isinstance(points, list) else []:
+            _rows_v6(point.get("ranks") if isinstance(point, dict) else None, ("au_ci95", "feeding_tax_ci95"))
+    tiers = doc.get("disk_tiers")
+    if isinstance(tiers, dict):
+        for sweep in tiers.get("tiers") if isinstance(tiers.get("tiers"), list) else []:
+            _rows_v6(sweep.get("rows") if isinstance(sweep, dict) else None)
+        _rows_v6(tiers.get("lock2"), ("json_au_ci95", "protobuf_au_ci95", "upgraded_au_ci95"))
+    _rows_v6(doc.get("model_validation"), ("measured_feeding_tax_ci95", "rates_at"))
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
+                                                 5: _v5_to_v6}
 
 
 def migrate(doc: dict) -> tuple[dict, int]:

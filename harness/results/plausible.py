@@ -162,6 +162,7 @@ DERIVED = (
     "config: repeats, samples_per_track and samples_per_shard >= 1 where formats were measured",
     "every Distribution: iqr = q3 - q1",
     "loader rows (loader[], pipeline.rows[], disk_tiers rows) and ranks: feeding_tax = 1 - au",
+    "the same rows: au_ci95 low <= high, feeding_tax_ci95 = (1 - au_ci95 high, 1 - au_ci95 low)",
     "feeding.summaries[].transport: ipc_s_per_batch = worker_s_per_batch - in_process_s_per_batch",
     "feeding.loader_overhead[]: ratio = loader / decode, amortized_ratio = amortized loader / decode",
     "model_validation[].error_pp = 100 x (predicted_feeding_tax - measured_feeding_tax)",
@@ -194,6 +195,13 @@ def _feeding_problems(res: Results) -> list[str]:
     for where, r in _rows(res):
         if abs(r.feeding_tax - (1 - r.au)) > 1e-9:
             out.append(f"{where}: feeding_tax = {r.feeding_tax:g} is not 1 - au = {1 - r.au:g}")
+        au_ci, tax_ci = getattr(r, "au_ci95", None), getattr(r, "feeding_tax_ci95", None)
+        if au_ci is not None and au_ci[0] > au_ci[1]:
+            out.append(f"{where}: au_ci95 = ({au_ci[0]:g}, {au_ci[1]:g}) has its low end above its high end")
+        if au_ci is not None and tax_ci is not None and (abs(tax_ci[0] - (1 - au_ci[1])) > 1e-9
+                                                         or abs(tax_ci[1] - (1 - au_ci[0])) > 1e-9):
+            out.append(f"{where}: feeding_tax_ci95 = ({tax_ci[0]:g}, {tax_ci[1]:g}) is not 1 - au_ci95's ends "
+                       f"({1 - au_ci[1]:g}, {1 - au_ci[0]:g})")
     for i, s in enumerate(res.feeding.summaries if res.feeding else []):
         t = s.transport
         if t is None or t.ipc_s_per_batch is None or t.worker_s_per_batch is None:

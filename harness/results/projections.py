@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from feedtax.results.metrics import MODELLED_S, Workers, modelled
+from feedtax.results.metrics import MODELLED_S, Share, Workers, modelled
 from feedtax.vocabulary import (
     BYTES_PER_SAMPLE,
     FEEDING_TAX,
@@ -155,8 +155,16 @@ class ValidationRow(BaseModel):
     track: str
     format: str
     num_workers: Workers
-    predicted_feeding_tax: Annotated[float, FEEDING_TAX]
+    predicted_feeding_tax: Annotated[float, FEEDING_TAX] = Field(
+        description="modelled (mlsysim) from the measured stage rates, not measured from steps: it has no interval")
     measured_feeding_tax: Annotated[float, FEEDING_TAX]
+    measured_feeding_tax_ci95: tuple[Share, Share] | None = Field(
+        None, description="the measured row's feeding_tax_ci95 (predicted_feeding_tax is modelled: it has none); None "
+        "before schema 6")
     error_pp: Annotated[float, PERCENTAGE_POINTS] = Field(description="predicted - measured feeding tax, x 100")
     model: str
+    rates_at: Literal["point", "one_worker"] | None = Field(
+        None, description="the per-worker stage rates the prediction used: point, those this point's own workers ran "
+        "at (their sharing of the cores included); one_worker, the 1-worker row's (no clocks at the point, or "
+        "num_workers = 0); None before schema 6")
     likely_reason: str | None = None

@@ -29,7 +29,7 @@ from feedtax.vocabulary import (
     Track,
 )
 
-SCHEMA_VERSION = 5  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
+SCHEMA_VERSION = 6  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
 # a count; collect's samples_per_s name pattern also matched this name, so that rule's upper bound (1e9) is kept
 SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
 SampleSize = Annotated[int, Field(ge=1, le=10**9)]  # one dimension of a synthetic sample (a length, a side)
@@ -131,7 +131,7 @@ class RunConfig(BaseModel):
 
 
 class Results(BaseModel):
-    schema_version: Literal[5] = SCHEMA_VERSION
+    schema_version: Literal[6] = SCHEMA_VERSION
     run_id: str
     profile: str
     created_utc: str

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from feedtax.results.feeding import ConsumerSpec, LoaderRow
+from feedtax.results.metrics import Share
 from feedtax.vocabulary import (
     BYTES,
     COUNT,
@@ -69,6 +70,11 @@ class Lock2Answer(BaseModel):
     json_au: Annotated[float | None, UTILIZATION] = Field(None, description="slow tier, JSON")
     protobuf_au: Annotated[float | None, UTILIZATION] = Field(None, description="slow tier, Protobuf")
     upgraded_au: Annotated[float | None, UTILIZATION] = Field(None, description="fast tier, JSON")
+    json_au_ci95: tuple[Share, Share] | None = Field(None, description="json_au's row's au_ci95; None before schema 6")
+    protobuf_au_ci95: tuple[Share, Share] | None = Field(None, description="protobuf_au's row's au_ci95; None before "
+                                                         "schema 6")
+    upgraded_au_ci95: tuple[Share, Share] | None = Field(None, description="upgraded_au's row's au_ci95; None before "
+                                                         "schema 6")
     format_gain_pp: Annotated[float | None, PERCENTAGE_POINTS] = None
     disk_gain_pp: Annotated[float | None, PERCENTAGE_POINTS] = None
     winner: Literal["format", "disk"] | None = Field(None, description="the larger gain; None: equal or not measured")
@@ -81,6 +87,7 @@ class Lock2Answer(BaseModel):
         fmt, disk = (protobuf.au - slow.au) * 100, (upgraded.au - slow.au) * 100
         return cls(num_workers=num_workers, slow_tier=slow.disk_tier, fast_tier=upgraded.disk_tier, json_au=slow.au,
                    protobuf_au=protobuf.au, upgraded_au=upgraded.au, format_gain_pp=fmt, disk_gain_pp=disk,
+                   json_au_ci95=slow.au_ci95, protobuf_au_ci95=protobuf.au_ci95, upgraded_au_ci95=upgraded.au_ci95,
                    winner=None if fmt == disk else "format" if fmt > disk else "disk",
                    beats_noise=abs(fmt - disk) > GAP_PP)
 
