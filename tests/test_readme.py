@@ -34,7 +34,8 @@ def test_the_ranks_example_runs_under_torchrun(tmp_path):
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                           "--master-addr", "127.0.0.1", "--master-port", port, str(script)],
                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # the ranks' own messages come first, torchrun's summary last: both, when it fails
+    assert out.returncode == 0, out.stderr[:3000] + "\n...\n" + out.stderr[-1500:]
     lines = out.stdout.splitlines()
     assert [line.split(" on ")[0] for line in lines[:2]] == ["rank 0", "rank 1"], lines
     assert re.fullmatch(r"slowest rank [01]: the job delivers \d+ samples/s", lines[2]), lines
