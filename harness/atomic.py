@@ -29,16 +29,21 @@ def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
         if durable:
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_path(path.parent)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename is None:  # a failed write says which file, as open() does
             exc.filename = str(path)
         raise
+
+
+def fsync_path(path: Path) -> None:
+    """A file or a directory (its entries: a rename into it) on disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LockHeld(RuntimeError):

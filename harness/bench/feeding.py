@@ -313,17 +313,21 @@ def mlperf_au(measured: Sequence[StepRecord]) -> float:
     """MLPerf Storage / DLIO's AU over measured steps: sum of compute / sum of step walls, both without the first
     step of each epoch (DLIO's metric_exclude_start_steps = 1), compute the nominal step where the consumer has one.
     DLIO averages per-epoch AUs; here the measured window's steps are pooled (docs/measurement.md)."""
-    kept = [r for r in measured if not r.epoch_start]
-    wall = sum(r.wall_s for r in kept)
-    compute = sum(r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept)
-    return min(1.0, compute / wall) if wall > 0 else 0.0
+    compute, wall = _mlperf_steps(measured)
+    return min(1.0, sum(compute) / sum(wall)) if sum(wall) > 0 else 0.0
 
 
 def mlperf_au_interval(measured: Sequence[StepRecord], ci_block: int | None = None) -> tuple[float, float] | None:
     """95% interval of mlperf_au: the same block bootstrap (au_interval) over the steps it keeps."""
+    compute, wall = _mlperf_steps(measured)
+    return au_interval(compute, wall, block=_block(ci_block, len(wall)))
+
+
+def _mlperf_steps(measured: Sequence[StepRecord]) -> tuple[list[float], list[float]]:
+    """(compute, wall) of the steps DLIO's rule keeps: no epoch's first step; compute the nominal step where the
+    consumer has one."""
     kept = [r for r in measured if not r.epoch_start]
-    return au_interval([r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept],
-                       [r.wall_s for r in kept], block=_block(ci_block, len(kept)))
+    return [r.nominal_s if r.nominal_s is not None else r.compute_s for r in kept], [r.wall_s for r in kept]
 
 
 def _restart(loader: Iterable[dict], delivered: int) -> tuple[Iterator[dict], dict]:

@@ -161,11 +161,11 @@ class _Known:
         self.by_key: dict[str, tuple[str, str, str, str | None]] = {}  # run key -> (run_id, content, source, measured)
         self.by_measurements: dict[str, tuple[str, str]] = {}  # measurements -> (run_id, source)
         self.by_bytes: dict[str, tuple[str, str]] = {}  # the submitted file's sha256 -> (run_id, source)
-        for run_id, content, source, measured, raw in rows.fetchall():
+        for run_id, content, source, measured, digest in rows.fetchall():
             self.by_key[run_key(run_id)] = (run_id, content, source, measured)
             if measured:
                 self.by_measurements.setdefault(measured, (run_id, source))
-            self.by_bytes.setdefault(raw, (run_id, source))
+            self.by_bytes.setdefault(digest, (run_id, source))
 
     def ids(self) -> set[str]:
         return {v[0] for v in self.by_key.values()}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, computed_field
 
+from feedtax.atomic import fsync_path
 from feedtax.classroom.store import CollectError, _q, _rollback, connect, describe
 
 FORMATS = ("parquet",)
@@ -101,7 +102,7 @@ def export_parquet(db_path: Path, out_dir: Path) -> ExportReport:
             _sync(tmp)
             check_target(out_dir)  # something may have appeared there meanwhile: never mixed with it
             os.replace(tmp, target)  # a missing or empty folder is replaced whole
-            _fsync(target.parent)
+            fsync_path(target.parent)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError):
@@ -186,13 +187,5 @@ def _said(exc: OSError, out_dir: Path, tmp: Path) -> str:
 def _sync(folder: Path) -> None:
     """Every file in folder, and the folder, on disk: the renamed export survives a crash whole."""
     for entry in folder.iterdir():
-        _fsync(entry)
-    _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(entry)
+    fsync_path(folder)
