@@ -223,14 +223,30 @@ def write_shards(codec: Codec, samples: Iterable[Sample], directory: Path, sampl
         for sample in chunk:
             check_sample(sample, schema, index)
             index += 1
-        path = directory / f"shard-{len(paths):05d}{codec.suffix}"
-        data = codec.encode_shard(chunk, schema)
-        try:
-            write_atomic(path, data, durable=False)
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot write shard {path}: {exc.strerror or exc}") from exc
+        path = shard_path(codec, directory, len(paths))
+        write_shard(path, codec.encode_shard(chunk, schema))
         paths.append(path)
     return paths
+
+
+def shard_path(codec: Codec, directory: Path, k: int) -> Path:
+    return directory / f"shard-{k:05d}{codec.suffix}"
+
+
+def encode_checked(codec: Codec, chunk: list[Sample], first_index: int = 0) -> bytes:
+    """One shard's bytes from its samples, each checked against the first's schema (check_sample)."""
+    schema = schema_of(chunk[0])
+    for i, sample in enumerate(chunk):
+        check_sample(sample, schema, first_index + i)
+    return codec.encode_shard(chunk, schema)
+
+
+def write_shard(path: Path, data: bytes) -> None:
+    """A shard's bytes written atomically; a failure (a full disk) leaves nothing and its error names the shard."""
+    try:
+        write_atomic(path, data, durable=False)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write shard {path}: {exc.strerror or exc}") from exc
 
 
 def read_bytes(path: Path) -> bytes:

@@ -25,6 +25,8 @@ def feeding(results: Results) -> list[str]:
         text.FEEDING_INTRO.format(step_ms=plan.get("step_s", 0) * 1e3, batch_size=plan.get("batch_size", "?")),
         figure(feeding_figures.feeding_tax_gauge(tuned)),
     ]
+    if results.feeding and results.feeding.datasets:
+        parts += _datasets(results.feeding.datasets)
     for summary in results.tuned_summaries():
         parts += _summary(results, summary)
     parts += sections_loaders.loaders(results)
@@ -32,6 +34,18 @@ def feeding(results: Results) -> list[str]:
     if results.feeding and results.feeding.loader_overhead:
         parts += _overhead(results.feeding.loader_overhead)
     return parts
+
+
+def _datasets(reads) -> list[str]:
+    """--dataset-size: each dataset the sweep read, its first read (the disk's rate on it), how its points read it."""
+    rows = [[d.track, d.format, d.bytes_on_disk / 1e9, f"{d.shards:,}", d.dataset_write_s,
+             f"{d.first_read_mb_per_s:,.0f}" + ("" if d.first_read_whole else " (part)"), d.windows_bytes / 1e9,
+             d.windows_wrapped, d.evictions_failed] for d in reads]
+    larger = all(d.larger_than_memory for d in reads)
+    return [text.DATASETS.format(memory_gb=reads[0].memory_bytes / 1e9,
+                                 fits="" if larger else text.DATASETS_FIT),
+            table(["track", "format", "GB on disk", "shards", "written in (s)", "first read (MB/s)",
+                   "read by the points (GB)", "wrapped", "not evicted"], rows, left=2)]
 
 
 def _summary(results: Results, summary) -> list[str]:

@@ -39,6 +39,16 @@ FORMATS_NOTE = (
 )
 
 # --- 2. feeding tax ---------------------------------------------------------------------------------
+DATASETS = (
+    "<p>This sweep read a dataset per format (<code>--dataset-size</code>), not the profile's shards: written"
+    " streaming, each shard dropped from the page cache as it landed, then read once in order (its"
+    " <b>first read</b>: the disk's rate on it, as fio reads a file), then every run of every point on the next"
+    " shards nothing had read since, dropped from the page cache first: the feeding tax below is on cold reads."
+    " <i>Wrapped</i> counts the times the points came back to the first shard; <i>not evicted</i> the windows whose"
+    " pages stayed cached. This machine has {memory_gb:,.1f} GB of memory.{fits}</p>"
+)
+DATASETS_FIT = (" A dataset here fits in that memory: its reads were cold by eviction only, and a cache below this OS"
+                " (a hypervisor's) may still have served them.")
 FEEDING_INTRO = (
     "<p>Each format's shards streamed through <code>torch.utils.data.DataLoader</code> with 0..N workers into a"
     " consumer: an emulated accelerator that computes for {step_ms:g} ms per batch of"

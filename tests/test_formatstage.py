@@ -47,8 +47,8 @@ def test_shard_bytes_predicts_the_shards_from_a_few_samples(tmp_path, fmt):
     """The pre-flight estimate of a run's disk use: from 8 samples, the bytes 200 take in shards of 50 on disk
     (whole pages), within the margin the runner allows it."""
     from feedtax import datasets
+    from feedtax.bench.ondisk import ESTIMATE_MARGIN
     from feedtax.bench.profiles import get
-    from feedtax.bench.runner import ESTIMATE_MARGIN
 
     for track in datasets.TRACKS:
         samples = list(datasets.generate(track, 200, 3, get("ci").sizes))

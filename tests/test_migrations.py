@@ -189,7 +189,7 @@ def test_v5_rows_get_no_interval_and_say_it_was_not_measured():
     stored = json.loads((Path(__file__).parent / "data" / "results-v5.json").read_text())
     doc, original = migrate(stored)
     res = Results.model_validate(doc)
-    assert original == 5 and doc["schema_version"] == SCHEMA_VERSION == 6 and res.loader
+    assert original == 5 and doc["schema_version"] == SCHEMA_VERSION and res.loader
     for row in res.loader:
         assert row.au_ci95 is None and row.feeding_tax_ci95 is None and row.au_ci_wide is None
         assert row.steps is None and row.stopped_by is None and row.au_ci_target_pp is None
@@ -200,3 +200,14 @@ def test_v5_rows_get_no_interval_and_say_it_was_not_measured():
     assert all(v.measured_feeding_tax_ci95 is None for v in res.model_validation)
     assert "au_ci95" not in stored["loader"][0]  # the caller's document is left as it was
     assert "not measured" in migrations._v5_to_v6.__doc__
+
+
+def test_v6_sweeps_read_profile_sized_shards_and_no_dataset():
+    """A version 6 run (a real laptop run) swept the profile's shards: no dataset size and no datasets, its own
+    intervals kept as measured."""
+    stored = json.loads((Path(__file__).parent / "data" / "results-v6.json").read_text())
+    doc, original = migrate(stored)
+    res = Results.model_validate(doc)
+    assert original == 6 and res.config.dataset_bytes is None and res.feeding.datasets == []
+    assert [r.au_ci95 for r in res.loader] == [tuple(r["au_ci95"]) for r in stored["loader"]]
+    assert "dataset_bytes" not in stored["config"]  # the caller's document is left as it was

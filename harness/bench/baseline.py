@@ -36,14 +36,17 @@ class IndexedSamples(Dataset):
         self.codec = formats.get(fmt)
         if not self.codec.random_access:
             raise ValueError(f"{fmt} has no random access ({self.codec.random_access_note}): use StreamedSamples")
-        self.index = [(Path(p), row) for p, n in zip(paths, shard_lengths(fmt, paths), strict=True)
-                      for row in range(n)]
+        self.paths = [Path(p) for p in paths]
+        self.starts = np.cumsum([0, *shard_lengths(fmt, self.paths)])  # per shard, not per sample: any dataset size
 
     def __len__(self) -> int:
-        return len(self.index)
+        return int(self.starts[-1])
 
     def __getitem__(self, i: int) -> Sample:
-        sample = self.codec.read_sample(*self.index[i])
+        if not 0 <= i < len(self):
+            raise IndexError(f"sample {i} of {len(self)}")
+        shard = int(np.searchsorted(self.starts, i, side="right") - 1)
+        sample = self.codec.read_sample(self.paths[shard], int(i - self.starts[shard]))
         return sample if self.transform is None else self.transform(sample, self.rng)
 
 

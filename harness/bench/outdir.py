@@ -102,15 +102,17 @@ def remove_stale(out_dir: Path, say: Say) -> int:
     return removed
 
 
-def check_space(out_dir: Path, need: int, what: str) -> None:
-    """OutDirError naming the path, its free space and the need when out_dir's filesystem has less than need bytes."""
+def check_space(out_dir: Path, need: int, what: str,
+                hint: str = "choose another --out or fewer --tracks/--formats") -> None:
+    """OutDirError naming the path, its free space and the need when out_dir's filesystem has less than need bytes;
+    hint: what else the user can change."""
     free = free_bytes(out_dir)
     if free < need:
         has, needs = f"{free / 1e6:,.1f} MB", f"{need / 1e6:,.1f} MB"
         if has == needs:  # close enough to round alike: in bytes
             has, needs = f"{free:,} bytes", f"{need:,} bytes"
         raise OutDirError(f"{out_dir}: not enough free space for {what}: {has} free, about {needs} needed (free some "
-                          "space, or choose another --out or fewer --tracks/--formats)")
+                          f"space, or {hint})")
 
 
 def keep_previous(out_dir: Path, say: Say) -> None:

@@ -23,6 +23,7 @@ class SweepPlan:
     loaders: tuple[LoaderKind, ...] = LOADERS  # the default torch DataLoader and feedtax's tuned one
     stop: StopRule | None = None  # each point's run with the consumer: until its AU interval is narrower than
     # stop.au_ci_pp, or a cap (every profile sets one); None: `steps` exactly
+    dataset_bytes: int | None = None  # --dataset-size: each format's dataset on disk (feedtax.bench.ondisk)
 
     def workers(self, cores: int) -> list[int]:
         limit = self.max_workers if self.max_workers is not None else 2 * cores

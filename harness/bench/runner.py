@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from feedtax import datasets, results
-from feedtax.bench import interrupts, outdir
-from feedtax.bench.formatstage import measure_format, shard_bytes
+from feedtax.bench import interrupts, ondisk, outdir
+from feedtax.bench.formatstage import measure_format
 from feedtax.bench.profiles import Profile, SweepPlan
 from feedtax.probes import host
 from feedtax.probes.counters import EnergyMeter
@@ -91,35 +91,6 @@ def preflight(out_dir: Path, assume: Sequence[str] = ()) -> Path:
     return prepare_out(out_dir)
 
 
-ESTIMATE_SAMPLES = 8  # encoded in memory per track x format to estimate its shards' bytes
-ESTIMATE_MARGIN = 1.2  # a few samples predict the shards closely, not exactly (compression varies with the data)
-RESULTS_ROOM_BYTES = 8 << 20  # results.json and report.html, each written beside its previous copy
-
-
-def _usable_cores() -> int:
-    """As HostInfo.usable_cores, without collecting the whole host."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def space_needed(profile: Profile, tracks: Sequence[str], formats: Sequence[str], seed: int) -> tuple[int, str]:
-    """Bytes the run will need at most on its output directory's filesystem, estimated from the profile before
-    anything is written (the disk probe's test file, or every shard at once, plus results), and what for."""
-    plan = profile.sweep
-    sweep_n, sweep_per_shard = sweep_samples(plan, max(plan.workers(_usable_cores()), default=0))
-    shards = 0
-    for track in tracks:
-        samples = list(datasets.generate(track, ESTIMATE_SAMPLES, seed, profile.sizes))
-        for fmt in formats:
-            shards += shard_bytes(fmt, samples, profile.samples_per_track, profile.samples_per_shard)
-            if track in plan.tracks and fmt in plan.formats:
-                shards += shard_bytes(fmt, samples, sweep_n, sweep_per_shard)
-    need = max(int(shards * ESTIMATE_MARGIN), profile.disk_probe_bytes) + RESULTS_ROOM_BYTES
-    return need, f"the {profile.name} profile's disk probe and shards"
-
-
 @contextmanager
 def stage(res: results.Results, path: Path, name: str) -> Iterator[None]:
     """Record a stage's start, end and outcome in results.json."""
@@ -161,33 +132,12 @@ def measure_transform(track: str, samples: list, profile: Profile, on_repeat) ->
                                    samples_per_s=summarize(rates(seconds, len(samples)), "samples/s"))
 
 
-def sweep_samples(plan: SweepPlan, max_workers: int) -> tuple[int, int]:
-    """Samples of the sweep's own shards and samples per shard: enough for the measured steps, in at least 2 shards
-    per worker."""
-    n = max(2 * max_workers, (plan.steps + 2 * max_workers + 4) * plan.batch_size)
-    return n, max(1, n // (2 * max(max_workers, 1)))
-
-
-def write_sweep_shards(track: str, formats: list[str], data_dir: Path, plan: SweepPlan, max_workers: int,
-                       seed: int, sizes: datasets.Sizes) -> dict[str, list[Path]]:
-    """The sweep's own shards: enough samples for the measured steps, in at least 2 shards per worker.
-
-    Stream-only formats deal whole shards to workers, so the format stage's few large shards (fewer
-    still for a slow format measured on a budget) would leave workers idle and cap scaling."""
-    from feedtax import formats as codecs
-
-    n, per_shard = sweep_samples(plan, max_workers)
-    samples = list(datasets.generate(track, n, seed, sizes))
-    return {fmt: codecs.get(fmt).write(samples, data_dir / f"sweep-{track}-{fmt}", samples_per_shard=per_shard)
-            for fmt in formats}
-
-
 def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list[str], formats: list[str],
                     plan: SweepPlan, progress: Progress) -> None:
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
     from feedtax.bench.loadergap import sweep_loaders
     from feedtax.bench.overhead import loader_overhead
-    from feedtax.results.feeding import ConsumerSpec, LoaderRow
+    from feedtax.results.feeding import ConsumerSpec, DatasetRead, LoaderRow
 
     workers = plan.workers(res.host.usable_cores)
     runs = len(formats) * (2 * len(workers) * len(plan.loaders) + ("tuned" in plan.loaders)) + len(plan.loaders)
@@ -196,8 +146,14 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     decode = {(f.track, f.format): f.decode_samples_per_s_warm.median for f in res.formats}
     sizes = datasets.Sizes.from_json(res.config.sizes)
     data_dir = Path(res.config.data_dir)
-    for track in tracks:
-        sweep_shards = write_sweep_shards(track, formats, data_dir, plan, max(workers), res.config.seed, sizes)
+    for i, track in enumerate(tracks):
+        windows = None
+        if plan.dataset_bytes:  # a dataset larger than memory per format, read cold window by window
+            sweep_shards, windows, reads = _datasets(res, track, formats, plan, max(workers), progress)
+            progress.start("DataLoader sweep", (len(tracks) - i) * runs)
+        else:
+            sweep_shards = ondisk.write_sweep_shards(track, formats, data_dir, plan, max(workers), res.config.seed,
+                                                     sizes)
         res.feeding.shards[track] = len(next(iter(sweep_shards.values())))
         def keep(row: LoaderRow) -> None:  # a stopped sweep keeps every point it measured
             res.loader.append(row)
@@ -206,8 +162,11 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
         _, summaries, gaps = sweep_loaders(
             track, formats, sweep_shards, workers, batch_size=plan.batch_size,
             consumer=ConsumerSpec(kind="emulated", step_s=plan.step_s), steps=plan.steps, loaders=plan.loaders,
-            on_step=lambda label: progress.advance(), on_row=keep, stop=plan.stop,
+            on_step=lambda label: progress.advance(), on_row=keep, stop=plan.stop, windows=windows,
         )
+        if windows is not None:  # each track's datasets go before the next track's are written
+            res.feeding.datasets += [DatasetRead(**ondisk.summary(windows[f], reads[f])) for f in formats]
+            ondisk.remove(windows)
         res.feeding.summaries += summaries
         res.feeding.flow_equilibrium[track] = summaries[-1].flow_equilibrium  # the tuned loader's, where swept
         res.feeding.loader_gaps += gaps
@@ -221,6 +180,19 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
             results.save(res, path)
 
 
+def _datasets(res: results.Results, track: str, formats: list[str], plan: SweepPlan, max_workers: int,
+              progress: Progress) -> tuple[dict, dict, dict]:
+    """One track's datasets of plan.dataset_bytes under the run's data directory, written and read once: the shards
+    the breakdown and the default loader's fixes read (a first window, the size of the profile's sweep shards), the
+    windows each point's runs take, the first reads."""
+    progress.start(f"{track}: {len(formats)} dataset(s) of {plan.dataset_bytes / 1e9:,.3g} GB", len(formats) * 100)
+    windows, reads = ondisk.prepare(track, formats, Path(res.config.data_dir), plan.dataset_bytes,
+                                    seed=res.config.seed, sizes=datasets.Sizes.from_json(res.config.sizes),
+                                    tick=progress.advance)
+    first = ondisk.sweep_samples(plan, max_workers)[0]
+    return {f: windows[f].take(first, 2 * max_workers)[0] for f in formats}, windows, reads
+
+
 def _new_results(profile: Profile, out_dir: Path, data_dir: Path, tracks: Sequence[str], formats: Sequence[str],
                  seed: int) -> results.Results:
     """A fresh results document: the run's configuration and this host, nothing measured yet."""
@@ -231,7 +203,7 @@ def _new_results(profile: Profile, out_dir: Path, data_dir: Path, tracks: Sequen
         disk_probe_bytes=profile.disk_probe_bytes, memory_probe_bytes=profile.memory_probe_bytes,
         format_budget_s=profile.format_budget_s,
         sizes=profile.sizes.to_json(),
-        sweep=asdict(profile.sweep), data_dir=str(data_dir),
+        sweep=asdict(profile.sweep), data_dir=str(data_dir), dataset_bytes=profile.sweep.dataset_bytes,
     )
     return results.Results(
         run_id=results.new_run_id(), profile=profile.name, created_utc=results.now_utc(),
@@ -361,7 +333,7 @@ def run(
     when the disk fills, and Interrupted on SIGINT, SIGTERM or SIGHUP."""
     path = preflight(out_dir, assume)
     data_dir = out_dir / "data"
-    with outdir.claim(out_dir, lambda: space_needed(profile, tracks, formats, seed), say) as held:
+    with outdir.claim(out_dir, lambda: ondisk.space_needed(profile, tracks, formats, seed), say) as held:
         res = _new_results(profile, out_dir, data_dir, tracks, formats, seed)
         held.describe(f"pid {os.getpid()}, run {res.run_id}, started {res.created_utc}")
         results.save(res, path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from feedtax.bench.baseline import default_access, plain_loader
 from feedtax.bench.breakdown import ready_batch, transport_cost, wait_breakdown
 from feedtax.bench.consumers import Consumer, Drain, make_consumer
 from feedtax.bench.feeding import StopRule, count_samples, measure_feeding, row_intervals
+from feedtax.bench.ondisk import Windows
 from feedtax.bench.scaling import flow_equilibrium, scaling_fit
 from feedtax.loader import LoaderConfig, make_loader, transform_for
 from feedtax.model.peaks import peak_flops
@@ -50,6 +51,7 @@ class _Feed:
     loader: LoaderKind = "tuned"
     nvml_note: str | None = None
     stop: StopRule | None = None  # with the consumer: run until the AU interval is narrow (None: `steps` exactly)
+    windows: Mapping[str, Windows] | None = None  # per format, a dataset larger than memory: a cold window per run
 
 
 def run_sweep(
@@ -71,6 +73,7 @@ def run_sweep(
     on_row: Callable[[LoaderRow], None] | None = None,
     loader: LoaderKind = "tuned",
     stop: StopRule | None = None,
+    windows: Mapping[str, Windows] | None = None,
 ) -> tuple[list[LoaderRow], FeedingSummary]:
     """Sweep formats x worker counts for one track, one consumer and one loader; rows and the summary.
 
@@ -85,6 +88,8 @@ def run_sweep(
     transport is a ready batch handed over as torch does it, new shared-memory tensors per batch.
     stop: the run with the consumer takes `steps` as its minimum and goes on until its AU's interval is narrower than
     stop.au_ci_pp or a cap (vocabulary.StopRule); None: `steps` exactly. The loader alone always runs `steps`.
+    windows: per format, a dataset on disk (feedtax.bench.ondisk): each run reads its own next shards, evicted first,
+    instead of `shards`, which the breakdown, the ready batch and the default loader's fixes then use.
     """
     started = time.perf_counter()
     tf = transform_for(track) if transform else None
@@ -96,7 +101,7 @@ def run_sweep(
     elif peak_flop_per_s and consumer.kind == "model":
         peak_source = "given by the user"
     feed = _Feed(track, consumer, cons, batch_size, steps, warmup_steps, tf, peak_flop_per_s, sampler_factory, on_step,
-                 loader, stop=stop)
+                 loader, stop=stop, windows=windows)
     rows: list[LoaderRow] = []
     ingestion: dict[str, dict[int, float]] = {}
     for fmt in formats:
@@ -133,22 +138,26 @@ def run_sweep(
 def _measure_row(feed: _Feed, fmt: str, paths: list[Path], w: int) -> LoaderRow:
     """One format at w workers: the loader alone, then feeding the consumer (under the NVML sampler)."""
     warm = feed.warmup_steps if feed.warmup_steps is not None else 2 + 2 * max(w, 1)
-    n_samples = count_samples(fmt, paths)
     most = feed.stop.max_steps if feed.stop is not None else feed.steps  # sized for the cap: no epoch restarts
-    epochs = max(1, math.ceil((warm + most + 2 * max(w, 1) + 2) * feed.batch_size / max(n_samples, 1)) + 1)
-    cfg = LoaderConfig(batch_size=feed.batch_size, num_workers=w, epochs=epochs)
 
-    def new_loader():
+    def new_loader(steps: int):
+        need = (warm + steps + 2 * max(w, 1) + 2) * feed.batch_size
+        if feed.windows is None:
+            mine, n_samples = paths, count_samples(fmt, paths)
+        else:  # the next cold shards, 2 per worker at least
+            mine, n_samples = feed.windows[fmt].take(need, 2 * w)
         if feed.loader == "default":  # one epoch per iterator, as a student's loop: measure_feeding restarts it
-            return plain_loader(fmt, paths, feed.batch_size, num_workers=w, transform=feed.transform)
-        return make_loader(fmt, paths, cfg, transform=feed.transform)
+            return plain_loader(fmt, mine, feed.batch_size, num_workers=w, transform=feed.transform)
+        epochs = max(1, math.ceil(need / max(n_samples, 1)) + 1)
+        cfg = LoaderConfig(batch_size=feed.batch_size, num_workers=w, epochs=epochs)
+        return make_loader(fmt, mine, cfg, transform=feed.transform)
 
-    alone = measure_feeding(new_loader(), Drain(), warmup_steps=warm, steps=feed.steps, keep_timeline=False,
+    alone = measure_feeding(new_loader(feed.steps), Drain(), warmup_steps=warm, steps=feed.steps, keep_timeline=False,
                             ci_block=max(w, math.ceil(feed.steps ** (1 / 3))))
     _tick(feed.on_step, f"{feed.track}/{fmt} w={w} {feed.loader} loader alone")
     with contextlib.ExitStack() as stack:
         sampler = stack.enter_context(feed.sampler_factory()) if feed.sampler_factory is not None else None
-        fed = measure_feeding(new_loader(), feed.consumer,
+        fed = measure_feeding(new_loader(most), feed.consumer,
                               warmup_steps=warm, steps=feed.steps, peak_flop_per_s=feed.peak_flop_per_s,
                               sampler=sampler, keep_timeline=False, ci_block=max(w, 1), stop=feed.stop)
     gpu = fed.nvml or {}

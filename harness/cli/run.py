@@ -12,12 +12,16 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import choices, fail, make_console, make_table, shown
-from feedtax.cli.sweep import LOADER_HELP
+from feedtax.cli.options import choices, fail, make_console, make_table, ranged, shown
+from feedtax.cli.sweep import DATASET_SIZE, LOADER_HELP
 from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
 _TRACKS_HELP = f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."
 _FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
+_DATASET_SIZE_HELP = ("The DataLoader sweep reads a dataset of this size on disk per swept format (20GB, 500MiB) "
+                      "instead of shards the size of the profile's: written streaming under OUT/data, read once in "
+                      "order, then each point on shards dropped from the page cache first; each track's datasets are "
+                      "removed after its sweep. Refused when OUT has not the room.")
 
 
 def run(
@@ -32,11 +36,12 @@ def run(
     assume: list[str] | None = typer.Option(None, help="Override a projection assumption: key=value (repeat)."),
     submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
+    dataset_size: int | None = ranged(None, "--dataset-size", help=_DATASET_SIZE_HELP, within=DATASET_SIZE),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html. A rerun keeps the previous
     results.json and report.html as results.prev.json and report.prev.html."""
 
-    from feedtax.bench import interrupts, outdir, profiles, runner
+    from feedtax.bench import interrupts, ondisk, outdir, profiles, runner
     from feedtax.results.projections import AssumptionError
 
     try:
@@ -45,7 +50,8 @@ def run(
         raise fail(str(exc)) from None
     track_list = choices(tracks, TRACKS, "track")
     format_list = choices(formats, FORMATS, "format")
-    prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader"))))
+    prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader")),
+                                       dataset_bytes=dataset_size))
     console = make_console(stderr=True)
     refused = (runner.RunError, outdir.OutDirError, AssumptionError)
     try:  # every output path and option, before anything is measured
@@ -56,7 +62,7 @@ def run(
         raise fail(str(exc)) from None
     with interrupts.latched():  # from here on SIGTERM and SIGHUP stop the run as Ctrl-C does
         try:
-            with outdir.claim(out, lambda: runner.space_needed(prof, track_list, format_list, seed),
+            with outdir.claim(out, lambda: ondisk.space_needed(prof, track_list, format_list, seed),
                               lambda line: console.print(line, markup=False, highlight=False)):
                 _set_aside_lab(out, console)
                 res, report = _run_and_report(prof, out, console, tracks=track_list, formats=format_list, seed=seed,

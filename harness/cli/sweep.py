@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import MAX_WORKERS, Range, choices, echo, echo_json, fail, ranged, shown
+from feedtax.cli.options import MAX_WORKERS, Range, choices, echo, fail, ranged, shown
+from feedtax.cli.sweep_formats import check_formats_sweep, sweep_at_tiers, sweep_formats, tier_names
 from feedtax.vocabulary import AU_CI_PP, AU_MAX_S, AU_MAX_STEPS, FORMATS, LOADERS, TRACKS, StopRule
 
 _FORMAT_HELP = f"Formats (repeat or comma-separate): {', '.join(FORMATS)}."
@@ -33,7 +33,13 @@ _DISK_TIER_HELP = ("Sweep feedtax's tuned loader with every shard read at these 
                    "disk? Formats default to json,protobuf. A tier faster than this machine's disk is not swept.")
 _RANK_TIMEOUT_HELP = ("With --dataset under torchrun (RANK, WORLD_SIZE set): the process group's timeout, which "
                       "bounds every wait for another rank; each rank measures every point, rank 0 saves and prints.")
-_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader", "disk_tier")  # not --dataset
+_DATASET_SIZE_HELP = ("Sweep a dataset of this size on disk per format (20GB, 500MiB) instead of the profile's shards: "
+                      "written streaming, read once in order (its disk rate, beside fio's), then each run of each "
+                      "point reads the next shards, dropped from the page cache first, so reads are cold. Nothing "
+                      "holds it in memory. Refused when --data-dir has not the room.")
+_DATA_DIR_HELP = "With --dataset-size: where the datasets go (default: the system's temporary directory)."
+_FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader", "disk_tier",
+                 "dataset_size", "data_dir")  # not --dataset
 LOADER_HELP = ("Loaders to sweep (comma-separate): default (torch's DataLoader as a student writes it, "
                "default_collate) and tuned (feedtax's); both by default.")
 
@@ -48,6 +54,7 @@ SEED = Range(0, 2**32 - 1, whole=True)  # numpy's seeds
 RANK_TIMEOUT_S = Range(1, 86_400)  # a second to a day
 AU_CI = Range(0, 100, above=True)  # an interval's width in percentage points: more than 0, at most AU's whole range
 MAX_S = Range(0, 3_600, above=True)  # an hour of measuring per point
+DATASET_SIZE = Range(10**6, 10**15, size=True)  # a MB (a few shards) to a PB
 _STEPS_HELP = "Measured steps per run (warm-up steps come on top); with the consumer, the minimum."
 _AU_CI_HELP = ("Measure each point with the consumer past --steps until the 95% interval of its AU is narrower than "
                "this many percentage points (or a cap: --max-steps, --max-s); wider points are marked.")
@@ -83,6 +90,8 @@ def sweep(
     rank_timeout_s: float = ranged(300.0, "--rank-timeout-s", help=_RANK_TIMEOUT_HELP, within=RANK_TIMEOUT_S),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
     disk_tier: list[str] | None = typer.Option(None, "--disk-tier", help=_DISK_TIER_HELP),
+    dataset_size: int | None = ranged(None, "--dataset-size", help=_DATASET_SIZE_HELP, within=DATASET_SIZE),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
 ) -> None:
     """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
     flow equilibrium, where the wait comes from."""
@@ -102,7 +111,7 @@ def sweep(
     if train_step is not None or (out is not None and not disk_tier) or "rank_timeout_s" in given:
         raise typer.BadParameter("--train-step, --out and --rank-timeout-s go with --dataset (--out also with "
                                  "--disk-tier)")
-    _check_formats_sweep(batch_size, model, step_ms, track)
+    check_formats_sweep(batch_size, model, step_ms, track)
     from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", ["json", "protobuf"] if disk_tier else list(profiles.CI_SWEEP.formats))
@@ -112,134 +121,57 @@ def sweep(
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    sized = _datasets(dataset_size, data_dir, fmts, track, prof, seed, bool(disk_tier))
     if disk_tier:
-        return _sweep_at_tiers(_tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
+        return sweep_at_tiers(tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
                                seed, batch_size[0], steps, model=model, step_ms=step_ms, device=device,
                                peak_tflops=peak_tflops, as_json=as_json, out=out, stop=stop)
 
-    rows, summaries, gaps = _sweep_formats(track, fmts, counts, loaders, prof, seed, batch_size[0], steps,
-                                           model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops,
-                                           stop=stop)
+    rows, summaries, gaps, reads = sweep_formats(track, fmts, counts, loaders, prof, seed, batch_size[0], steps,
+                                                 model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops,
+                                                 stop=stop, **sized)
     if as_json:  # the shape of results.json's loader and feeding sections
         typer.echo(json.dumps({"loader": [r.model_dump() for r in rows],
                                "feeding": {"summaries": [s.model_dump() for s in summaries],
-                                           "loader_gaps": [g.model_dump() for g in gaps]}}, indent=2))
+                                           "loader_gaps": [g.model_dump() for g in gaps],
+                                           "datasets": [d.model_dump() for d in reads]}}, indent=2))
         return
     from feedtax.cli.tables import print_formats
 
     print_formats(rows, summaries, gaps)
 
 
-def _sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[str], prof, seed: int,
-                   batch_size: int, steps: int, *, model: bool, step_ms: float | None, device: str | None,
-                   peak_tflops: float | None, tiers: list | None = None, stop: StopRule | None = None) -> tuple:
-    """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries and gaps; with
-    tiers, the tuned loader at each storage tier instead: (DiskTierResult,)."""
-    from feedtax import datasets
-    from feedtax import formats as codecs
-    from feedtax.bench import interrupts
-    from feedtax.bench.loadergap import sweep_loaders
-    from feedtax.results.feeding import ConsumerSpec
+def _datasets(size: int | None, data_dir: Path | None, fmts: list[str], track: str, prof, seed: int,
+              tiers: bool) -> dict:
+    """sweep_formats' dataset options, after the checks: --data-dir a directory with room for every format's dataset
+    (else one line with the figures, exit 2); notes where its reads can be cold by eviction only."""
+    if tiers and (size is not None or data_dir is not None):
+        raise typer.BadParameter("--dataset-size and --data-dir go without --disk-tier (a tier paces reads to its "
+                                 "own bandwidth, cached or not)")
+    if size is None:
+        if data_dir is not None:
+            raise typer.BadParameter("--data-dir goes with --dataset-size")
+        return {}
+    from feedtax.bench import ondisk, outdir
+    from feedtax.probes.disk import IN_MEMORY_FS
+    from feedtax.probes.host import fs_type
 
-    if device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise fail("--device cuda asked for, but torch sees no CUDA device (absent)")
-    spec = ConsumerSpec(kind="model", step_s=None, device=device) if model else \
-        ConsumerSpec(kind="emulated", step_s=(step_ms if step_ms is not None else 5.0) / 1000.0)
-    with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP stop it the same way, and the shards go
-        work = Path(tempfile.mkdtemp(prefix="feedtax-sweep-"))
-        try:
-            samples = list(datasets.generate(track, prof.samples_per_track, seed, prof.sizes))
-            shards = {f: codecs.get(f).write(samples, work / f, samples_per_shard=prof.samples_per_shard)
-                      for f in fmts}
-            from rich.console import Console
-            console = Console(stderr=True)
-            with console.status("sweeping...") as status:
-                if tiers is not None:
-                    from feedtax.bench.tiers import sweep_tiers
-
-                    return (sweep_tiers(track, fmts, shards, counts, tiers, batch_size=batch_size, consumer=spec,
-                                        steps=steps, stop=stop,
-                                        on_step=lambda label: status.update(f"sweeping: {label}"),
-                                        peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None),)
-                return sweep_loaders(
-                    track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps, loaders=loaders,
-                    stop=stop, peak_flop_per_s=peak_tflops * 1e12 if peak_tflops is not None else None,
-                    on_step=lambda label: status.update(f"sweeping: {label}"))
-        except KeyboardInterrupt as exc:
-            raise _stopped(exc) from None
-        except Exception:
-            if interrupts.received() is None:
-                raise
-            raise _stopped(interrupts.received()) from None  # a worker the same signal stopped first
-        finally:
-            with interrupts.deferred():
-                shutil.rmtree(work, ignore_errors=True)
-
-
-def _stopped(exc: BaseException, saved: str = "") -> typer.Exit:
-    """fail() for a sweep stopped by Ctrl-C, SIGTERM or SIGHUP: which signal, and where what it measured is (`saved`);
-    exit 128 + the signal's number (130, 143, 129), as a shell reports a process the signal ended."""
-    from feedtax.bench import interrupts
-
-    stop = interrupts.interruption(exc)
-    return fail(f"interrupted by {stop.name}{saved}", stop.exit_code)
-
-
-def _tier_names(given: list[str], loaders: list[str]) -> list[str]:
-    """The --disk-tier names, each known (else one line naming the known ones); the tuned loader only."""
-    from feedtax.model.tiers import TIER_NAMES
-
-    names = list(dict.fromkeys(v.strip() for item in given for v in item.split(",") if v.strip()))
-    unknown = [n for n in names if n not in TIER_NAMES]
-    if unknown or not names:
-        raise fail(f"--disk-tier: unknown tier {', '.join(unknown) or '(none given)'}; known: {', '.join(TIER_NAMES)}")
-    if loaders != ["tuned"]:
-        raise fail("--disk-tier sweeps feedtax's tuned loader only: leave out --loader, or give --loader tuned")
-    return names
-
-
-def _sweep_at_tiers(names: list[str], track: str, fmts: list[str], counts: list[int], prof, seed: int,
-                    batch_size: int, steps: int, *, as_json: bool, out: Path | None, **consumer) -> None:
-    """The tuned loader at each storage tier asked for: a table per tier and the Lock's answer in words (or the
-    DiskTierResult as JSON); with --out, results.json (disk_tiers) and report.html."""
-    from feedtax.bench import runner
-    from feedtax.model.tiers import storage_tiers
-
+    where = Path(data_dir if data_dir is not None else tempfile.gettempdir())
+    if not where.is_dir():
+        raise fail(f"{where}: --data-dir {'is not a directory' if where.exists() else 'does not exist'}")
+    plan = ondisk.plan_shards(track, fmts, seed=seed, sizes=prof.sizes, size_bytes=size)
+    need = ondisk.dataset_space(size, max(b for _, b in plan.values()), len(fmts))
     try:
-        path = runner.prepare_out(out) if out is not None else None
-    except runner.RunError as exc:
+        outdir.check_space(where, need, f"{len(fmts)} dataset(s) of {size / 1e9:,.3g} GB (--dataset-size)",
+                           hint="choose another --data-dir, a smaller --dataset-size or fewer --format")
+    except outdir.OutDirError as exc:
         raise fail(str(exc)) from None
-    known = storage_tiers()
-    (result,) = _sweep_formats(track, fmts, counts, ["tuned"], prof, seed, batch_size, steps,
-                               tiers=[known[n] for n in names], **consumer)
-    if path is not None:  # results.json holding the tiers' sweep (its rows in disk_tiers), and its report
-        from feedtax import results
-        from feedtax.reports import html
-
-        res = runner._new_results(prof, out, Path(tempfile.gettempdir()), [track], fmts, seed)
-        res.disk_tiers, res.status = result, "complete"
-        results.save(res, path)
-        html.write(res, out / "report.html")
-    if as_json:
-        echo_json(result.model_dump_json(indent=2))
-        return
-    from feedtax.cli.tables import print_tiers
-
-    print_tiers(result)
-    if path is not None:
-        echo(f"results: {path}\nreport:  {out / 'report.html'}", err=True)
-
-
-def _check_formats_sweep(sizes: list[int], model: bool, step_ms: float | None, track: str) -> None:
-    """The formats sweep's options checked together: one batch size, --step-ms or --model, a known track."""
-    if len(sizes) > 1:
-        raise typer.BadParameter("several batch sizes are swept with --dataset only")
-    if model and step_ms is not None:
-        raise typer.BadParameter("give --step-ms or --model, not both")
-    if track not in TRACKS:
-        raise typer.BadParameter(f"unknown track {track!r}; choose from {', '.join(TRACKS)}")
+    if fs_type(where) in IN_MEMORY_FS:
+        echo(f"note: {where} is in memory ({fs_type(where)}): its reads are memory reads, never cold", err=True)
+    elif size <= ondisk.memory_bytes():
+        echo(f"note: {size / 1e9:,.3g} GB fits in this machine's memory ({ondisk.memory_bytes() / 1e9:,.1f} GB): its "
+             "reads are cold by eviction only, and a cache below this OS may still hold it", err=True)
+    return {"dataset_bytes": size, "data_dir": where}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -191,8 +191,8 @@ def measure_live(res: Results, fmt: str, workers: int, disk: str, data_dir: Path
     step and steps; shards written for its sample sizes and seed), its reads held to a storage tier's pace where one
     is chosen: its row. A tier faster than this machine's disk is refused (ValueError with the reason)."""
     from feedtax import datasets
+    from feedtax.bench.ondisk import write_sweep_shards
     from feedtax.bench.profiles import SweepPlan
-    from feedtax.bench.runner import write_sweep_shards
     from feedtax.bench.tiers import measure_point
 
     track = swept_track(res)

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from feedtax.results.metrics import BATCH_S, MAX_WORKERS, MODELLED_S, RATE_RATIO, AtLeastOne, Share, Workers
+from feedtax.results.metrics import (
+    BATCH_S,
+    MAX_WORKERS,
+    MODELLED_S,
+    RATE_RATIO,
+    SHARD_SAMPLES,
+    AtLeastOne,
+    Share,
+    Workers,
+)
 from feedtax.vocabulary import (
     BYTES,
     BYTES_PER_SAMPLE,
@@ -325,6 +334,40 @@ class LoaderOverhead(BaseModel):
         if self.meets_plain_target is None or self.decode_target_applies is None:
             return None
         return self.meets_plain_target and self.meets_decode_target is not False
+
+
+class DatasetRead(BaseModel):
+    """A dataset larger than memory (--dataset-size): one track x format written streaming to its size on disk, read
+    once in order as fio reads a file (the disk's rate on it), then read cold by the sweep's points, each point's
+    runs on the next shards, evicted first (feedtax.bench.ondisk)."""
+
+    track: str
+    format: str
+    bytes_on_disk: Annotated[int, BYTES] = Field(description="the dataset's shards: --dataset-size, at most one "
+                                                 "shard over")
+    samples: Annotated[int, COUNT]
+    shards: AtLeastOne
+    samples_per_shard: Annotated[int, SHARD_SAMPLES]
+    dataset_write_s: Annotated[float, DURATION_S] = Field(description="generating, encoding and writing it, streaming")
+    first_read_bytes: Annotated[int, BYTES] = Field(
+        description="read by the first pass: all of it, unless first_read_whole is false (the pass's time budget)")
+    first_read_s: Annotated[float, DURATION_S]
+    first_read_mb_per_s: Annotated[float, MB_PER_S] = Field(
+        description="the first pass: buffered 1 MiB reads in shard order, every shard's cached pages dropped first")
+    first_read_whole: bool
+    resident_before: Annotated[float | None, FRACTION] = Field(
+        description="the page cache's share of the dataset before the first pass (mincore); None: not readable")
+    memory_bytes: Annotated[int, BYTES] = Field(description="this machine's memory (MemTotal)")
+    windows_bytes: Annotated[int, BYTES] = Field(description="read by the sweep's points, each run on shards "
+                                                 "nothing had read since they were written or last read")
+    windows_wrapped: Annotated[int, COUNT] = Field(
+        description="times the points' windows came back to the first shard (0: no byte was read twice)")
+    evictions_failed: Annotated[int, COUNT] = Field(
+        description="windows whose cached pages did not leave the page cache (mincore): those reads were not cold")
+
+    @property
+    def larger_than_memory(self) -> bool:
+        return self.bytes_on_disk > self.memory_bytes
 
 
 class RankFeeding(BaseModel):

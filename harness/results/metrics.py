@@ -25,6 +25,7 @@ RUN_SETTING_S = replace(SETTING_S, low=0, high=86_400,
                         why="a run is told to spend seconds on a measurement, and not more than a day")
 BATCH_S = replace(S_PER_BATCH, low=0, high=1e6, why="a batch takes no negative time, and 1e6 s (11 days) is no batch")
 RATE_RATIO = replace(RATIO, low=0, high=1e6, why="a rate over another rate of the same data on the same machine")
+SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
 MAX_WORKERS = 100_000  # DataLoader workers: processes on one host
 # Numbers that are not metrics: their bounds as pydantic constraints.
 Share = Annotated[float, Field(ge=0, le=1)]  # a fraction of a whole (a flip rate, a share filtered, a fit's sigma)

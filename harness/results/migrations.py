@@ -152,8 +152,18 @@ def _v5_to_v6(doc: dict) -> dict:
     return doc
 
 
+def _v6_to_v7(doc: dict) -> dict:
+    """Schema 6 -> 7: a sweep may read a dataset larger than memory (--dataset-size). Before 7 every sweep read
+    profile-sized shards: no dataset size, no datasets."""
+    if isinstance(doc.get("config"), dict):
+        doc["config"].setdefault("dataset_bytes", None)
+    if isinstance(doc.get("feeding"), dict):
+        doc["feeding"].setdefault("datasets", [])
+    return doc
+
+
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
-                                                 5: _v5_to_v6}
+                                                 5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def migrate(doc: dict) -> tuple[dict, int]:

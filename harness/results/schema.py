@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from feedtax.results.audits import GravityResult, Ledger, SelectionResult
-from feedtax.results.feeding import FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
+from feedtax.results.feeding import DatasetRead, FeedingSummary, LoaderOverhead, LoaderRow, WorkerCount
 from feedtax.results.loaders import LoaderGap
-from feedtax.results.metrics import RUN_SETTING_S, AtLeastOne, Seed
+from feedtax.results.metrics import RUN_SETTING_S, SHARD_SAMPLES, AtLeastOne, Seed
 from feedtax.results.pipeline import PipelineResult
 from feedtax.results.probes import DiskResult, EnergyResult, HostInfo, MemoryResult
 from feedtax.results.projections import Assumptions, Projection, ValidationRow
@@ -29,9 +28,8 @@ from feedtax.vocabulary import (
     Track,
 )
 
-SCHEMA_VERSION = 6  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
+SCHEMA_VERSION = 7  # what each version changed: docs/results-schema.md; older files: feedtax.results.migrations
 # a count; collect's samples_per_s name pattern also matched this name, so that rule's upper bound (1e9) is kept
-SHARD_SAMPLES = replace(COUNT, high=1e9, why="a count is not negative, and 1e9 samples is not one shard")
 SampleSize = Annotated[int, Field(ge=1, le=10**9)]  # one dimension of a synthetic sample (a length, a side)
 # the sections a run measured (two runs that hold the same are one run, whatever their run_ids); the rest is settings,
 # provenance, or modelled from these (projections, gravity, the energy ledger, model validation)
@@ -97,6 +95,9 @@ class Feeding(BaseModel):
     loader_gaps: list[LoaderGap] = Field(
         default_factory=list, description="points where the default loader trails the tuned one by more than "
         "GAP_PP: the costs that differ and the fixes tried")
+    datasets: list[DatasetRead] = Field(
+        default_factory=list, description="with --dataset-size: the sweep's datasets on disk, their first read and "
+        "how the points read them; empty: the sweep's shards were profile-sized")
 
 
 class Stage(BaseModel):
@@ -128,10 +129,12 @@ class RunConfig(BaseModel):
     sweep: dict | None = Field(
         None, description="the DataLoader sweep's plan: tracks, formats, batch size, steps, consumer step")
     data_dir: str
+    dataset_bytes: Annotated[int | None, BYTES] = Field(
+        None, description="--dataset-size: each swept track x format's bytes on disk; None: profile-sized shards")
 
 
 class Results(BaseModel):
-    schema_version: Literal[6] = SCHEMA_VERSION
+    schema_version: Literal[7] = SCHEMA_VERSION
     run_id: str
     profile: str
     created_utc: str

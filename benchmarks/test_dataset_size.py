@@ -1,0 +1,144 @@
+"""Datasets larger than memory: `feedtax sweep --dataset-size` at 1, 4 and 20 GB (decimal), each in a process of
+its own, with its peak memory, and the 20 GB dataset's first read beside fio's sequential read on the same
+filesystem.
+
+Per size: the sweep (cloud track at laptop sizes, raw: the fastest to generate per byte, and its read is the disk's;
+the tuned loader at 0 and 2 workers) prints its JSON; the child reports its own VmHWM, and this process samples the
+child's process tree (the sweep, its dataset writers, its DataLoader workers) with psutil every 0.5 s: each process's
+peak RSS and the tree's peak PSS (RSS would count torch's pages once per worker that shares them).
+Gates: the sweep process's peak within 10% across the sizes, and every process's peak RSS and the tree's PSS under
+1 GB; the 20 GB first read within 15% of fio's buffered sequential read (1 MiB, page cache dropped first) of a fresh
+file of the same size in the same directory, measured just before.
+
+Run: python -m pytest benchmarks/test_dataset_size.py -s   (FEEDTAX_BENCH_DIR: where the data goes, default the
+temporary directory; FEEDTAX_BENCH_SIZES=1GB,4GB to run fewer). 20 GB takes about 15 minutes on 2 cores (writing
+25 GB at ~35 MB/s is most of it) and needs 21 GB free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from feedtax.units import parse_size
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import fio_compare  # noqa: E402  (fio's runner and its unique-page test file)
+
+SIZES = [parse_size(s) for s in os.environ.get("FEEDTAX_BENCH_SIZES", "1GB,4GB,20GB").split(",")]
+WHERE = Path(os.environ.get("FEEDTAX_BENCH_DIR", tempfile.gettempdir()))
+SWEEP = ["sweep", "--track", "cloud", "--profile", "laptop", "--format", "raw", "--workers", "0,2", "--loader",
+         "tuned", "--steps", "20", "--max-steps", "40", "--max-s", "1", "--json"]
+ONE_GB = 1e9
+
+PEAK = """
+import json, sys
+from feedtax.cli import main
+code = 0
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code or 0
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"code": code, "peak_rss_bytes": hwm * 1024}), file=sys.stderr)
+"""
+
+
+def _sample_tree(proc: psutil.Process, peaks: dict, stop: threading.Event) -> None:
+    """Each process's peak RSS (by pid) and the tree's peak PSS, until stop."""
+    while not stop.wait(0.5):
+        try:
+            tree = [proc, *proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        pss = 0
+        for p in tree:
+            try:
+                info = p.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            peaks["rss"][p.pid] = max(peaks["rss"].get(p.pid, 0), info.rss)
+            pss += info.pss
+        peaks["pss"] = max(peaks["pss"], pss)
+
+
+def _sweep(size: int, data_dir: Path) -> dict:
+    args = [*SWEEP, "--dataset-size", str(size), "--data-dir", str(data_dir)]
+    child = subprocess.Popen([sys.executable, "-c", PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    peaks: dict = {"rss": {}, "pss": 0}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(child.pid), peaks, stop), daemon=True)
+    sampler.start()
+    out, err = child.communicate()
+    stop.set()
+    sampler.join()
+    own = json.loads(err.strip().splitlines()[-1])
+    assert own["code"] == 0, err[-3000:]
+    result = json.loads(out)
+    return {"own_peak_rss_bytes": own["peak_rss_bytes"], "process_peak_rss_bytes": max(peaks["rss"].values()),
+            "processes": len(peaks["rss"]), "tree_peak_pss_bytes": peaks["pss"],
+            "dataset": result["feeding"]["datasets"][0], "rows": result["loader"]}
+
+
+def _fio_read(size: int, data_dir: Path) -> dict[str, float] | None:
+    """fio's sequential read (1 MiB, buffered after invalidating the cache; and O_DIRECT) of a fresh unique-page file
+    of `size` in data_dir, removed after."""
+    fio = shutil.which("fio")
+    if fio is None:
+        return None
+    path = fio_compare.make_test_file(data_dir, size, 1 << 20)
+    try:
+        buffered = fio_compare.run_fio(fio, path, size, ["--rw=read", "--bs=1M", "--direct=0", "--invalidate=1"])
+        direct = fio_compare.run_fio(fio, path, size, ["--rw=read", "--bs=1M", "--direct=1"])
+    finally:
+        path.unlink(missing_ok=True)
+    return {"buffered_mb_per_s": buffered["mb_per_s"], "direct_mb_per_s": direct["mb_per_s"]}
+
+
+def test_memory_is_flat_and_the_first_read_is_the_disks():
+    free = shutil.disk_usage(WHERE).free
+    sizes = [s for s in SIZES if s * 1.05 + 1e9 < free]
+    if len(sizes) < 2:
+        pytest.skip(f"{WHERE}: {free / 1e9:.1f} GB free, not enough for two of the sizes {SIZES}")
+    runs = {}
+    fio = None
+    for size in sizes:
+        work = Path(tempfile.mkdtemp(prefix="feedtax-bench-", dir=WHERE))
+        try:
+            if size == max(sizes):
+                fio = _fio_read(size, work)
+            t0 = time.perf_counter()
+            runs[size] = _sweep(size, work)
+            runs[size]["elapsed_s"] = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        r, ds = runs[size], runs[size]["dataset"]
+        print(json.dumps({"size_bytes": size, "fio": fio if size == max(sizes) else None,
+                          **{k: v for k, v in r.items() if k != "rows"}}))
+        print(f"{size / 1e9:g} GB: {ds['bytes_on_disk'] / 1e9:.2f} GB in {ds['shards']} shards, written in "
+              f"{ds['dataset_write_s']:.0f} s, first read {ds['first_read_mb_per_s']:.0f} MB/s; sweep process peak "
+              f"{r['own_peak_rss_bytes'] / 1e6:.0f} MB, largest of {r['processes']} processes "
+              f"{r['process_peak_rss_bytes'] / 1e6:.0f} MB, tree PSS {r['tree_peak_pss_bytes'] / 1e6:.0f} MB; "
+              f"{r['elapsed_s']:.0f} s")
+    own = [r["own_peak_rss_bytes"] for r in runs.values()]
+    pss = [r["tree_peak_pss_bytes"] for r in runs.values()]
+    print(f"sweep process peak max/min {max(own) / min(own):.3f}, tree PSS max/min {max(pss) / min(pss):.3f}")
+    assert max(own) / min(own) <= 1.10
+    assert max(r["process_peak_rss_bytes"] for r in runs.values()) < ONE_GB and max(pss) < ONE_GB
+    if fio is None:
+        pytest.skip("fio is not installed: the first read's agreement with fio is not measured")
+    first = runs[max(sizes)]["dataset"]["first_read_mb_per_s"]
+    print(f"{max(sizes) / 1e9:g} GB first read {first:.0f} MB/s; fio buffered {fio['buffered_mb_per_s']:.0f} MB/s "
+          f"(ratio {first / fio['buffered_mb_per_s']:.3f}), O_DIRECT {fio['direct_mb_per_s']:.0f} MB/s")
+    assert abs(first / fio["buffered_mb_per_s"] - 1) <= 0.15
