@@ -212,12 +212,35 @@ def compare(a: Results, b: Results) -> list[CompareRow]:
     return rows
 
 
-def unlike(a: Results, b: Results) -> list[str]:
+def host_class(results: Results) -> dict[str, object]:
+    """The kind of machine a run measured on, as a CI runner class fixes it: OS family (platform.system, the first
+    word of host.os), CPU architecture, usable cores (affinity, else logical) and the accelerators NVML saw (their
+    names; none without NVML). Left out on purpose: the kernel, CPU model, memory and filesystem, which change
+    within one runner class (a hosted runner's kernel is updated, its pool mixes CPU models); `context` names those."""
+    h = results.host
+    gpus = sorted(str(g.get("name", "unknown")) for g in h.gpus)
+    return {"OS": h.os.split("-", 1)[0], "architecture": h.machine, "usable cores": h.usable_cores,
+            "accelerators": ", ".join(gpus) or "none"}
+
+
+def unlike(a: Results, b: Results, *, strict: bool = False) -> list[str]:
     """Why two runs measured different workloads (another profile, sample sizes or dataset size): their figures are
-    not comparable as repeats of one measurement; empty when they are like with like."""
+    not comparable as repeats of one measurement; empty when they are like with like.
+
+    strict (a regression gate) also needs the same tracks and formats (else a metric missing from B would pass
+    unjudged), the same host class (host_class: else a slower runner would read as a regression) and both runs
+    complete (an interrupted run lacks what it did not reach)."""
     pairs = [("profile", a.profile, b.profile), ("sample sizes", a.config.sizes, b.config.sizes),
              ("samples per track", a.config.samples_per_track, b.config.samples_per_track)]
-    return [f"{what} differs: {x} vs {y}" for what, x, y in pairs if x != y]
+    if strict:
+        pairs += [("tracks", ",".join(sorted(a.config.tracks)), ",".join(sorted(b.config.tracks))),
+                  ("formats", ",".join(sorted(a.config.formats)), ",".join(sorted(b.config.formats)))]
+        ha, hb = host_class(a), host_class(b)
+        pairs += [(f"host {what}", ha[what], hb[what]) for what in ha]
+    out = [f"{what} differs: {x} vs {y}" for what, x, y in pairs if x != y]
+    if strict:
+        out += [f"run {w} is {r.status}, not complete" for w, r in (("A", a), ("B", b)) if r.status != "complete"]
+    return out
 
 
 def context(a: Results, b: Results) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from feedtax.cli.options import echo, echo_json, fail, make_console, make_table, shown
+from feedtax.cli.options import Range, echo, echo_json, fail, make_console, make_table, ranged, shown
 
 
 def collect_cmd(
@@ -113,41 +113,93 @@ def class_report_cmd(
     echo(path)
 
 
+REGRESSION_PCT = Range(0, 1000, percent=True)
+TERMINAL_ROWS = 12  # regressions and improvements the terminal lists: the gate's summary stays within one screen
+
+
 def compare_cmd(
     a: Path = typer.Argument(..., help="The baseline results.json (A)."),
     b: Path = typer.Argument(..., help="The results.json to compare with it (B)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON (and the gate's result, if on)."),
     all_rows: bool = typer.Option(False, "--all",
                                   help="Show every metric, not only the significant and one-sided ones."),
     force: bool = typer.Option(False, "--force", help="Compare runs of different workloads (profile, sample "
-                               "sizes, dataset size) anyway."),
+                               "sizes, dataset size; with the gate also tracks, formats, host class and an "
+                               "incomplete run) anyway."),
+    fail_on: float | None = ranged(
+        None, "--fail-on-regression", metavar="PCT", within=REGRESSION_PCT,
+        help="The regression gate: exit 1 when any metric is significantly worse in B than in A (Welch's t-test) by "
+             "more than PCT percent (10 or 10%). Runs must be like with like: one profile, tracks, formats, host "
+             "class, both complete."),
+    metric_globs: list[str] | None = typer.Option(
+        None, "--metrics", metavar="GLOB",
+        help="With --fail-on-regression: gate only the metrics whose names (as --all prints them) match a GLOB; "
+             "repeat it or separate with commas; * and ? are wildcards, brackets are literal."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", metavar="FILE",
+        help="With --fail-on-regression: write the gate's summary as Markdown to FILE (replaced whole), e.g. "
+             "\"$GITHUB_STEP_SUMMARY\" for a GitHub Actions job summary."),
 ) -> None:
-    """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test)."""
-    import json
+    """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test).
 
+    Exit status: 0, or with --fail-on-regression 0 when no metric regressed beyond PCT; 1 when one did; 2 when a
+    file cannot be used or the runs are not like with like (without --force).
+    """
     from feedtax import results
-    from feedtax.classroom import compare
+    from feedtax.classroom import compare, gate
 
+    if (metric_globs or markdown is not None) and fail_on is None:
+        raise fail("--metrics and --markdown belong to the regression gate: give --fail-on-regression PCT too")
     try:
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
-        raise fail(str(exc)) from None
-    if not json_out and ra.model_dump() == rb.model_dump():  # --json still gives the rows: a script reads them
+        raise _refuse(str(exc), markdown) from None
+    if fail_on is None and not json_out and ra.model_dump() == rb.model_dump():  # --json: a script reads the rows
         echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
         return
-    if (unlike := compare.unlike(ra, rb)) and not force:
-        raise fail(f"{a} and {b} measured different workloads ({'; '.join(unlike)}): their changes would not be "
-                   "the machine's or the code's; compare runs of one profile, or pass --force")
+    if (unlike := compare.unlike(ra, rb, strict=fail_on is not None)) and not force:
+        raise _refuse(f"{a} and {b} are not like with like ({'; '.join(unlike)}): their changes would not be the "
+                      "machine's or the code's; compare runs of one profile"
+                      + (", tracks, formats and host class, both complete" if fail_on is not None else "")
+                      + ", or pass --force", markdown)
     rows = compare.compare(ra, rb)
     notes = compare.context(ra, rb)
+    verdict = None
+    if fail_on is not None:
+        try:
+            verdict = gate.gate(rows, fail_on, gate.split_globs(metric_globs))
+        except gate.GateError as exc:
+            raise _refuse(str(exc), markdown) from None
     if json_out:
-        typer.echo(json.dumps({"context": notes, "rows": [r.model_dump() for r in rows]}, indent=2))
-        return
-    console = make_console()
-    for n in notes:
-        console.print(f"[yellow]note: {shown(n)}[/yellow]")
+        _compare_json(notes, rows, verdict)
+    else:
+        console = make_console()
+        for n in notes:
+            console.print(f"[yellow]note: {shown(n)}[/yellow]")
+        if verdict is None or all_rows:
+            _compare_table(console, rows, ra.run_id, rb.run_id, all_rows)
+        if verdict is not None:
+            _gate_summary(console, verdict, ra.run_id, rb.run_id)
+    if markdown is not None:
+        _write_markdown(markdown, gate.markdown(verdict, ra.run_id, rb.run_id))
+    if verdict is not None and not verdict.passed:
+        raise typer.Exit(1)
+
+
+def _compare_json(notes, rows, verdict) -> None:
+    """`--json`: the context notes and every row; the gate's result under "gate" when it is on."""
+    import json
+
+    doc = {"context": notes, "rows": [r.model_dump() for r in rows]}
+    if verdict is not None:
+        doc["gate"] = verdict.model_dump(mode="json")
+    echo_json(json.dumps(doc, indent=2))
+
+
+def _compare_table(console, rows, run_a: str, run_b: str, all_rows: bool) -> None:
+    """compare's table: the significant and one-sided rows (every row with --all), then the count of each verdict."""
     listed = rows if all_rows else [r for r in rows if r.verdict in ("significant", "only_a", "only_b")]
-    table = make_table(title=f"{shown(ra.run_id)} (A) -> {shown(rb.run_id)} (B): medians; p from Welch's t-test on "
+    table = make_table(title=f"{shown(run_a)} (A) -> {shown(run_b)} (B): medians; p from Welch's t-test on "
                        "the repeats")
     table.add_column("metric", overflow="fold", ratio=3)
     for col in ("A", "B", "change", "p"):
@@ -169,3 +221,54 @@ def compare_cmd(
     console.print(f"{count['significant']} significant, {count['noise']} noise, {count['no_spread']} without spread"
                   f" (not tested), {count['only_a']} only in A, {count['only_b']} only in B"
                   + ("" if all_rows else "; --all shows every metric"))
+
+
+def _gate_summary(console, verdict, run_a: str, run_b: str) -> None:
+    """The gate's summary in the terminal, as the Markdown one says it: the verdict, regressions then improvements
+    (at most TERMINAL_ROWS, then how many more), and the count of unchanged metrics."""
+    from feedtax.classroom import gate
+
+    color = "green" if verdict.passed else "red"
+    console.print(f"[bold {color}]regression gate: {shown(gate.verdict_line(verdict))}[/bold {color}] "
+                  f"({shown(run_a)} (A) -> {shown(run_b)} (B))")
+    if verdict.metric_globs:
+        console.print(f"gated metrics: {shown(', '.join(verdict.metric_globs))}")
+    rows, more = gate.listed(verdict, TERMINAL_ROWS)
+    if rows:
+        table = make_table()
+        table.add_column("")
+        table.add_column("metric", overflow="fold", ratio=3)
+        for col in ("A", "B", "change", "p"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for kind, r in rows:
+            tone = "red" if kind == "regression" else "green"
+            table.add_row(f"[{tone}]{kind}[/{tone}]", shown(r.metric), gate.number(r.a), gate.number(r.b),
+                          gate.change(r), "" if r.p_value is None else f"{r.p_value:.3g}")
+        console.print(table)
+    if more:
+        console.print(f"... and {more} more (--json lists every one)")
+    console.print(shown(gate.counts_line(verdict)))
+
+
+def _refuse(message: str, markdown: Path | None) -> typer.Exit:
+    """fail(message), exit 2; with --markdown the summary says the gate could not judge, and why (best effort: the
+    error line is what counts)."""
+    if markdown is not None:
+        from feedtax.atomic import write_atomic
+        from feedtax.classroom.gate import markdown_error
+
+        try:
+            write_atomic(markdown, markdown_error(message).encode(), durable=False)
+        except OSError:
+            pass
+    return fail(message)
+
+
+def _write_markdown(path: Path, text: str) -> None:
+    """Replace FILE with the Markdown summary, whole (feedtax.atomic.write_atomic); exit 2 where it cannot be."""
+    from feedtax.atomic import write_atomic
+
+    try:
+        write_atomic(path, text.encode(), durable=False)
+    except OSError as exc:
+        raise fail(f"{path}: cannot write the Markdown summary: {exc.strerror or exc}") from None

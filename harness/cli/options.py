@@ -34,9 +34,12 @@ class Range:
     above: bool = False  # lo excluded
     listed: bool = False  # comma-separated values, each in range: a list, in the order given, each once
     size: bool = False  # a byte size, 256M, 1GiB or 300MB (feedtax.units.parse_size)
+    percent: bool = False  # a percentage, 10 or 10%: one trailing % is allowed and dropped
 
     def __str__(self) -> str:
         lo, hi = _show(self.lo, self.size), _show(self.hi, self.size)
+        if self.percent:
+            lo, hi = f"{lo}%", f"{hi}%"
         return f"over {lo}, up to {hi}" if self.above else f"{lo}..{hi}"
 
     def __call__(self, text: object):
@@ -50,8 +53,9 @@ class Range:
     def one(self, text: object) -> int | float:
         """One value, checked: its type, finite, within lo..hi; else BadParameter saying what to use."""
         raw = str(text).strip()
+        number = raw[:-1].rstrip() if self.percent and raw.endswith("%") else raw
         try:
-            value = parse_size(raw) if self.size else int(raw) if self.whole else float(raw)
+            value = parse_size(number) if self.size else int(number) if self.whole else float(number)
         except ValueError:
             what = "size" if self.size else "whole number" if self.whole else "number"
             raise typer.BadParameter(f"{visible(repr(raw))} is not a {what} (use {self})") from None
