@@ -7,8 +7,11 @@ the tuned loader at 0 and 2 workers) prints its JSON; the child reports its own 
 child's process tree (the sweep, its dataset writers, its DataLoader workers) with psutil every 0.5 s: each process's
 peak RSS and the tree's peak PSS (RSS would count torch's pages once per worker that shares them).
 Gates: the sweep process's peak within 10% across the sizes, and every process's peak RSS and the tree's PSS under
-1 GB; the 20 GB first read within 15% of fio's buffered sequential read (1 MiB, page cache dropped first) of a fresh
-file of the same size in the same directory, measured just before.
+1 GB; at the largest size the dataset is kept (--keep-data) and fio reads it right after the sweep, its shard files
+in order as feedtax's first read does (1 MiB, buffered, each file's cached pages dropped first): the sweep's first
+read within 15% of fio's. Both read the same files, so their layout acts on both alike; both are the first full pass
+in a while (the sweep's points read a few windows between). fio then reads it once more, printed, not gated: on a VM
+a repeat comes partly from a cache below the OS (1.2-1.5x here), as the disk probe's re-reads do.
 
 Run: python -m pytest benchmarks/test_dataset_size.py -s   (FEEDTAX_BENCH_DIR: where the data goes, default the
 temporary directory; FEEDTAX_BENCH_SIZES=1GB,4GB to run fewer). 20 GB takes about 15 minutes on 2 cores (writing
@@ -72,8 +75,8 @@ def _sample_tree(proc: psutil.Process, peaks: dict, stop: threading.Event) -> No
         peaks["pss"] = max(peaks["pss"], pss)
 
 
-def _sweep(size: int, data_dir: Path) -> dict:
-    args = [*SWEEP, "--dataset-size", str(size), "--data-dir", str(data_dir)]
+def _sweep(size: int, data_dir: Path, keep: bool) -> dict:
+    args = [*SWEEP, "--dataset-size", str(size), "--data-dir", str(data_dir), *(["--keep-data"] if keep else [])]
     child = subprocess.Popen([sys.executable, "-c", PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     peaks: dict = {"rss": {}, "pss": 0}
@@ -91,19 +94,17 @@ def _sweep(size: int, data_dir: Path) -> dict:
             "dataset": result["feeding"]["datasets"][0], "rows": result["loader"]}
 
 
-def _fio_read(size: int, data_dir: Path) -> dict[str, float] | None:
-    """fio's sequential read (1 MiB, buffered after invalidating the cache; and O_DIRECT) of a fresh unique-page file
-    of `size` in data_dir, removed after."""
-    fio = shutil.which("fio")
-    if fio is None:
-        return None
-    path = fio_compare.make_test_file(data_dir, size, 1 << 20)
-    try:
-        buffered = fio_compare.run_fio(fio, path, size, ["--rw=read", "--bs=1M", "--direct=0", "--invalidate=1"])
-        direct = fio_compare.run_fio(fio, path, size, ["--rw=read", "--bs=1M", "--direct=1"])
-    finally:
-        path.unlink(missing_ok=True)
-    return {"buffered_mb_per_s": buffered["mb_per_s"], "direct_mb_per_s": direct["mb_per_s"]}
+def _fio_reads(dataset: Path, rounds: int = 2) -> list[float]:
+    """fio's sequential read of the kept dataset's shard files in order (1 MiB, buffered, each file's cached pages
+    dropped first: what feedtax's first read does), `rounds` times: MB/s."""
+    got = []
+    for _ in range(rounds):
+        done = subprocess.run(["fio", "--name=feedtax-dataset", f"--opendir={dataset}", "--rw=read", "--bs=1M",
+                               "--file_service_type=sequential", "--direct=0", "--invalidate=1", "--ioengine=psync",
+                               "--iodepth=1", "--numjobs=1", "--output-format=json"],
+                              capture_output=True, text=True, timeout=1800, check=True)
+        got.append(fio_compare.parse_fio_json(done.stdout)["mb_per_s"])
+    return got
 
 
 def test_memory_is_flat_and_the_first_read_is_the_disks():
@@ -116,11 +117,11 @@ def test_memory_is_flat_and_the_first_read_is_the_disks():
     for size in sizes:
         work = Path(tempfile.mkdtemp(prefix="feedtax-bench-", dir=WHERE))
         try:
-            if size == max(sizes):
-                fio = _fio_read(size, work)
             t0 = time.perf_counter()
-            runs[size] = _sweep(size, work)
+            runs[size] = _sweep(size, work, keep=size == max(sizes) and shutil.which("fio") is not None)
             runs[size]["elapsed_s"] = time.perf_counter() - t0
+            if size == max(sizes) and shutil.which("fio") is not None:
+                fio = _fio_reads(next(work.glob("feedtax-sweep-*/sweep-cloud-raw")))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         r, ds = runs[size], runs[size]["dataset"]
@@ -139,6 +140,7 @@ def test_memory_is_flat_and_the_first_read_is_the_disks():
     if fio is None:
         pytest.skip("fio is not installed: the first read's agreement with fio is not measured")
     first = runs[max(sizes)]["dataset"]["first_read_mb_per_s"]
-    print(f"{max(sizes) / 1e9:g} GB first read {first:.0f} MB/s; fio buffered {fio['buffered_mb_per_s']:.0f} MB/s "
-          f"(ratio {first / fio['buffered_mb_per_s']:.3f}), O_DIRECT {fio['direct_mb_per_s']:.0f} MB/s")
-    assert abs(first / fio["buffered_mb_per_s"] - 1) <= 0.15
+    print(f"{max(sizes) / 1e9:g} GB: feedtax's first read {first:.0f} MB/s; fio over the same files right after it "
+          f"{fio[0]:.0f} MB/s (ratio {first / fio[0]:.3f}), fio again {fio[1]:.0f} MB/s (a repeat: "
+          f"{fio[1] / fio[0]:.2f}x fio's first)")
+    assert abs(first / fio[0] - 1) <= 0.15

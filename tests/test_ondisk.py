@@ -116,6 +116,14 @@ def test_a_sweep_over_datasets_reads_them_cold_and_reports_each(tmp_path, feedta
     assert "first read" in ran.stderr and list(tmp_path.iterdir()) == []  # the datasets went with the sweep
 
 
+def test_keep_data_leaves_the_datasets_and_says_where(tmp_path, feedtax_cli):
+    ran = feedtax_cli("sweep", "--dataset-size", "2MB", "--data-dir", tmp_path, "--format", "raw", "--workers", "0",
+                      "--loader", "tuned", "--steps", "4", "--max-s", "0.2", "--keep-data", timeout_s=300)
+    assert ran.exit_code == 0, ran.output
+    (work,) = tmp_path.glob("feedtax-sweep-*")
+    assert f"kept: {work}" in ran.stderr and sum(p.stat().st_size for p in work.rglob("shard-*")) >= 2_000_000
+
+
 PEAK = """
 import sys
 from feedtax.cli import main
@@ -142,7 +150,8 @@ def test_memory_does_not_grow_with_the_datasets_size(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--dataset-size", "0"], "--dataset-size"),
     (["--dataset-size", "abc"], "--dataset-size"),
-    (["--data-dir", "."], "--data-dir goes with --dataset-size"),
+    (["--data-dir", "."], "--data-dir and --keep-data go with --dataset-size"),
+    (["--keep-data"], "--data-dir and --keep-data go with --dataset-size"),
     (["--dataset-size", "8MB", "--disk-tier", "hdd"], "without --disk-tier"),
     (["--dataset-size", "8MB", "--dataset", "x:y"], "--dataset-size is for feedtax's own formats"),
 ])

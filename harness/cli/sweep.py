@@ -37,9 +37,11 @@ _DATASET_SIZE_HELP = ("Sweep a dataset of this size on disk per format (20GB, 50
                       "written streaming, read once in order (its disk rate, beside fio's), then each run of each "
                       "point reads the next shards, dropped from the page cache first, so reads are cold. Nothing "
                       "holds it in memory. Refused when --data-dir has not the room.")
+_KEEP_HELP = ("With --dataset-size: leave the datasets in --data-dir (their folder is printed), to read them again "
+              "with fio or anything else.")
 _DATA_DIR_HELP = "With --dataset-size: where the datasets go (default: the system's temporary directory)."
 _FORMATS_ONLY = ("format", "track", "model", "profile", "seed", "peak_tflops", "loader", "disk_tier",
-                 "dataset_size", "data_dir")  # not --dataset
+                 "dataset_size", "data_dir", "keep_data")  # not --dataset
 LOADER_HELP = ("Loaders to sweep (comma-separate): default (torch's DataLoader as a student writes it, "
                "default_collate) and tuned (feedtax's); both by default.")
 
@@ -92,6 +94,7 @@ def sweep(
     disk_tier: list[str] | None = typer.Option(None, "--disk-tier", help=_DISK_TIER_HELP),
     dataset_size: int | None = ranged(None, "--dataset-size", help=_DATASET_SIZE_HELP, within=DATASET_SIZE),
     data_dir: Path | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    keep_data: bool = typer.Option(False, "--keep-data", help=_KEEP_HELP),
 ) -> None:
     """Sweep formats (or, with --dataset, your own pipeline's batch sizes) x DataLoader worker counts: feeding tax,
     flow equilibrium, where the wait comes from."""
@@ -115,18 +118,16 @@ def sweep(
     from feedtax.bench import profiles
 
     fmts = choices(format, FORMATS, "format", ["json", "protobuf"] if disk_tier else list(profiles.CI_SWEEP.formats))
-    loaders = choices(loader, LOADERS, "loader")
-    counts = sorted(workers)
+    loaders, counts = choices(loader, LOADERS, "loader"), sorted(workers)
     try:
         prof = profiles.get(profile)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    sized = _datasets(dataset_size, data_dir, fmts, track, prof, seed, bool(disk_tier))
+    sized = _datasets(dataset_size, data_dir, keep_data, fmts, track, prof, seed, bool(disk_tier))
     if disk_tier:
         return sweep_at_tiers(tier_names(disk_tier, loaders if loader else ["tuned"]), track, fmts, counts, prof,
                                seed, batch_size[0], steps, model=model, step_ms=step_ms, device=device,
                                peak_tflops=peak_tflops, as_json=as_json, out=out, stop=stop)
-
     rows, summaries, gaps, reads = sweep_formats(track, fmts, counts, loaders, prof, seed, batch_size[0], steps,
                                                  model=model, step_ms=step_ms, device=device, peak_tflops=peak_tflops,
                                                  stop=stop, **sized)
@@ -141,7 +142,7 @@ def sweep(
     print_formats(rows, summaries, gaps)
 
 
-def _datasets(size: int | None, data_dir: Path | None, fmts: list[str], track: str, prof, seed: int,
+def _datasets(size: int | None, data_dir: Path | None, keep: bool, fmts: list[str], track: str, prof, seed: int,
               tiers: bool) -> dict:
     """sweep_formats' dataset options, after the checks: --data-dir a directory with room for every format's dataset
     (else one line with the figures, exit 2); notes where its reads can be cold by eviction only."""
@@ -149,8 +150,8 @@ def _datasets(size: int | None, data_dir: Path | None, fmts: list[str], track: s
         raise typer.BadParameter("--dataset-size and --data-dir go without --disk-tier (a tier paces reads to its "
                                  "own bandwidth, cached or not)")
     if size is None:
-        if data_dir is not None:
-            raise typer.BadParameter("--data-dir goes with --dataset-size")
+        if data_dir is not None or keep:
+            raise typer.BadParameter("--data-dir and --keep-data go with --dataset-size")
         return {}
     from feedtax.bench import ondisk, outdir
     from feedtax.probes.disk import IN_MEMORY_FS
@@ -171,7 +172,7 @@ def _datasets(size: int | None, data_dir: Path | None, fmts: list[str], track: s
     elif size <= ondisk.memory_bytes():
         echo(f"note: {size / 1e9:,.3g} GB fits in this machine's memory ({ondisk.memory_bytes() / 1e9:,.1f} GB): its "
              "reads are cold by eviction only, and a cache below this OS may still hold it", err=True)
-    return {"dataset_bytes": size, "data_dir": where}
+    return {"dataset_bytes": size, "data_dir": where, "keep_data": keep}
 
 
 # ---------------------------------------------------------------------------------------------

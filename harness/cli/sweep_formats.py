@@ -20,9 +20,10 @@ from feedtax.vocabulary import TRACKS, StopRule
 def sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[str], prof, seed: int,
                   batch_size: int, steps: int, *, model: bool, step_ms: float | None, device: str | None,
                   peak_tflops: float | None, tiers: list | None = None, stop: StopRule | None = None,
-                  dataset_bytes: int | None = None, data_dir: Path | None = None) -> tuple:
+                  dataset_bytes: int | None = None, data_dir: Path | None = None, keep_data: bool = False) -> tuple:
     """Both loaders (or those asked for) over freshly written shards of each format: rows, summaries, gaps and the
-    datasets read (with dataset_bytes: each format's dataset of that size in data_dir, read cold window by window);
+    datasets read (with dataset_bytes: each format's dataset of that size in data_dir, read cold window by window;
+    keep_data: left there, for fio or a look, else removed);
     with tiers, the tuned loader at each storage tier instead: (DiskTierResult,)."""
     from feedtax.bench import interrupts
     from feedtax.bench.loadergap import sweep_loaders
@@ -65,7 +66,10 @@ def sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[
             raise stopped(interrupts.received()) from None  # a worker the same signal stopped first
         finally:
             with interrupts.deferred():
-                shutil.rmtree(work, ignore_errors=True)
+                if keep_data and interrupts.received() is None:
+                    echo(f"kept: {work}", err=True)
+                else:
+                    shutil.rmtree(work, ignore_errors=True)
 
 
 def _shards(track: str, fmts: list[str], work: Path, prof, seed: int, batch_size: int, most: int, steps: int,
