@@ -1,22 +1,23 @@
 """The regression gate's false-alarm and detection rates on this machine (docs/ci.md, "How much to trust it").
 
-Measured: NORMAL = 5 runs of `feedtax run --profile ci --repeat 3` of this commit and SLOWED = 2 more with every
-codec's decoding 25% slower, in subprocesses one after another, interleaved (N N S N N S N) so a drift of the machine
-over the ~45 minutes touches both kinds: 21 ci runs in all (a ci run takes ~100-150 s on 2 cores). The slowdown is a
-hook that lives here, not in feedtax: the subprocess imports it before feedtax's CLI, and it replaces each format's
-CODEC with one whose shard readers (iter_shard, iter_shard_columns, read_shard_sample) spin for 0.25x the time each
-step took (a busy wait: a slower decoder burns CPU, and time.sleep cannot wait microseconds); DataLoader workers are
-forked, so they decode with it too. Its effect is printed: the normal/slowed ratio of every track x format's decode
-rate (expected 1.25).
+Measured: NORMAL = 6 runs of `feedtax run --profile ci --repeat 3` of this commit and SLOWED = 3 more with every
+codec's decoding 25% slower, in subprocesses one after another, interleaved (N N S N N S N N S) so a drift of the
+machine over the ~45 minutes touches both kinds: 27 ci runs in all (a ci run takes ~95-150 s on 2 cores). The
+slowdown is a hook that lives here, not in feedtax: the subprocess imports it before feedtax's CLI, and it replaces
+each format's CODEC with one whose shard readers (iter_shard, iter_shard_columns, read_shard_sample) spin for 0.25x
+the time each step took (a busy wait: a slower decoder burns CPU, and time.sleep cannot wait microseconds);
+DataLoader workers are forked, so they decode with it too. Its effect is printed: the normal/slowed ratio of every
+track x format's decode rate (expected 1.25).
 
 What counts, each judged by feedtax.classroom.gate on compare's rows (what `feedtax run --baseline A
 --fail-on-regression 10%` and `feedtax compare A B --fail-on-regression 10%` run), over every metric:
-- the false-alarm rate: each ORDERED pair (A, B) of the 5 normal merged runs (OUT/results.json), A the baseline:
-  5 x 4 = 20 comparisons; a failed gate is a false alarm;
-- the detection rate: each normal merged run as the baseline A against each slowed merged run B: 5 x 2 = 10
+- the false-alarm rate: each ORDERED pair (A, B) of the 6 normal merged runs (OUT/results.json), A the baseline:
+  6 x 5 = 30 comparisons; a failed gate is a false alarm;
+- the detection rate: each normal merged run as the baseline A against each slowed merged run B: 6 x 3 = 18
   comparisons; a passed gate is a miss;
-- the same two on single runs, for contrast (what --repeat changes): the 15 normal runs' own results
-  (OUT/repeats/run-K.json) pairwise, 15 x 14 = 210 ordered comparisons, and each against each of the 6 slowed ones, 90;
+- the same two on single runs, for contrast (what --repeat changes): the 18 normal runs' own results
+  (OUT/repeats/run-K.json) pairwise, 18 x 17 = 306 ordered comparisons, and each against each of the 9 slowed ones,
+  162;
 - and at 2x (what .ci/run gates at): the false alarms of the same comparisons, merged and single.
 
 Run: python -m pytest benchmarks/test_ci_gate.py -s   (about 45 minutes on 2 cores; nothing else running)
@@ -41,7 +42,7 @@ import pytest
 from feedtax import results
 from feedtax.classroom import compare, gate
 
-NORMAL, SLOWED, REPEAT = (int(x) for x in os.environ.get("FEEDTAX_CI_GATE_RUNS", "5,2,3").split(","))
+NORMAL, SLOWED, REPEAT = (int(x) for x in os.environ.get("FEEDTAX_CI_GATE_RUNS", "6,3,3").split(","))
 EXTRA = shlex.split(os.environ.get("FEEDTAX_CI_GATE_ARGS", ""))
 SLOWDOWN = 0.25
 RUN_LIMIT_S = 1800 * REPEAT  # one `feedtax run --repeat N` (a hang fails the benchmark instead of stopping it)
