@@ -130,3 +130,15 @@ def test_totals_over_however_long_a_run_measured_get_no_spread(stored):
     assert f"{row}.samples_per_s" in merged.merged.spreads and f"{row}.au" in merged.merged.spreads
     assert not {f"{row}.{t}" for t in ("wait_s", "compute_s", "wall_s")} & merged.merged.spreads.keys()
     assert "disk.elapsed_s" not in merged.merged.spreads
+
+
+def test_rows_are_matched_by_their_keys_and_a_repeated_key_by_its_place(stored):
+    runs = runs_of(stored, [10.0, 11.0, 12.0])
+    runs[2].loader = [runs[2].loader[i] for i in (2, 0, 1, *range(3, len(runs[2].loader)))]  # another order
+    assert merge(runs).loader[0].samples_per_s == 1100.0
+    runs = runs_of(stored, [10.0, 11.0, 12.0])
+    for r in runs:
+        r.loader[1].num_workers = r.loader[0].num_workers  # two rows with one key
+        r.loader[1].samples_per_s = 7.0 * r.loader[0].samples_per_s
+    merged = merge(runs)
+    assert merged.loader[0].samples_per_s == 1100.0 and merged.loader[1].samples_per_s == 7700.0

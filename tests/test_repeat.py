@@ -51,6 +51,8 @@ def measured(monkeypatch):
     def fake_run(profile, out_dir, **_):
         calls.append(Path(out_dir))
         res = queue.pop(0)
+        if isinstance(res, BaseException):  # a repeat that fails
+            raise res
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         results.save(res, Path(out_dir) / "results.json")
         return res
@@ -168,3 +170,17 @@ def test_a_merged_run_gates_against_a_merged_baseline(feedtax_cli, measured, her
     same = feedtax_cli("run", "--profile", "ci", "--out", tmp_path / "out", "--repeat", "3", "--baseline", base,
                        "--fail-on-regression", "10%")
     assert same.exit_code == 0 and "pass at 10%" in same.stderr, same.output
+
+
+def test_a_repeat_that_fails_leaves_the_merge_of_those_before_it(feedtax_cli, measured, here, tmp_path):
+    queue, _ = measured
+    queue += [*run_with(here, [1.0, 1.1]), RuntimeError("the disk went away")]
+    out = tmp_path / "out"
+    ran = feedtax_cli("run", "--profile", "ci", "--out", out, "--repeat", "3")
+    assert ran.exit_code == 1 and "run failed: RuntimeError: the disk went away" in ran.stderr, ran.output
+    said = " ".join(ran.stderr.split())  # the console wraps long lines
+    assert f"repeat 3/3 stopped: what it measured is in {out / 'repeats' / 'run-3' / 'results.json'}; " \
+           f"{out / 'results.json'} merges the 2 before it" in said
+    merged = results.load(out / "results.json")
+    assert merged.merged.runs == 2 and merged.formats[0].decode_samples_per_s_cold.median == pytest.approx(1050.0)
+    assert (out / "report.html").read_text() == f"report of {merged.run_id}\n", "the report of what was merged"

@@ -75,18 +75,24 @@ def _node(values: list[Any], name: str) -> Any:
     return copy.deepcopy(first)
 
 
-def _rows(sections: list[Any], section: str) -> list[dict]:
-    """A list section merged row by row: rows matched by what compare keys them by (track, format, loader, workers,
-    ...); a row only some runs hold is merged over those runs."""
-    keyed = [{_key(row, str(i)): row for i, row in enumerate(rows) if isinstance(row, dict)} for rows in sections]
-    out = []
-    for i, row in enumerate(sections[0]):
-        if not isinstance(row, dict):
-            out.append(copy.deepcopy(row))
-            continue
-        key = _key(row, str(i))
-        out.append(_node([k[key] for k in keyed if key in k], section))
+def _keyed(rows: list[Any]) -> dict[str, dict]:
+    """A list section's rows by the key compare gives them (track, format, loader, workers, ...; a key seen before
+    gets its position, as compare.metrics names it)."""
+    out: dict[str, dict] = {}
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            key = _key(row, str(i))
+            out[f"{key} #{i}" if key in out else key] = row
     return out
+
+
+def _rows(sections: list[Any], section: str) -> list[dict]:
+    """A list section merged row by row, rows matched by their keys; a row only some runs hold is merged over those
+    runs; a row that is not a record is the first run's."""
+    keyed = [_keyed(rows) for rows in sections]
+    first = {id(row): key for key, row in keyed[0].items()}
+    return [_node([k[first[id(row)]] for k in keyed if first[id(row)] in k], section) if id(row) in first
+            else copy.deepcopy(row) for row in sections[0]]
 
 
 def _derive(doc: dict) -> None:

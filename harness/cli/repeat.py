@@ -22,10 +22,14 @@ KEPT_REPEATS = "repeats.prev"  # the previous run's, as results.prev.json keeps 
 
 def set_aside(out: Path, say) -> None:
     """The previous run's OUT/repeats, kept as OUT/repeats.prev (replacing an older one) beside results.prev.json, so
-    a new run's repeats are never mixed with an older run's."""
+    a new run's repeats are never mixed with an older run's; the shards a killed repeat left are removed first."""
+    from feedtax.bench import outdir
+
     repeats, kept = out / REPEATS, out / KEPT_REPEATS
     if not repeats.exists():
         return
+    for folder in sorted(p for p in repeats.glob("run-*") if p.is_dir()):
+        outdir.remove_stale(folder, say)
     shutil.rmtree(kept, ignore_errors=True)
     os.replace(repeats, kept)
     say(f"kept the previous run's repeats as {kept}")
@@ -62,7 +66,10 @@ def measure_repeats(prof, out: Path, progress, repeat: int, say, **options):
                                    **options))
         except BaseException:
             merged = f"; {out / 'results.json'} merges the {k - 1} before it" if k > 1 else ""
-            say(f"repeat {k}/{repeat} stopped: what it measured is in {where / 'results.json'}{merged}")
+            try:  # the terminal may be gone (SIGHUP): the exit code still says what happened
+                say(f"repeat {k}/{repeat} stopped: what it measured is in {where / 'results.json'}{merged}")
+            except OSError:
+                pass
             raise
         os.replace(where / "results.json", repeats / f"run-{k}.json")
         try:
