@@ -71,6 +71,10 @@ def test_derived_fields_and_intervals_stay_consistent(stored, tmp_path):
     assert row.au_ci95 == (0.39, 0.62) and row.feeding_tax_ci95 == pytest.approx((0.38, 0.61))  # the runs' union
     results.save(merged, tmp_path / "merged.json")
     assert results.load(tmp_path / "merged.json") == merged  # a valid results file, derived fields and all
+    from feedtax.reports import html
+
+    page = html.write(merged, tmp_path / "report.html").read_text()
+    assert "A merge of 3 runs of this profile" in page  # and the report says what it shows
 
 
 def _other_profile(r: Results) -> None:

@@ -1,15 +1,16 @@
 """Merge N runs of one profile on one host into one results document (`feedtax run --repeat N`), so the regression
 gate tests each metric against the spread BETWEEN runs, not only the spread within one.
 
-Why each metric's Distribution over the N runs' medians, with n = N (as asv and pyperf treat separate processes as
-the unit of repetition): a run's repeats are seconds apart and share that run's machine state (its neighbours, page
-cache, clocks), so they vary less than runs do, and two runs of unchanged code on a shared VM differ by more than
-Welch's test on one run's repeats allows (docs/ci.md: 20 metrics "worse by more than 10%"). Pooling every repeat of
-every run (within + between variance, n = N x repeats) would still count repeats of one run as independent and
-understate the standard error; the median of each run is one independent observation of the metric, its spread over
-the runs the variation a CI gate must tolerate, and the median of medians resists one run on a busy moment. A single
-value (a loader row's samples_per_s) gets the same treatment: the row holds the median over the runs and
-`merged.spreads` its Distribution over them, which compare tests like any other (but not the totals, TOTALS).
+Why each metric's Distribution over the N runs' medians, with n = N (the run as the unit of repetition, as asv and
+pyperf measure in several processes because one process's repeats miss the variation between processes): a run's
+repeats are seconds apart and share that run's machine state (its neighbours, page cache, clocks), so they vary less
+than runs do; on this project's VM single runs of unchanged code failed a 10% gate in 97% of comparisons (docs/ci.md).
+Pooling every repeat of every run (within + between variance, n = N x repeats) would still count repeats of one run
+as independent and understate the standard error; the median of each run is one independent observation of the
+metric, its spread over the runs the variation a CI gate must tolerate, and the median of medians resists one run on
+a busy moment. A single value (a loader row's samples_per_s) gets the same treatment: the row holds the median over
+the runs and `merged.spreads` its Distribution over them, which compare tests like any other (but not the totals,
+TOTALS).
 
 What is not compared (settings, counts, lists, the host, the projections) is the first run's; derived fields are
 recomputed from what they derive from; every interval (`*_ci95`) becomes the union of the runs' intervals.
