@@ -42,6 +42,10 @@ def _header(results: Results) -> list[str]:
     ]
     if results.status != "complete":
         parts.append(text.INCOMPLETE)
+    if results.merged is not None:  # feedtax run --repeat N
+        parts.append(f"<p>A merge of {results.merged.runs} runs of this profile (<code>feedtax run --repeat "
+                     f"{results.merged.runs}</code>): every figure is the median of the runs' medians; the model's "
+                     "projections and the settings are the first run's.</p>")
     return parts
 
 

@@ -300,3 +300,72 @@ def test_a_markdown_file_that_cannot_be_written_is_one_line_exit_2(feedtax_cli, 
 def test_json_has_the_gate_only_when_it_is_on(feedtax_cli):
     plain = feedtax_cli("compare", STORED, STORED, "--json")
     assert plain.exit_code == 0 and "gate" not in json.loads(plain.stdout)
+
+
+# --- a factor threshold (--fail-on-regression 2x) ------------------------------------------------------------------
+
+def test_a_factor_threshold_fails_only_beyond_that_factor_in_the_worse_direction():
+    """2x: a rate below half or a time above double fails; a rate at 0.55x or a time at 1.8x is within; a rate
+    doubled or a time halved is an improvement beyond 2x."""
+    def row(name, field, factor):
+        return cmp._row(name, "s", "k", field, _dist(1000), _dist(1000 * factor))
+
+    rows = [row("rate/2.5", "decode_samples_per_s_cold", 0.4), row("rate/1.8", "decode_samples_per_s_cold", 0.55),
+            row("time*2.5", "wait_s", 2.5), row("time*1.8", "wait_s", 1.8), row("rate*2.5", "samples_per_s", 2.5),
+            row("time/3", "wait_s", 1 / 3)]
+    result = gate.gate(rows, gate.Threshold(2, factor=True))
+    assert not result.passed and result.threshold_factor == 2 and result.threshold_pct is None
+    assert sorted(r.metric for r in result.regressions) == ["rate/2.5", "time*2.5"]
+    assert [r.metric for r in result.improvements] == ["time/3", "rate*2.5"]  # the larger factor first
+    assert result.within_threshold == 2
+    assert gate.factor(rows[0]) == pytest.approx(2.5) and gate.factor(rows[3]) == pytest.approx(1.8)
+    assert "fail at 2x" in gate.verdict_line(result) and "by more than 2x" in gate.markdown(result, "a", "b")
+
+
+@pytest.mark.parametrize("factor, code", [(0.45, 1), (0.55, 0), (1.5, 0)])
+def test_compare_takes_a_factor_threshold(feedtax_cli, stored, tmp_path, factor, code):
+    a, b = _pair(tmp_path, stored, {0: factor})
+    ran = feedtax_cli("compare", a, b, "--fail-on-regression", "2x", "--json")
+    assert ran.exit_code == code, ran.output
+    result = _gate_json(ran)
+    assert result["threshold_factor"] == 2 and result["passed"] is (code == 0)
+    assert feedtax_cli("compare", a, b, "--fail-on-regression", "2X").exit_code == code
+
+
+@pytest.mark.parametrize("value", ["1x", "0.5x", "1001x", "x", "2xx", "-2x", "nanx"])
+def test_a_factor_out_of_range_is_a_usage_error(feedtax_cli, value):
+    error = _one_line_error(feedtax_cli("compare", STORED, STORED, "--fail-on-regression", value))
+    assert "--fail-on-regression" in error and "factor" in error
+
+
+# --- every gated metric tested at once (Benjamini-Hochberg) ----------------------------------------------------------
+
+def _tested(i: int, p: float, change_pct: float) -> CompareRow:
+    significant = p < cmp.ALPHA
+    return CompareRow(metric=f"m{i:03d}", section="s", key="k", field="decode_samples_per_s_cold", a=100.0,
+                      b=100.0 * (1 + change_pct / 100), change_pct=change_pct, p_value=p,
+                      verdict="significant" if significant else "noise",
+                      direction=("worse" if change_pct < 0 else "better") if significant else None)
+
+
+def test_a_few_metrics_significant_alone_among_hundreds_do_not_fail_the_gate():
+    """200 metrics of unchanged code: ten at p 0.01..0.04 (what chance gives 5% of them) are significant alone, not
+    when the 200 are tested together, whatever their change; a regression that moves 40 metrics at p = 1e-4 fails."""
+    rng = np.random.default_rng(1)
+    noise = [_tested(i, float(p), -15.0) for i, p in enumerate(rng.uniform(0.06, 1.0, 190))]
+    chance = [_tested(190 + i, p, -15.0) for i, p in enumerate(np.linspace(0.01, 0.04, 10))]
+    result = gate.gate(noise + chance, 10)
+    assert result.passed and result.tested == 200 and result.not_together == 10 and result.noise == 190
+    assert "10 significant alone but not among the 200 tested together" in gate.counts_line(result)
+    slower = [_tested(200 + i, 1e-4, -20.0) for i in range(40)]
+    result = gate.gate(noise + chance + slower, 10)
+    assert not result.passed and len(result.regressions) >= 40 and result.tested == 240
+    assert gate.together(chance) == {id(r) for r in chance}  # ten alone, at p <= 0.05 x k / 10: all of them
+
+
+def test_the_family_is_the_gated_metrics():
+    """--metrics narrows what is tested together: one metric at p = 0.01 alone is significant."""
+    rows = [_tested(i, 0.5, -1.0) for i in range(99)] + [_tested(99, 0.01, -30.0)]
+    assert gate.gate(rows, 10).passed
+    narrowed = gate.gate(rows, 10, ["m099"])
+    assert not narrowed.passed and narrowed.tested == 1 and narrowed.not_gated == 99

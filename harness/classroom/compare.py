@@ -32,7 +32,7 @@ ALPHA = 0.05
 MIN_CHANGE = 0.01
 # Sections that are settings, provenance or model outputs computed from the measured ones.
 SKIP_SECTIONS = {"host", "config", "stages", "energy", "energy_ledger", "projections", "gravity", "assumptions",
-                 "schema_version", "run_id", "profile", "created_utc", "status"}
+                 "schema_version", "run_id", "profile", "created_utc", "status", "merged"}
 KEY_FIELDS = ("track", "format", "loader", "num_workers", "batch_size", "scenario", "label_quality", "filter_ratio",
               "model", "name")
 _DIST = frozenset(("median", "mean", "stdev", "n"))
@@ -141,7 +141,8 @@ def _leaves(row: dict) -> dict[str, Any]:
 
 
 def metrics(results: Results) -> dict[str, tuple[str, str, str, Any]]:
-    """Every comparable metric of a run: id -> (section, row key, field, Distribution dict or number)."""
+    """Every comparable metric of a run: id -> (section, row key, field, Distribution dict or number). In a merge of
+    runs (`feedtax run --repeat`) a single value is its Distribution over the runs (merged.spreads)."""
     out: dict[str, tuple[str, str, str, Any]] = {}
     for section in type(results).model_fields:
         if section in SKIP_SECTIONS:
@@ -163,6 +164,9 @@ def metrics(results: Results) -> dict[str, tuple[str, str, str, Any]]:
             seen.add(key)
             for name, v in _leaves(row).items():
                 out[f"{section}[{key}].{name}" if key else f"{section}.{name}"] = (section, key, name, v)
+    for name, spread in (results.merged.spreads if results.merged else {}).items():
+        if name in out and not isinstance(out[name][3], dict):  # a merge's single value: its spread over the runs
+            out[name] = (*out[name][:3], spread.model_dump())
     return out
 
 
@@ -228,8 +232,9 @@ def unlike(a: Results, b: Results, *, strict: bool = False) -> list[str]:
     not comparable as repeats of one measurement; empty when they are like with like.
 
     strict (a regression gate) also needs the same tracks and formats (else a metric missing from B would pass
-    unjudged), the same host class (host_class: else a slower runner would read as a regression) and both runs
-    complete (an interrupted run lacks what it did not reach)."""
+    unjudged), the same host class (host_class: else a slower runner would read as a regression), both runs
+    complete (an interrupted run lacks what it did not reach) and both merges of runs or neither (a merge's spread is
+    between runs, a run's within itself: one against the other is tested against too narrow a spread)."""
     pairs = [("profile", a.profile, b.profile), ("sample sizes", a.config.sizes, b.config.sizes),
              ("samples per track", a.config.samples_per_track, b.config.samples_per_track)]
     if strict:
@@ -240,7 +245,14 @@ def unlike(a: Results, b: Results, *, strict: bool = False) -> list[str]:
     out = [f"{what} differs: {x} vs {y}" for what, x, y in pairs if x != y]
     if strict:
         out += [f"run {w} is {r.status}, not complete" for w, r in (("A", a), ("B", b)) if r.status != "complete"]
+        if (a.merged is None) != (b.merged is None):  # one tested against the spread between runs, one within a run
+            out.append(f"merged runs differs: {_runs(a)} vs {_runs(b)} (gate a --repeat run against a --repeat "
+                       "baseline)")
     return out
+
+
+def _runs(r: Results) -> str:
+    return "one run" if r.merged is None else f"a merge of {r.merged.runs} runs"
 
 
 def context(a: Results, b: Results) -> list[str]:

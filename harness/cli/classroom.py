@@ -7,10 +7,11 @@ Only typer is imported here; everything heavy is imported inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from feedtax.cli.options import Range, echo, echo_json, fail, make_console, make_table, ranged, shown
+from feedtax.cli.options import Range, echo, echo_json, fail, make_console, make_table, shown
 
 
 def collect_cmd(
@@ -114,7 +115,31 @@ def class_report_cmd(
 
 
 REGRESSION_PCT = Range(0, 1000, percent=True)
+REGRESSION_FACTOR = Range(1, 1000, above=True)  # 1x would fail any change; 1000x is past any real slowdown
 TERMINAL_ROWS = 12  # regressions and improvements the terminal lists: the gate's summary stays within one screen
+GATE_HELP = ("The regression gate: exit 1 when any metric is significantly worse than the baseline's (Welch's "
+             "t-test) by more than PCT percent (10 or 10%), or by more than a factor (2x: a rate below half, a time "
+             "above double). Runs must be like with like: one profile, tracks, formats, host class, both complete, "
+             f"both merges of runs (--repeat) or neither. Range: {REGRESSION_PCT}, or a factor {REGRESSION_FACTOR}x.")
+METRICS_HELP = ("With --fail-on-regression: gate only the metrics whose names (as compare --all prints them) match a "
+                "GLOB; repeat it or separate with commas; * and ? are wildcards, brackets are literal.")
+MARKDOWN_HELP = ("With --fail-on-regression: write the gate's summary as Markdown to FILE (replaced whole), e.g. "
+                 "\"$GITHUB_STEP_SUMMARY\" for a GitHub Actions job summary.")
+
+
+def regression_threshold(text: object):
+    """--fail-on-regression's value: `10`, `10%` (feedtax.classroom.gate.Threshold of a percentage) or `2x` (a
+    factor), checked against its range as the command line is read."""
+    from feedtax.classroom.gate import Threshold
+
+    raw = str(text).strip()
+    factor = raw[-1:] in ("x", "X")
+    try:
+        return Threshold(REGRESSION_FACTOR.one(raw[:-1]), factor=True) if factor else Threshold(REGRESSION_PCT.one(raw))
+    except typer.BadParameter as exc:  # the range's message, said as a factor where one was given
+        said = exc.message.replace(f"(use {REGRESSION_FACTOR})", f"(use a factor {REGRESSION_FACTOR}x, e.g. 2x)")
+        raise typer.BadParameter(said.replace(f"(use {REGRESSION_PCT})", f"(use {REGRESSION_PCT}, e.g. 10%, or "
+                                              f"a factor {REGRESSION_FACTOR}x, e.g. 2x)")) from None
 
 
 def compare_cmd(
@@ -126,19 +151,10 @@ def compare_cmd(
     force: bool = typer.Option(False, "--force", help="Compare runs of different workloads (profile, sample "
                                "sizes, dataset size; with the gate also tracks, formats, host class and an "
                                "incomplete run) anyway."),
-    fail_on: float | None = ranged(
-        None, "--fail-on-regression", metavar="PCT", within=REGRESSION_PCT,
-        help="The regression gate: exit 1 when any metric is significantly worse in B than in A (Welch's t-test) by "
-             "more than PCT percent (10 or 10%). Runs must be like with like: one profile, tracks, formats, host "
-             "class, both complete."),
-    metric_globs: list[str] | None = typer.Option(
-        None, "--metrics", metavar="GLOB",
-        help="With --fail-on-regression: gate only the metrics whose names (as --all prints them) match a GLOB; "
-             "repeat it or separate with commas; * and ? are wildcards, brackets are literal."),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", metavar="FILE",
-        help="With --fail-on-regression: write the gate's summary as Markdown to FILE (replaced whole), e.g. "
-             "\"$GITHUB_STEP_SUMMARY\" for a GitHub Actions job summary."),
+    fail_on: Any = typer.Option(None, "--fail-on-regression", metavar="PCT|FACTORx", parser=regression_threshold,
+                                help=GATE_HELP),
+    metric_globs: list[str] | None = typer.Option(None, "--metrics", metavar="GLOB", help=METRICS_HELP),
+    markdown: Path | None = typer.Option(None, "--markdown", metavar="FILE", help=MARKDOWN_HELP),
 ) -> None:
     """Per metric: A, B, the change, and whether it is significant given both runs' spreads (Welch's t-test).
 
@@ -153,12 +169,12 @@ def compare_cmd(
     try:
         ra, rb = results.load(a), results.load(b)
     except results.ResultsFileError as exc:
-        raise _refuse(str(exc), markdown) from None
+        raise refuse(str(exc), markdown) from None
     if fail_on is None and not json_out and ra.model_dump() == rb.model_dump():  # --json: a script reads the rows
         echo(f"{a} and {b} hold the same run ({ra.run_id}) with the same figures: nothing to compare")
         return
     if (unlike := compare.unlike(ra, rb, strict=fail_on is not None)) and not force:
-        raise _refuse(f"{a} and {b} are not like with like ({'; '.join(unlike)}): their changes would not be the "
+        raise refuse(f"{a} and {b} are not like with like ({'; '.join(unlike)}): their changes would not be the "
                       "machine's or the code's; compare runs of one profile"
                       + (", tracks, formats and host class, both complete" if fail_on is not None else "")
                       + ", or pass --force", markdown)
@@ -169,7 +185,7 @@ def compare_cmd(
         try:
             verdict = gate.gate(rows, fail_on, gate.split_globs(metric_globs))
         except gate.GateError as exc:
-            raise _refuse(str(exc), markdown) from None
+            raise refuse(str(exc), markdown) from None
     if json_out:
         _compare_json(notes, rows, verdict)
     else:
@@ -179,9 +195,9 @@ def compare_cmd(
         if verdict is None or all_rows:
             _compare_table(console, rows, ra.run_id, rb.run_id, all_rows)
         if verdict is not None:
-            _gate_summary(console, verdict, ra.run_id, rb.run_id)
+            gate_summary(console, verdict, ra.run_id, rb.run_id)
     if markdown is not None:
-        _write_markdown(markdown, gate.markdown(verdict, ra.run_id, rb.run_id))
+        write_markdown(markdown, gate.markdown(verdict, ra.run_id, rb.run_id))
     if verdict is not None and not verdict.passed:
         raise typer.Exit(1)
 
@@ -223,7 +239,7 @@ def _compare_table(console, rows, run_a: str, run_b: str, all_rows: bool) -> Non
                   + ("" if all_rows else "; --all shows every metric"))
 
 
-def _gate_summary(console, verdict, run_a: str, run_b: str) -> None:
+def gate_summary(console, verdict, run_a: str, run_b: str) -> None:
     """The gate's summary in the terminal, as the Markdown one says it: the verdict, regressions then improvements
     (at most TERMINAL_ROWS, then how many more), and the count of unchanged metrics."""
     from feedtax.classroom import gate
@@ -250,7 +266,7 @@ def _gate_summary(console, verdict, run_a: str, run_b: str) -> None:
     console.print(shown(gate.counts_line(verdict)))
 
 
-def _refuse(message: str, markdown: Path | None) -> typer.Exit:
+def refuse(message: str, markdown: Path | None) -> typer.Exit:
     """fail(message), exit 2; with --markdown the summary says the gate could not judge, and why (best effort: the
     error line is what counts)."""
     if markdown is not None:
@@ -264,7 +280,7 @@ def _refuse(message: str, markdown: Path | None) -> typer.Exit:
     return fail(message)
 
 
-def _write_markdown(path: Path, text: str) -> None:
+def write_markdown(path: Path, text: str) -> None:
     """Replace FILE with the Markdown summary, whole (feedtax.atomic.write_atomic); exit 2 where it cannot be."""
     from feedtax.atomic import write_atomic
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from feedtax.cli.options import choices, fail, make_console, make_table, ranged, shown
+from feedtax.cli import repeat as repeats
+from feedtax.cli.classroom import MARKDOWN_HELP, METRICS_HELP, regression_threshold
+from feedtax.cli.options import Range, choices, fail, make_console, make_table, ranged, shown
 from feedtax.cli.sweep import DATASET_SIZE, LOADER_HELP
 from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
 
@@ -22,6 +25,16 @@ _DATASET_SIZE_HELP = ("The DataLoader sweep reads a dataset of this size on disk
                       "instead of shards the size of the profile's: written streaming under OUT/data, read once in "
                       "order, then each point on shards dropped from the page cache first; each track's datasets are "
                       "removed after its sweep. Refused when OUT has not the room.")
+REPEAT = Range(1, 100, whole=True)  # a hundred runs of the ci profile: about four hours on 2 cores
+_REPEAT_HELP = ("Measure the profile N times and merge them: OUT/results.json holds each metric over the runs' medians "
+                "(n = N), so --fail-on-regression tests against the spread between runs, as a shared CI runner "
+                "needs; each run is kept as OUT/repeats/run-K.json.")
+_BASELINE_HELP = ("Then gate this run against BASELINE.json (a run of the same profile, tracks, formats and --repeat "
+                  "on this host class): exit 1 when a metric regressed beyond --fail-on-regression, 2 when the gate "
+                  "cannot judge. The baseline is read and checked before anything is measured.")
+_GATE_HELP = ("With --baseline: fail when any metric is significantly worse than the baseline's (Welch's t-test) by "
+              "more than PCT percent (10 or 10%) or a factor (2x: a rate below half, a time above double). Range: "
+              "0%..1000%, or a factor over 1, up to 1000x.")
 
 
 def run(
@@ -37,9 +50,19 @@ def run(
     submit: Path | None = typer.Option(None, help="Also write the results as DIR/<run_id>.json, for your instructor."),
     loader: list[str] | None = typer.Option(None, "--loader", help=LOADER_HELP),
     dataset_size: int | None = ranged(None, "--dataset-size", help=_DATASET_SIZE_HELP, within=DATASET_SIZE),
+    repeat: int = ranged(1, "--repeat", metavar="N", help=_REPEAT_HELP, within=REPEAT),
+    baseline: Path | None = typer.Option(None, "--baseline", metavar="BASELINE.json", help=_BASELINE_HELP),
+    fail_on: Any = typer.Option(None, "--fail-on-regression", metavar="PCT|FACTORx", parser=regression_threshold,
+                                help=_GATE_HELP),
+    metric_globs: list[str] | None = typer.Option(None, "--metrics", metavar="GLOB", help=METRICS_HELP),
+    markdown: Path | None = typer.Option(None, "--markdown", metavar="FILE", help=MARKDOWN_HELP),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html. A rerun keeps the previous
-    results.json and report.html as results.prev.json and report.prev.html."""
+    results.json and report.html as results.prev.json and report.prev.html.
+
+    Exit status: 0; 1 when the run failed, or with --baseline when a metric regressed; 2 for bad input (with
+    --baseline: also a baseline that cannot be used, or runs not like with like); 128 + N when signal N stopped it.
+    """
 
     from feedtax.bench import interrupts, ondisk, outdir, profiles, runner
     from feedtax.results.projections import AssumptionError
@@ -52,6 +75,10 @@ def run(
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader")),
                                        dataset_bytes=dataset_size))
+    if (metric_globs or markdown is not None) and fail_on is None:
+        raise fail("--metrics and --markdown belong to the regression gate: give --baseline and --fail-on-regression")
+    if (baseline is None) != (fail_on is None):
+        raise fail("--baseline and --fail-on-regression go together: the gate needs a baseline and a threshold")
     console = make_console(stderr=True)
     refused = (runner.RunError, outdir.OutDirError, AssumptionError)
     try:  # every output path and option, before anything is measured
@@ -60,13 +87,17 @@ def run(
             outdir.check_writable(submit, "the submission")
     except refused as exc:
         raise fail(str(exc)) from None
+    base = None if baseline is None else repeats.check_baseline(
+        baseline, markdown, repeats.planned(prof, out, track_list, format_list, seed, repeat), metric_globs)
+    say = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
     with interrupts.latched():  # from here on SIGTERM and SIGHUP stop the run as Ctrl-C does
         try:
-            with outdir.claim(out, lambda: ondisk.space_needed(prof, track_list, format_list, seed),
-                              lambda line: console.print(line, markup=False, highlight=False)):
+            with outdir.claim(out, lambda: ondisk.space_needed(prof, track_list, format_list, seed), say):
                 _set_aside_lab(out, console)
-                res, report = _run_and_report(prof, out, console, tracks=track_list, formats=format_list, seed=seed,
-                                              keep_data=keep_data, assume=assume or ())
+                repeats.set_aside(out, say)
+                res, report = _run_and_report(prof, out, console, repeat, say, tracks=track_list,
+                                              formats=format_list, seed=seed, keep_data=keep_data,
+                                              assume=assume or ())
         except refused as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt as exc:  # while OUT was being made ready: nothing measured
@@ -81,11 +112,14 @@ def run(
             console.print(f"submission: {shown(write_submission(res, submit))}")
         except SubmitError as exc:
             raise fail(str(exc)) from None
+    if base is not None:
+        repeats.gate_run(base, baseline, res, fail_on, metric_globs, markdown, console)
 
 
-def _run_and_report(prof, out: Path, console, **options):
-    """The run, then its report: (results, report path). A run that stops renders what it saved and ends the
-    command with one line: 1 for a failure or a full disk, 128 + the signal's number for a signal."""
+def _run_and_report(prof, out: Path, console, repeat: int, say, **options):
+    """The run (or its repeats, merged), then its report: (results, report path). A run that stops renders what it
+    saved and ends the command with one line: 1 for a failure or a full disk, 128 + the signal's number for a
+    signal."""
     from feedtax.bench import interrupts, outdir, runner
     from feedtax.cli.progress import for_console
     from feedtax.reports import html
@@ -94,7 +128,10 @@ def _run_and_report(prof, out: Path, console, **options):
     saved = out / "results.json"
     try:
         with for_console(console) as progress:
-            res = runner.run(prof, out, progress=progress, **options)
+            if repeat == 1:
+                res = runner.run(prof, out, progress=progress, **options)
+            else:
+                res = repeats.measure_repeats(prof, out, progress, repeat, say, **options)
             interrupts.check()  # a signal that came while the last save ran
             progress.start("report", 1)
             report = html.write(res, out / "report.html")

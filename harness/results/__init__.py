@@ -7,12 +7,13 @@ from feedtax.results.schema import (
     CacheState,
     Feeding,
     FormatResult,
+    Merged,
     Results,
     RunConfig,
     Stage,
     TransformResult,
 )
 
-__all__ = ["SCHEMA_VERSION", "CacheState", "Feeding", "FormatResult", "MigrationError", "Results", "ResultsFileError",
-           "RunConfig", "Stage", "TransformResult", "json_schema", "load", "migrate", "new_run_id", "now_utc", "save",
-           "write_atomic"]
+__all__ = ["SCHEMA_VERSION", "CacheState", "Feeding", "FormatResult", "Merged", "MigrationError", "Results",
+           "ResultsFileError", "RunConfig", "Stage", "TransformResult", "json_schema", "load", "migrate", "new_run_id",
+           "now_utc", "save", "write_atomic"]

@@ -133,6 +133,19 @@ class RunConfig(BaseModel):
         None, description="--dataset-size: each swept track x format's bytes on disk; None: profile-sized shards")
 
 
+class Merged(BaseModel):
+    """`feedtax run --repeat N`: this document merges N runs of one profile on one host (feedtax.classroom.merge), so a
+    test on it sees the spread between runs. Each Distribution is over the runs' medians (n = runs), each compared
+    single value is their median, its spread under `spreads`; what is not compared is the first run's."""
+
+    runs: AtLeastOne = Field(description="the runs merged")
+    run_ids: list[str] = Field(description="their run_ids, in the order they ran (OUT/repeats/run-K.json)")
+    method: Literal["medians"] = Field("medians", description="each metric over the runs' medians, n = runs")
+    spreads: dict[str, Distribution] = Field(
+        default_factory=dict, description="metric name (as `feedtax compare --all` prints it) -> its values over the "
+        "runs, for metrics a run holds as one number (a loader row's samples_per_s): compare tests these")
+
+
 class Results(BaseModel):
     schema_version: Literal[7] = SCHEMA_VERSION
     run_id: str
@@ -161,6 +174,7 @@ class Results(BaseModel):
     pipeline: PipelineResult | None = Field(None, description="`feedtax sweep --dataset`: a user's own pipeline swept")
     disk_tiers: DiskTierResult | None = Field(None, description="`feedtax sweep --disk-tier`: the tuned loader at "
                                               "emulated storage tiers, and the format-or-disk answer")
+    merged: Merged | None = Field(None, description="`feedtax run --repeat N`: the runs this one merges; None: one run")
 
     def measurements_sha256(self) -> str:
         """What identifies a run's measurements, whatever its run_id: the SHA-256 of the canonical JSON of its measured
