@@ -26,6 +26,7 @@ from feedtax import formats as codecs
 from feedtax.bench.formatstage import shard_bytes
 from feedtax.bench.profiles import Profile, SweepPlan
 from feedtax.probes import pagecache
+from feedtax.results.feeding import DatasetRead
 
 ESTIMATE_SAMPLES = 8  # encoded in memory per track x format to estimate its shards' bytes
 ESTIMATE_MARGIN = 1.2  # a few samples predict the shards closely, not exactly (compression varies with the data)
@@ -236,10 +237,11 @@ def remove(windows: dict[str, Windows]) -> None:
             w.ds.paths[0].parent.rmdir()
 
 
-def summary(windows: Windows, first: ReadPass) -> dict:
-    """A dataset's record for results (feedtax.results.feeding.DatasetRead's fields)."""
+def summary(windows: Windows, first: ReadPass) -> DatasetRead:
+    """A dataset's record in results: how it was written, its first read, how the points read it."""
     ds = windows.ds
-    return dict(track=ds.track, format=ds.format, bytes_on_disk=ds.nbytes, samples=ds.samples, shards=len(ds.paths),
+    return DatasetRead(track=ds.track, format=ds.format, bytes_on_disk=ds.nbytes, samples=ds.samples,
+                shards=len(ds.paths),
                 samples_per_shard=ds.samples_per_shard, dataset_write_s=ds.write_s, first_read_bytes=first.read_bytes,
                 first_read_s=first.read_s, first_read_mb_per_s=first.read_mb_per_s, first_read_whole=first.whole,
                 resident_before=first.resident_before, memory_bytes=memory_bytes(),

@@ -137,7 +137,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
     """The DataLoader sweep per track, then the loader's own overhead at one worker, saving as it goes."""
     from feedtax.bench.loadergap import sweep_loaders
     from feedtax.bench.overhead import loader_overhead
-    from feedtax.results.feeding import ConsumerSpec, DatasetRead, LoaderRow
+    from feedtax.results.feeding import ConsumerSpec, LoaderRow
 
     workers = plan.workers(res.host.usable_cores)
     runs = len(formats) * (2 * len(workers) * len(plan.loaders) + ("tuned" in plan.loaders)) + len(plan.loaders)
@@ -165,7 +165,7 @@ def run_sweep_stage(res: results.Results, path: Path, shards: dict, tracks: list
             on_step=lambda label: progress.advance(), on_row=keep, stop=plan.stop, windows=windows,
         )
         if windows is not None:  # each track's datasets go before the next track's are written
-            res.feeding.datasets += [DatasetRead(**ondisk.summary(windows[f], reads[f])) for f in formats]
+            res.feeding.datasets += [ondisk.summary(windows[f], reads[f]) for f in formats]
             ondisk.remove(windows)
         res.feeding.summaries += summaries
         res.feeding.flow_equilibrium[track] = summaries[-1].flow_equilibrium  # the tuned loader's, where swept

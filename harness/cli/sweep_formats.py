@@ -53,7 +53,9 @@ def sweep_formats(track: str, fmts: list[str], counts: list[int], loaders: list[
                 got = sweep_loaders(track, fmts, shards, counts, batch_size=batch_size, consumer=spec, steps=steps,
                                     loaders=loaders, stop=stop, peak_flop_per_s=peak, windows=windows,
                                     on_step=lambda label: status.update(f"sweeping: {label}"))
-            return (*got, [_dataset_read(windows[f], reads[f]) for f in fmts] if windows else [])
+            from feedtax.bench import ondisk
+
+            return (*got, [ondisk.summary(windows[f], reads[f]) for f in fmts] if windows else [])
         except KeyboardInterrupt as exc:
             raise stopped(exc) from None
         except OSError as exc:
@@ -98,13 +100,6 @@ def _shards(track: str, fmts: list[str], work: Path, prof, seed: int, batch_size
              + ("" if r.whole else f" (its first {r.read_bytes / 1e9:,.2f} GB, the pass's time budget)"), err=True)
     first = (steps + 2 * most + 4) * batch_size  # as many as a profile's sweep shards hold (ondisk.sweep_samples)
     return {f: windows[f].take(first, 2 * most)[0] for f in fmts}, windows, reads
-
-
-def _dataset_read(windows, first):
-    from feedtax.bench import ondisk
-    from feedtax.results.feeding import DatasetRead
-
-    return DatasetRead(**ondisk.summary(windows, first))
 
 
 def stopped(exc: BaseException, saved: str = "") -> typer.Exit:
