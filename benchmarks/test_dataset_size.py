@@ -26,11 +26,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from feedtax.units import parse_size
@@ -57,35 +55,11 @@ print(json.dumps({"code": code, "peak_rss_bytes": hwm * 1024}), file=sys.stderr)
 """
 
 
-def _sample_tree(proc: psutil.Process, peaks: dict, stop: threading.Event) -> None:
-    """Each process's peak RSS (by pid) and the tree's peak PSS, until stop."""
-    while not stop.wait(0.5):
-        try:
-            tree = [proc, *proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        pss = 0
-        for p in tree:
-            try:
-                info = p.memory_full_info()
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            peaks["rss"][p.pid] = max(peaks["rss"].get(p.pid, 0), info.rss)
-            pss += info.pss
-        peaks["pss"] = max(peaks["pss"], pss)
-
-
-def _sweep(size: int, data_dir: Path, keep: bool) -> dict:
+def _sweep(size: int, data_dir: Path, keep: bool, tree_memory) -> dict:
     args = [*SWEEP, "--dataset-size", str(size), "--data-dir", str(data_dir), *(["--keep-data"] if keep else [])]
     child = subprocess.Popen([sys.executable, "-c", PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-    peaks: dict = {"rss": {}, "pss": 0}
-    stop = threading.Event()
-    sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(child.pid), peaks, stop), daemon=True)
-    sampler.start()
-    out, err = child.communicate()
-    stop.set()
-    sampler.join()
+    out, err, peaks = tree_memory(child)
     own = json.loads(err.strip().splitlines()[-1])
     assert own["code"] == 0, err[-3000:]
     result = json.loads(out)
@@ -107,7 +81,7 @@ def _fio_reads(dataset: Path, rounds: int = 2) -> list[float]:
     return got
 
 
-def test_memory_is_flat_and_the_first_read_is_the_disks():
+def test_memory_is_flat_and_the_first_read_is_the_disks(tree_memory):
     free = shutil.disk_usage(WHERE).free
     sizes = [s for s in SIZES if s * 1.05 + 1e9 < free]
     if len(sizes) < 2:
@@ -118,7 +92,8 @@ def test_memory_is_flat_and_the_first_read_is_the_disks():
         work = Path(tempfile.mkdtemp(prefix="feedtax-bench-", dir=WHERE))
         try:
             t0 = time.perf_counter()
-            runs[size] = _sweep(size, work, keep=size == max(sizes) and shutil.which("fio") is not None)
+            runs[size] = _sweep(size, work, keep=size == max(sizes) and shutil.which("fio") is not None,
+                                tree_memory=tree_memory)
             runs[size]["elapsed_s"] = time.perf_counter() - t0
             if size == max(sizes) and shutil.which("fio") is not None:
                 fio = _fio_reads(next(work.glob("feedtax-sweep-*/sweep-cloud-raw")))

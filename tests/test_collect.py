@@ -12,11 +12,16 @@ import json
 import pickle
 import random
 import re
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
 import orjson
+import psutil
 import pytest
 import typer
 from conftest import small_tmpfs
@@ -25,6 +30,7 @@ from typer.testing import CliRunner
 from feedtax.bench.profiles import Profile, SweepPlan, get
 from feedtax.classroom import collect as c
 from feedtax.classroom import intake, store
+from feedtax.classroom import prepare as prep
 from feedtax.cli.classroom import collect_cmd
 
 N_GOOD = 20
@@ -226,8 +232,8 @@ def test_unchanged_files_are_known_by_their_bytes_and_not_parsed_again(corpus, t
     assert c.collect(list(good.values()), db).ok
     before = snapshot(db)
     parsed = []
-    real = c.prepare
-    monkeypatch.setattr(c, "prepare", lambda path, *a, **kw: parsed.append(Path(path).name) or real(path, *a, **kw))
+    real = prep.prepare
+    monkeypatch.setattr(prep, "prepare", lambda path, *a, **kw: parsed.append(Path(path).name) or real(path, *a, **kw))
     reindented = tmp_path / "reindented.json"
     first = next(iter(good.values()))
     reindented.write_text(json.dumps(json.loads(first.read_text()), indent=4))
@@ -496,3 +502,77 @@ def test_a_full_disk_is_named_and_the_store_stays_whole(corpus, tmp_path):
         again = c.collect(list(good.values()), db)  # space freed: the rest go in, the stored ones are there already
         assert again.ok and len(again.accepted) == len(full) and len(again.duplicates) == stored
         assert _consistent(db) == len(good)
+
+
+# --- validating in a pool of processes -------------------------------------------------------------------------------
+
+
+def _unstamped(snap: dict[str, list]) -> dict[str, list]:
+    """A snapshot without collected_utc (when each batch was built)."""
+    at = [name for name, _ in store.SUBMISSIONS].index("collected_utc")
+    return snap | {"submissions": [row[:at] + row[at + 1:] for row in snap["submissions"]]}
+
+
+def test_a_pool_of_processes_collects_what_this_process_alone_does(corpus, tmp_path):
+    """Validation in forked processes, a chunk of files at a time: the same rows, and the same verdict on every file
+    in the same order (copies, conflicts and bad files among them), as validating here, with batches of any size."""
+    root, good, _ = corpus
+    (rid, first), (_, second) = list(good.items())[:2]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(first, extra / "copy.json")  # the same bytes again
+    _copy(first, extra, "clash.json", created_utc="2026-02-02T00:00:00+00:00")  # the same run_id, other content
+    _copy(second, extra, "twin.json", run_id=rid + "-twin")  # another run's measurements under a new run_id
+    got = {}
+    for workers, batch_files in ((1, 100), (2, 7), (3, 3)):
+        db = tmp_path / f"w{workers}.duckdb"
+        report = c.collect([root, extra], db, batch_files=batch_files, workers=workers)
+        got[workers] = report.model_dump(exclude={"db_path", "elapsed_s"}), _unstamped(snapshot(db))
+    assert got[1] == got[2] == got[3]
+    report = got[1][0]
+    assert len(report["accepted"]) == N_GOOD and len(report["duplicates"]) == 1 and len(report["conflicts"]) == 1
+    assert "duplicate" in {r["kind"] for r in report["rejected"]}
+
+
+def test_batches_split_select_and_join_back_to_the_same_rows(corpus):
+    _, good, _ = corpus
+    plan = store.table_plans()
+    items = [prep.prepare(p, plan) for p in list(good.values())[:5]]
+    whole = store.batch_tables(plan, items)
+
+    def rows(batch):
+        return {t: table.to_pylist() for t, table in batch.tables}
+
+    head, tail = whole.split(2)
+    assert [p.run_id for p in head.items + tail.items] == [p.run_id for p in items]
+    assert rows(store.join([head, tail])) == rows(whole)
+    assert rows(whole.select([False, True, False, False, True])) == rows(store.batch_tables(plan, [items[1], items[4]]))
+    assert rows(whole.one(3)) == rows(store.batch_tables(plan, [items[3]]))
+    assert whole.select([True] * 5) is whole and not whole.select([False] * 5).tables
+
+
+def test_a_signal_stops_a_pooled_collect_keeping_whole_runs_and_no_process(tmp_path):
+    """SIGTERM (or Ctrl-C) in the middle of a collect whose files are validated by a pool: one line naming the signal,
+    exit 128 + its number, every run stored whole, the pool's processes gone; collecting again adds the rest."""
+    folder = tmp_path / "class"
+    good = write_good(folder, 160, seed=3)
+    db = tmp_path / "class.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "feedtax", "collect", str(folder), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent, pool = psutil.Process(proc.pid), []
+    deadline = time.monotonic() + 60
+    while len(pool) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        pool = parent.children()
+        time.sleep(0.05)
+    assert len(pool) >= 2, "the pool never started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1 and err.startswith(f"feedtax: {db}: interrupted by SIGTERM"), err
+    psutil.wait_procs(pool, timeout=10)
+    assert not [p for p in pool if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    stored = _consistent(db)
+    assert stored < len(good), "the collect ended before the signal: give it more files"
+    again = c.collect([folder], db)
+    assert again.ok and len(again.accepted) == len(good) - stored and _consistent(db) == len(good)

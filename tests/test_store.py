@@ -11,6 +11,7 @@ import pytest
 from test_collect import make_corpus
 
 from feedtax.classroom import collect as c
+from feedtax.classroom import prepare as prep
 from feedtax.classroom import store
 from feedtax.results.schema import Results
 
@@ -129,13 +130,23 @@ def test_a_failed_commit_is_reported_as_itself_and_a_full_disk_by_name(corpus, t
     plan = store.table_plans()
     con = duckdb.connect(str(db))
     store.ensure_tables(con, plan)
-    item = c.prepare(next(iter(good.values())), plan)
+    item = prep.prepare(next(iter(good.values())), plan)
     with pytest.raises(duckdb.TransactionException, match="No space left") as err:
         store.write_batch(_FullDiskAtCommit(con), plan, [item])
     said = store.describe(err.value, db)
     assert said.startswith("disk full: ") and f"bytes free on {tmp_path}" in said
     assert store.describe(duckdb.ConstraintException("Duplicate key"), db) == "Duplicate key"
     assert con.execute("SELECT count(*) FROM submissions").fetchone() == (0,)  # nothing half-stored
+    con.close()
+
+
+def test_the_store_draws_no_progress_bar_into_a_commands_output(tmp_path):
+    """DuckDB draws a progress bar on stdout for a statement over 2 s: into `feedtax collect --json`'s JSON."""
+    con = store.connect(tmp_path / "c.duckdb")
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+    con.close()
+    con = store.connect(tmp_path / "c.duckdb", read_only=True)
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
     con.close()
 
 

@@ -4,46 +4,44 @@ Each file goes through intake (read with limits, parse, migrate, validate, plaus
 good, into the store once, keyed by run_id, with its measured Lock answers; bad ones are named with a
 reason. A <run_id>.lab.json goes in after its run, replacing an older lab record of that run unless it
 changes a Lock already collected. This module finds the files, runs each through both, and reports what
-became of every one.
+became of every one. Files are prepared (validated and turned into rows) by a pool of processes
+(feedtax.classroom.prepare), judged here in order, and inserted by the store's writer in a thread of its own.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from feedtax.classroom.intake import Invalid, Reject, admit, read_lab
-from feedtax.classroom.locks import MeasuredAnswer, measured_answers
+from feedtax.classroom import prepare as prep
+from feedtax.classroom.intake import Invalid, Reject, read_lab
+from feedtax.classroom.prepare import Entry, Refused
 from feedtax.classroom.store import (
-    RAW_CODEC,
+    Batch,
     CollectError,
     Plan,
     Prepared,
-    answer_rows,
     backfill_fingerprints,
     connect,
     describe,
     ensure_tables,
+    join,
     lab_rows,
-    pack_raw,
-    rows_of,
     stored_lab,
-    table_plans,
     table_rows,
     write_extra,
 )
 from feedtax.classroom.submit import LAB_SUFFIX
 from feedtax.classroom.writer import BatchWriter, refused
-from feedtax.results.lab import LOCKS, LabRecord
-from feedtax.results.schema import SCHEMA_VERSION, Results
+from feedtax.results.lab import LabRecord
 from feedtax.results.validate import read_limited, run_key
 
 DUCKDB_MEMORY_LIMIT = "1GB"
@@ -120,37 +118,6 @@ def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Reje
     return list(files.values()), missing
 
 
-def prepare(path: Path, plan: Plan, data: bytes | None = None, bytes_sha256: str | None = None) -> Prepared:
-    """Read (unless its bytes, and maybe their sha256, are given), parse, migrate, validate and check one file
-    (intake), and turn it into rows; raises Invalid (or Reject) with the kind and reason."""
-    read = admit(path, data)
-    res, data = read.results, read.data
-    warnings = []
-    if read.unknown:
-        warnings.append(f"sections this feedtax does not know were kept only in submissions.raw: "
-                        f"{', '.join(read.unknown)[:200]}")
-    if read.version != SCHEMA_VERSION:
-        warnings.append(f"migrated from schema_version {read.version} to {SCHEMA_VERSION}")
-    content = hashlib.sha256(res.model_dump_json().encode()).hexdigest()
-    measured = res.measurements_sha256()
-    bytes_sha256 = bytes_sha256 or hashlib.sha256(data).hexdigest()
-    submission = (res.run_id, content, bytes_sha256, len(data), str(path), read.version, None,
-                  json.dumps(warnings), pack_raw(data), measured, RAW_CODEC)
-    rows = rows_of(res, plan)
-    rows["measured_answers"] = _answers(res)
-    return Prepared(path, res.run_id, rows, submission, content, warnings, measured)
-
-
-def _answers(res: Results) -> list[tuple]:
-    """The run's measured Lock answers as rows; a run whose answers cannot be computed still goes in, saying why."""
-    try:
-        found = measured_answers(res)
-    except Exception as exc:  # the answers are derived: they never keep a valid run out of the store
-        why = f"not computable from this run: {type(exc).__name__}: {exc}"[:300]
-        found = {k: MeasuredAnswer(lock=k, answer=None, reason=why, evidence=why) for k in LOCKS}
-    return answer_rows(res.run_id, found)
-
-
 class _Known:
     """The runs in the store and those collected now, by what identifies a run: its run_id compared without case or
     surrounding space (validate.run_key), and the fingerprint of its measurements (Results.measurements_sha256)."""
@@ -205,14 +172,16 @@ class _Known:
         return "new"
 
 
-def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BATCH_FILES) -> CollectReport:
+def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BATCH_FILES,
+            workers: int | None = None) -> CollectReport:
     """Validate every submission and ingest the good ones into db_path, once per run; then the lab records.
 
     A run_id already collected with the same content is a duplicate (nothing changes); with other
     content it is a conflict (rejected, the stored run kept); run_ids are compared without case. The same
     measurements under another run_id are rejected as a duplicate of the run collected first. Each file is
     all-or-nothing: inserts go in batches of transactions, and a batch that fails is rolled back and retried file
-    by file; a full disk is named as such.
+    by file; a full disk is named as such. workers: the processes preparing the files (prepare.start: by default one
+    per usable core; 1: this process alone).
     """
     t0 = time.perf_counter()
     report = CollectReport(db_path=str(db_path))
@@ -220,8 +189,13 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     report.rejected += missing
     labs = [p for p in found if p.name.lower().endswith(LAB_SUFFIX)]
     files = [p for p in found if not p.name.lower().endswith(LAB_SUFFIX)]
-    plan = table_plans()
-    con = connect(db_path)
+    plan = prep.plan()
+    pool = prep.start(workers, len(files))  # forked before DuckDB or the writer's thread exists
+    try:
+        con = connect(db_path)
+    except BaseException:
+        prep.stop(pool)
+        raise
     # DuckDB caches the database's blocks up to its memory limit (80% of RAM by default): bounded, a collect's memory
     # stays bounded however large the class grows. Not much lower: a checkpoint pins the blocks it rewrites, and at
     # 48 MB one failed (fatally) once a class passed 1,500 submissions. One DuckDB thread: the other core parses the
@@ -232,10 +206,12 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     gc.disable()  # thousands of live rows make every automatic collection rescan them all: collect after each batch
     try:
         known = _open(con, plan, db_path)
-        run_of = _collect_runs(con, plan, files, known, report, batch_files)
+        run_of = _collect_runs(con, pool, files, known, report, batch_files)
+        prep.stop(pool)
         _collect_labs(con, labs, run_of, known.ids(), report)
         report.table_rows = table_rows(con)
     finally:
+        prep.stop(pool)
         con.close()
         if gc_was_enabled:
             gc.enable()
@@ -256,7 +232,7 @@ def _open(con, plan: Plan, db_path: Path) -> _Known:
     return _Known(con)
 
 
-def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: CollectReport,
+def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], known: _Known, report: CollectReport,
                   batch_files: int) -> dict[str, str | None]:
     """Every results file validated and, when new, inserted in batches; each file's run_id (None: not collected),
     to pair the lab records with."""
@@ -264,8 +240,18 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
 
     answered = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM measured_answers").fetchall()}
     run_of: dict[str, str | None] = {}
-    pending: list[Prepared] = []
     backfill: list[tuple] = []  # measured answers of runs collected before they were computed
+
+    def chunks() -> Iterator[list[Entry]]:
+        """The files read, CHUNK_FILES to prepare at a time; those whose bytes are stored, or unreadable, decided."""
+        chunk: list[Entry] = []
+        for path in files:
+            chunk.append(_read(path, known, answered))
+            if sum(type(e[2]) is tuple for e in chunk) >= min(prep.CHUNK_FILES, batch_files):
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     def written(stored: list[Prepared], failed: list[tuple[Prepared, str]]) -> None:
         report.accepted += [Accepted(path=str(p.path), run_id=p.run_id, warnings=p.warnings) for p in stored]
@@ -274,13 +260,16 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
             report.rejected.append(Rejected(path=str(p.path), kind="database", run_id=p.run_id, reason=why))
         gc.collect()  # automatic collection is off during a collect: once per batch instead
 
-    with BatchWriter(con, plan, report.db_path, written) as writer:
-        for path in files:
-            _collect_one(path, plan, known, report, answered, run_of, pending, backfill)
-            if len(pending) >= batch_files:
-                writer.submit(pending)
-                pending.clear()
-        writer.submit(pending)
+    pending: list[Batch] = []
+    with BatchWriter(con, report.db_path, written) as writer:
+        for chunk, (prepared, batch) in prep.in_order(prep.prepare_chunk, chunks(), pool):
+            keep = _judge(chunk, iter(prepared), known, report, answered, run_of, backfill)
+            pending.append(batch.select(keep))
+            while sum(len(b.items) for b in pending) >= batch_files:
+                full, rest = join(pending).split(batch_files)
+                writer.submit(full)
+                pending[:] = [rest]
+        writer.submit(join(pending))
     if backfill:
         try:
             write_extra(con, {"measured_answers": backfill})
@@ -291,36 +280,52 @@ def _collect_runs(con, plan: Plan, files: list[Path], known: _Known, report: Col
     return run_of
 
 
-def _collect_one(path: Path, plan: Plan, known: _Known, report: CollectReport, answered: set[str],
-                 run_of: dict[str, str | None], pending: list[Prepared], backfill: list[tuple]) -> None:
-    """One results file: the same bytes as a stored run are already there (not parsed again); else validated, judged
-    against the runs known, and a new run added to pending."""
+def _read(path: Path, known: _Known, answered: set[str]) -> Entry:
+    """One results file's bytes to validate; or, when these very bytes are collected, its Duplicate (not parsed
+    again); or why it cannot be read."""
     real = os.path.realpath(path)
-    run_of[real] = None
     try:
         data = read_limited(path)
-        digest = hashlib.sha256(data).hexdigest()
-        stored = known.by_bytes.get(digest)
-        if stored is not None and stored[0] in answered:  # these very bytes are collected: not parsed again
-            report.duplicates.append(Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1]))
-            run_of[real] = stored[0]
-            return
-        item = prepare(path, plan, data, digest)
     except Invalid as r:
-        report.rejected.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
-        return
-    verdict = known.judge(item, report)
-    if verdict == "refused":
-        return
-    rid = run_of[real] = item.run_id
-    if verdict == "known":
-        if rid not in answered:
-            backfill += item.rows["measured_answers"]
+        return path, real, Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id)
+    digest = hashlib.sha256(data).hexdigest()
+    stored = known.by_bytes.get(digest)
+    if stored is not None and stored[0] in answered:
+        return path, real, Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1])
+    return path, real, (data, digest)
+
+
+def _judge(chunk: list[Entry], prepared: Iterator[Prepared | Refused], known: _Known, report: CollectReport,
+           answered: set[str], run_of: dict[str, str | None], backfill: list[tuple]) -> list[bool]:
+    """What became of each file of a chunk, in order, against the runs known: for each validated one, whether it is
+    new (to be stored)."""
+    keep: list[bool] = []
+    for _, real, what in chunk:
+        run_of[real] = None
+        if isinstance(what, Duplicate):
+            report.duplicates.append(what)
+            run_of[real] = what.run_id
+            continue
+        item = what if isinstance(what, Rejected) else next(prepared)
+        if isinstance(item, Rejected):
+            report.rejected.append(item)
+            continue
+        if isinstance(item, Refused):
+            report.rejected.append(Rejected(path=item.path, kind=item.kind, reason=item.reason, run_id=item.run_id))
+            continue
+        verdict = known.judge(item, report)
+        keep.append(verdict == "new")
+        if verdict == "refused":
+            continue
+        rid = run_of[real] = item.run_id
+        if verdict == "known":
+            if rid not in answered:
+                backfill += item.rows["measured_answers"]
+            answered.add(rid)
+            continue
+        known.add(item)
         answered.add(rid)
-        return
-    known.add(item)
-    answered.add(rid)
-    pending.append(item)
+    return keep
 
 
 def _already(item: Prepared, stored: tuple[str, str], report: CollectReport) -> None:

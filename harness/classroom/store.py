@@ -175,9 +175,11 @@ def connect(db_path: Path, *, read_only: bool = False):
     if mode is not None and not stat.S_ISREG(mode):  # a pipe or device would block or feed the reader forever
         raise CollectError(f"{db_path}: not a regular file (a directory, device or pipe): not a DuckDB database")
     try:
-        return duckdb.connect(str(db_path), read_only=read_only)
+        con = duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.Error as exc:
         raise CollectError(f"{db_path}: cannot open the database: {describe(exc, db_path)}") from None
+    con.execute("SET enable_progress_bar = false")  # DuckDB draws one on stdout for a statement over 2 s
+    return con
 
 
 def ensure_tables(con, plan: Plan) -> None:
@@ -244,39 +246,95 @@ class Prepared:
         return self.submission[_BYTES_SHA256]
 
 
-def batch_tables(plan: Plan, batch: list[Prepared]) -> list[tuple[str, object]]:
-    """A batch of submissions as one Arrow table per database table (submissions first, empty ones left out): built
-    apart from the insert, so the Python work and DuckDB's can run in different threads."""
+@dataclass
+class Batch:
+    """Submissions ready to insert: each one's Prepared, and per database table one Arrow table of all their rows in
+    their order (empty tables left out), with how many rows each submission has in every table. Built apart from the
+    insert, so Python's work and DuckDB's run in different threads or processes."""
+
+    items: list[Prepared]
+    tables: list[tuple[str, object]]
+    counts: dict[str, list[int]]  # table -> each item's row count, in items' order (every table of the plan)
+
+    def select(self, keep: list[bool]) -> Batch:
+        """The batch of the items kept, with their rows only."""
+        import numpy as np
+
+        if all(keep):
+            return self
+        flags = np.asarray(keep, dtype=bool)
+        tables = [(t, table.filter(np.repeat(flags, self.counts[t]))) for t, table in self.tables]
+        return Batch([p for p, k in zip(self.items, keep, strict=True) if k],
+                     [(t, table) for t, table in tables if table.num_rows],
+                     {t: [n for n, k in zip(c, keep, strict=True) if k] for t, c in self.counts.items()})
+
+    def one(self, i: int) -> Batch:
+        """The batch of item i alone."""
+        return self.select([j == i for j in range(len(self.items))])
+
+    def split(self, n: int) -> tuple[Batch, Batch]:
+        """The batch of the first n items, and that of the rest."""
+        parts: tuple[list, list] = ([], [])
+        for t, table in self.tables:
+            k = sum(self.counts[t][:n])
+            for part, piece in zip(parts, (table.slice(0, k), table.slice(k)), strict=True):
+                if piece.num_rows:
+                    part.append((t, piece))
+        return (Batch(self.items[:n], parts[0], {t: c[:n] for t, c in self.counts.items()}),
+                Batch(self.items[n:], parts[1], {t: c[n:] for t, c in self.counts.items()}))
+
+
+def join(batches: list[Batch]) -> Batch:
+    """Batches as one, in order."""
+    import pyarrow as pa
+
+    if len(batches) == 1:
+        return batches[0]
+    by_table: dict[str, list] = {}
+    for b in batches:
+        for t, table in b.tables:
+            by_table.setdefault(t, []).append(table)
+    counts = {t: [n for b in batches for n in b.counts[t]] for t in batches[0].counts} if batches else {}
+    return Batch([p for b in batches for p in b.items],
+                 [(t, tables[0] if len(tables) == 1 else pa.concat_tables(tables)) for t, tables in by_table.items()],
+                 counts)
+
+
+def batch_tables(plan: Plan, items: list[Prepared]) -> Batch:
+    """Submissions as a Batch: one Arrow table per database table (submissions first), stamped collected now."""
     plans = {p.table: p for p in all_plans(plan)}
     tables: dict[str, list[tuple]] = {t: [] for t in [*plans, *EXTRA_TABLES]}
+    counts: dict[str, list[int]] = {"submissions": [1] * len(items)} | {t: [] for t in tables}
     stamp = now_utc()
-    for item in batch:
-        for t, rows in item.rows.items():
+    for item in items:
+        for t in tables:
+            rows = item.rows.get(t, ())
             tables[t] += rows
+            counts[t].append(len(rows))
     out = [("submissions", _arrow(SUBMISSIONS, [item.submission[:6] + (stamp,) + item.submission[7:]
-                                                for item in batch]))]
+                                                for item in items]))]
     for t, rows in tables.items():
         p = plans.get(t)
         out.append((t, _arrow(EXTRA_TABLES[t] if p is None else _meta(p) + [(col, typ) for _, col, typ, _ in p.columns],
                               rows)))
-    return [(t, b) for t, b in out if b is not None]
+    return Batch(list(items), [(t, b) for t, b in out if b is not None], counts)
 
 
-def insert_tables(con, tables: list[tuple[str, object]]) -> None:
-    """Insert batch_tables' tables in one transaction: all of them or none."""
+def insert_tables(con, batch: Batch) -> None:
+    """Insert a Batch's tables in one transaction: all of them or none."""
     con.execute("BEGIN TRANSACTION")
     try:
-        for t, batch in tables:
-            _insert_table(con, t, batch)
+        for t, table in batch.tables:
+            _insert_table(con, t, table)
         con.execute("COMMIT")
     except BaseException:
         _rollback(con)
         raise
 
 
-def write_batch(con, plan: Plan, batch: list[Prepared]) -> None:
-    """Insert a batch of submissions in one transaction: all of it or none of it."""
-    insert_tables(con, batch_tables(plan, batch))
+def write_batch(con, plan: Plan, items: list[Prepared]) -> None:
+    """Insert submissions in one transaction: all of them or none of them."""
+    insert_tables(con, batch_tables(plan, items))
 
 
 def backfill_fingerprints(con) -> int:

@@ -47,10 +47,17 @@ def collect_cmd(
                        "DIR to export the database (see feedtax collect --help)")
         _export(db, out, json_out, None)
         return
-    try:
-        report = collect(submissions, db)
-    except CollectError as exc:
-        raise fail(str(exc)) from None
+    from feedtax.bench import interrupts
+
+    with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP: the batch being written finishes, the pool stops
+        try:
+            report = collect(submissions, db)
+        except CollectError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt as exc:
+            stop = interrupts.interruption(exc)
+            raise fail(f"{db}: interrupted by {stop.name}: the runs stored before it are kept; collect again to add "
+                       "the rest", stop.exit_code) from None
     total = (len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
              + len(report.labs))
     if json_out and (export is None or total == 0):

@@ -162,8 +162,11 @@ def parse(data: bytes) -> dict:
 def _parse(data: bytes) -> tuple[dict, Survey]:
     """parse, and the survey of the document's numbers, keys and depth that checked it (results.plausible).
 
-    The parser refuses nesting past its own limit (about 200 levels) without recursing in Python; nesting past
-    MAX_JSON_DEPTH is refused from the survey, and a text the parser refuses is scanned (_scan) to say why."""
+    orjson parses plain JSON (the common case, and the fastest); what it refuses is parsed again by pydantic_core, which
+    also reads NaN, Infinity and huge numbers (for check_numbers to name). Both refuse nesting past their own limit
+    without recursing in Python; nesting past MAX_JSON_DEPTH is refused from the survey, and a text the parsers refuse
+    is scanned (_scan) to say why."""
+    import orjson
     from pydantic_core import from_json
 
     data = data.removeprefix(BOM)
@@ -174,7 +177,11 @@ def _parse(data: bytes) -> tuple[dict, Survey]:
     except UnicodeDecodeError as exc:
         raise Invalid("not_utf8", f"not UTF-8 text (byte {exc.start}): not a results.json") from None
     try:
-        doc = from_json(data, allow_inf_nan=True)
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    try:
+        doc = from_json(data, allow_inf_nan=True) if doc is None else doc
     except ValueError as exc:
         deepest, still_open, _ = _scan(data)
         _refuse_depth(deepest)
