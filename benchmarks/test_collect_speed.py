@@ -4,7 +4,7 @@ an instructor runs it).
 
 Each submission is a varied copy of one real run of every stage measured here at full breadth
 (4 tracks x 5 formats, probes, a small loader sweep, projections: ~240 kB).
-Run: python -m pytest benchmarks/test_collect_speed.py --benchmark-only -s
+Run: python -m pytest benchmarks/test_collect_speed.py -s   (--benchmark-only would skip the peak-RSS cases)
 (the 10,000 case writes 2.4 GB of submissions and takes about 6 minutes on 2 cores).
 """
 
