@@ -569,10 +569,24 @@ def test_a_signal_stops_a_pooled_collect_keeping_whole_runs_and_no_process(tmp_p
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.count("\n") == 1 and err.startswith(f"feedtax: {db}: interrupted by SIGTERM"), err
+    said = err.splitlines()  # the progress lines, then the one line saying why it stopped
+    assert said[-1].startswith(f"feedtax: {db}: interrupted by SIGTERM") and "Traceback" not in err, err
+    assert said[0] == "[    0s] results files: 0/160", err
     psutil.wait_procs(pool, timeout=10)
     assert not [p for p in pool if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     stored = _consistent(db)
     assert stored < len(good), "the collect ended before the signal: give it more files"
     again = c.collect([folder], db)
     assert again.ok and len(again.accepted) == len(good) - stored and _consistent(db) == len(good)
+
+
+def test_a_collect_shows_its_progress_on_stderr_and_its_json_alone_on_stdout(corpus, tmp_path):
+    root, good, _ = corpus
+    db = tmp_path / "c.duckdb"
+    done = subprocess.run([sys.executable, "-m", "feedtax", "collect", str(root / "good"), "--db", str(db), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["accepted"]) == len(good)
+    lines = done.stderr.splitlines()
+    n = len(good)
+    assert lines[0] == f"[    0s] results files: 0/{n}" and lines[-1].endswith(f"results files: {n}/{n}")

@@ -17,13 +17,20 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from feedtax.classroom import prepare as prep
-from feedtax.classroom.intake import Invalid, Reject, read_lab
-from feedtax.classroom.prepare import Entry, Refused
+from feedtax.classroom.intake import (
+    Accepted,
+    CollectReport,
+    Duplicate,
+    Invalid,
+    LabCollected,
+    Reject,
+    Rejected,
+    read_lab,
+)
+from feedtax.classroom.prepare import Entry
 from feedtax.classroom.store import (
     Batch,
     CollectError,
@@ -46,57 +53,6 @@ from feedtax.results.validate import read_limited, run_key
 
 DUCKDB_MEMORY_LIMIT = "1GB"
 BATCH_FILES = 100  # files per insert transaction (about 25 MB of rows held); a failing batch is retried file by file
-
-
-class Accepted(BaseModel):
-    """A run collected now, with any warnings about it."""
-
-    path: str
-    run_id: str
-    warnings: list[str] = []
-
-
-class Duplicate(BaseModel):
-    """Same run_id and same content as a run already collected: nothing changes."""
-
-    path: str
-    run_id: str
-    collected_from: str
-
-
-class Rejected(BaseModel):
-    """A file refused (or in conflict with a run already collected): its reject kind and why."""
-
-    path: str
-    kind: str
-    reason: str
-    run_id: str | None = None
-
-
-class LabCollected(BaseModel):
-    """A lab record stored now (collected: the run's first; replaced: a newer one) or already there (unchanged)."""
-
-    path: str
-    run_id: str
-    status: Literal["collected", "replaced", "unchanged"]
-
-
-class CollectReport(BaseModel):
-    """What became of every file of one collection, and the database's row counts after it."""
-
-    db_path: str
-    accepted: list[Accepted] = []
-    labs: list[LabCollected] = []
-    duplicates: list[Duplicate] = []
-    conflicts: list[Rejected] = []
-    rejected: list[Rejected] = []
-    elapsed_s: float = 0.0
-    table_rows: dict[str, int] = {}
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing was rejected (duplicates are fine: collecting twice is allowed)."""
-        return not self.rejected and not self.conflicts
 
 
 def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Rejected]]:
@@ -173,7 +129,7 @@ class _Known:
 
 
 def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BATCH_FILES,
-            workers: int | None = None) -> CollectReport:
+            workers: int | None = None, progress: Any = None) -> CollectReport:
     """Validate every submission and ingest the good ones into db_path, once per run; then the lab records.
 
     A run_id already collected with the same content is a duplicate (nothing changes); with other
@@ -181,7 +137,8 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     measurements under another run_id are rejected as a duplicate of the run collected first. Each file is
     all-or-nothing: inserts go in batches of transactions, and a batch that fails is rolled back and retried file
     by file; a full disk is named as such. workers: the processes preparing the files (prepare.start: by default one
-    per usable core; 1: this process alone).
+    per usable core; 1: this process alone). progress: told of each file as it is judged (`start(description, total)`,
+    `advance()`, as feedtax.cli.progress's).
     """
     t0 = time.perf_counter()
     report = CollectReport(db_path=str(db_path))
@@ -198,17 +155,21 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
         raise
     # DuckDB caches the database's blocks up to its memory limit (80% of RAM by default): bounded, a collect's memory
     # stays bounded however large the class grows. Not much lower: a checkpoint pins the blocks it rewrites, and at
-    # 48 MB one failed (fatally) once a class passed 1,500 submissions. One DuckDB thread: the other core parses the
-    # next batch.
+    # 48 MB one failed (fatally) once a class passed 1,500 submissions. One DuckDB thread: the pool's processes take the
+    # other cores.
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     con.execute("SET threads = 1")
     gc_was_enabled = gc.isenabled()
     gc.disable()  # thousands of live rows make every automatic collection rescan them all: collect after each batch
     try:
         known = _open(con, plan, db_path)
-        run_of = _collect_runs(con, pool, files, known, report, batch_files)
+        if progress is not None:
+            progress.start("results files", len(files))
+        run_of = _collect_runs(con, pool, files, known, report, batch_files, progress)
         prep.stop(pool)
-        _collect_labs(con, labs, run_of, known.ids(), report)
+        if progress is not None and labs:
+            progress.start("lab records", len(labs))
+        _collect_labs(con, labs, run_of, known.ids(), report, progress)
         report.table_rows = table_rows(con)
     finally:
         prep.stop(pool)
@@ -233,7 +194,7 @@ def _open(con, plan: Plan, db_path: Path) -> _Known:
 
 
 def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], known: _Known, report: CollectReport,
-                  batch_files: int) -> dict[str, str | None]:
+                  batch_files: int, progress: Any) -> dict[str, str | None]:
     """Every results file validated and, when new, inserted in batches; each file's run_id (None: not collected),
     to pair the lab records with."""
     import duckdb
@@ -264,6 +225,8 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], know
     with BatchWriter(con, report.db_path, written) as writer:
         for chunk, (prepared, batch) in prep.in_order(prep.prepare_chunk, chunks(), pool):
             keep = _judge(chunk, iter(prepared), known, report, answered, run_of, backfill)
+            for _ in chunk if progress is not None else ():
+                progress.advance()
             pending.append(batch.select(keep))
             while sum(len(b.items) for b in pending) >= batch_files:
                 full, rest = join(pending).split(batch_files)
@@ -295,7 +258,7 @@ def _read(path: Path, known: _Known, answered: set[str]) -> Entry:
     return path, real, (data, digest)
 
 
-def _judge(chunk: list[Entry], prepared: Iterator[Prepared | Refused], known: _Known, report: CollectReport,
+def _judge(chunk: list[Entry], prepared: Iterator[Prepared | Rejected], known: _Known, report: CollectReport,
            answered: set[str], run_of: dict[str, str | None], backfill: list[tuple]) -> list[bool]:
     """What became of each file of a chunk, in order, against the runs known: for each validated one, whether it is
     new (to be stored)."""
@@ -309,9 +272,6 @@ def _judge(chunk: list[Entry], prepared: Iterator[Prepared | Refused], known: _K
         item = what if isinstance(what, Rejected) else next(prepared)
         if isinstance(item, Rejected):
             report.rejected.append(item)
-            continue
-        if isinstance(item, Refused):
-            report.rejected.append(Rejected(path=item.path, kind=item.kind, reason=item.reason, run_id=item.run_id))
             continue
         verdict = known.judge(item, report)
         keep.append(verdict == "new")
@@ -367,12 +327,14 @@ def _changed_locks(stored: list[tuple], lab: LabRecord) -> list[str]:
 
 
 def _collect_labs(con, labs: list[Path], run_of: dict[str, str | None], known: set[str],
-                  report: CollectReport) -> None:
+                  report: CollectReport, progress: Any = None) -> None:
     """Each lab record validated, paired with its run and stored: new, replacing an older one of that run, or
     unchanged; refused (named with the reason) when invalid, without a run, or changing a Lock already stored."""
     import duckdb
 
     for path in labs:
+        if progress is not None:
+            progress.advance()
         try:
             lab, raw = read_lab(path)
             rid = _lab_run(path, lab, run_of, known)

@@ -4,12 +4,16 @@ A submission is read as every reader reads a results file (feedtax.results.valid
 reading, depth and duplicate keys before parsing, plain JSON never executed or unpickled, migrated, validated
 strictly, every number within its field's declared bounds, derived fields consistent); then it must hold format
 measurements to compare. Lab records (<run_id>.lab.json) are read with their own limit. The kinds a class adds
-(duplicates, conflicts, the database, lab records) are listed in `KINDS` with the results file's own.
+(duplicates, conflicts, the database, lab records) are listed in `KINDS` with the results file's own, and what became
+of each file of a collection is said with the models here (`CollectReport`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
 
 from feedtax.results import validate as results_validate
 from feedtax.results.lab import MAX_LAB_BYTES, LabFileError, LabRecord, parse_lab
@@ -37,6 +41,59 @@ class Reject(Invalid):
     """A submission refused for what a class needs of it (see KINDS); a results file's own refusals are Invalid."""
 
 
+# --- what became of each file of a collection (feedtax.classroom.collect) ------------------------------
+
+class Accepted(BaseModel):
+    """A run collected now, with any warnings about it."""
+
+    path: str
+    run_id: str
+    warnings: list[str] = []
+
+
+class Duplicate(BaseModel):
+    """Same run_id and same content as a run already collected: nothing changes."""
+
+    path: str
+    run_id: str
+    collected_from: str
+
+
+class Rejected(BaseModel):
+    """A file refused (or in conflict with a run already collected): its reject kind and why."""
+
+    path: str
+    kind: str
+    reason: str
+    run_id: str | None = None
+
+
+class LabCollected(BaseModel):
+    """A lab record stored now (collected: the run's first; replaced: a newer one) or already there (unchanged)."""
+
+    path: str
+    run_id: str
+    status: Literal["collected", "replaced", "unchanged"]
+
+
+class CollectReport(BaseModel):
+    """What became of every file of one collection, and the database's row counts after it."""
+
+    db_path: str
+    accepted: list[Accepted] = []
+    labs: list[LabCollected] = []
+    duplicates: list[Duplicate] = []
+    conflicts: list[Rejected] = []
+    rejected: list[Rejected] = []
+    elapsed_s: float = 0.0
+    table_rows: dict[str, int] = {}
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was rejected (duplicates are fine: collecting twice is allowed)."""
+        return not self.rejected and not self.conflicts
+
+
 def admit(path: Path, data: bytes | None = None) -> Read:
     """The submission at path (its bytes, when already read) validated as every results file is, holding
     measurements to compare; Invalid (or Reject) with the kind and reason otherwise."""
@@ -60,5 +117,6 @@ def read_lab(path: Path) -> tuple[LabRecord, bytes]:
         raise Reject("lab_invalid", str(exc).removeprefix(f"{path}: ")) from None
 
 
-__all__ = ["KINDS", "MAX_JSON_DEPTH", "MAX_SUBMISSION_BYTES", "REQUIRED_NONEMPTY", "RUN_ID_PATTERN", "Invalid",
-           "Reject", "admit", "check_numbers", "implausible", "json_depth", "read_lab"]
+__all__ = ["KINDS", "MAX_JSON_DEPTH", "MAX_SUBMISSION_BYTES", "REQUIRED_NONEMPTY", "RUN_ID_PATTERN", "Accepted",
+           "CollectReport", "Duplicate", "Invalid", "LabCollected", "Reject", "Rejected", "admit", "check_numbers",
+           "implausible", "json_depth", "read_lab"]

@@ -14,14 +14,14 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feedtax.classroom.intake import Invalid, admit
+from feedtax.classroom.intake import Invalid, Rejected, admit
 from feedtax.classroom.locks import MeasuredAnswer, measured_answers
 from feedtax.classroom.store import (
     RAW_CODEC,
@@ -44,16 +44,6 @@ POOL_MIN_FILES = 40  # fewer files are prepared in the collect's own process: fo
 # A file as the collect reads it: (path, realpath, what to prepare: its bytes and their sha256, None once sent off, or
 # what the collect already decided about it, which the pool never sees)
 Entry = tuple[Path, str, Any]
-
-
-@dataclass
-class Refused:
-    """A file intake refused (Invalid's kind, reason and run_id, in a form a pool can hand back)."""
-
-    path: str
-    kind: str
-    reason: str
-    run_id: str | None = None
 
 
 def prepare(path: Path, plan: Plan, data: bytes | None = None, bytes_sha256: str | None = None) -> Prepared:
@@ -97,15 +87,15 @@ def plan() -> Plan:
     return _PLAN[0]
 
 
-def prepare_chunk(jobs: list[tuple[Path, bytes, str]]) -> tuple[list[Prepared | Refused], Batch]:
-    """Prepare files (path, bytes, sha256): each one's Prepared or Refused, in order, and the Batch of the good ones
+def prepare_chunk(jobs: list[tuple[Path, bytes, str]]) -> tuple[list[Prepared | Rejected], Batch]:
+    """Prepare files (path, bytes, sha256): each one's Prepared or Rejected, in order, and the Batch of the good ones
     (their rows moved into its tables; only their measured answers kept, for runs stored before them)."""
-    out: list[Prepared | Refused] = []
+    out: list[Prepared | Rejected] = []
     for path, data, digest in jobs:
         try:
             out.append(prepare(path, plan(), data, digest))
         except Invalid as r:
-            out.append(Refused(str(path), r.kind, r.reason, r.run_id))
+            out.append(Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id))
     good = [p for p in out if isinstance(p, Prepared)]
     batch = batch_tables(plan(), good)
     for p in good:
@@ -123,15 +113,18 @@ def start(workers: int | None, n_files: int) -> ProcessPoolExecutor | None:
     if n < 2 or n_files < (2 if workers else POOL_MIN_FILES):
         return None
     plan()
-    pool = ProcessPoolExecutor(n, mp_context=mp.get_context("fork"), initializer=_quiet)
+    pool = ProcessPoolExecutor(n, mp_context=mp.get_context("fork"), initializer=_leave_to_parent)
     pool.submit(int).result()  # with fork, the first task starts every process
     return pool
 
 
-def _quiet() -> None:
-    """A pool process leaves Ctrl-C, SIGTERM and SIGHUP to the collect, which stops the pool (as bench.ondisk's)."""
+def _leave_to_parent() -> None:
+    """A pool process leaves Ctrl-C, SIGTERM and SIGHUP to the collect, which stops the pool (as bench.ondisk's), and
+    the terminal to it too: its stdout and stderr go to /dev/null, so its exit never waits on a stream's lock that a
+    thread of the collect (a progress bar's) held when the process was forked."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (for the process's life)
 
 
 def stop(pool: ProcessPoolExecutor | None) -> None:

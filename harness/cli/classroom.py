@@ -48,10 +48,12 @@ def collect_cmd(
         _export(db, out, json_out, None)
         return
     from feedtax.bench import interrupts
+    from feedtax.cli.progress import for_console
 
     with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP: the batch being written finishes, the pool stops
         try:
-            report = collect(submissions, db)
+            with for_console(make_console(stderr=True)) as progress:  # a bar in a terminal, plain lines elsewhere
+                report = collect(submissions, db, progress=progress)
         except CollectError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt as exc:
