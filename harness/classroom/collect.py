@@ -204,13 +204,16 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], know
     backfill: list[tuple] = []  # measured answers of runs collected before they were computed
 
     def chunks() -> Iterator[list[Entry]]:
-        """The files read, CHUNK_FILES to prepare at a time; those whose bytes are stored, or unreadable, decided."""
+        """The files read, CHUNK_FILES to prepare at a time (or a few times as many already decided: their bytes
+        stored, or unreadable)."""
         chunk: list[Entry] = []
+        to_prepare, most = 0, min(prep.CHUNK_FILES, batch_files)
         for path in files:
             chunk.append(_read(path, known, answered))
-            if sum(type(e[2]) is tuple for e in chunk) >= min(prep.CHUNK_FILES, batch_files):
+            to_prepare += type(chunk[-1][2]) is tuple
+            if to_prepare >= most or len(chunk) >= 8 * most:
                 yield chunk
-                chunk = []
+                chunk, to_prepare = [], 0
         if chunk:
             yield chunk
 

@@ -37,8 +37,9 @@ from feedtax.classroom.store import (
 from feedtax.results.lab import LOCKS
 from feedtax.results.schema import SCHEMA_VERSION, Results
 
-CHUNK_FILES = 25  # files a pool process prepares per task, handed back as one Batch (about 6 MB each way): with fewer,
-# building and pickling many small Arrow tables costs more than validating the files
+CHUNK_FILES = 25  # files a pool process prepares per task, handed back as one Batch (about 6 MB each way): the tables'
+# trip back costs less per file in larger chunks (pickled and unpickled: 3.6 ms a file at 10, 2.2 at 25, 1.1 at 50),
+# and 25 keeps what is in flight near 25 MB
 POOL_MIN_FILES = 40  # fewer files are prepared in the collect's own process: forking a pool costs more than it saves
 
 # A file as the collect reads it: (path, realpath, what to prepare: its bytes and their sha256, None once sent off, or

@@ -54,12 +54,18 @@ def collect_cmd(
         try:
             with for_console(make_console(stderr=True)) as progress:  # a bar in a terminal, plain lines elsewhere
                 report = collect(submissions, db, progress=progress)
-        except CollectError as exc:
-            raise fail(str(exc)) from None
+        except Exception as exc:  # a signal can turn into another error on its way (an import it cut short)
+            if (stop := interrupts.received()) is None:
+                if isinstance(exc, CollectError):
+                    raise fail(str(exc)) from None
+                raise
         except KeyboardInterrupt as exc:
             stop = interrupts.interruption(exc)
-            raise fail(f"{db}: interrupted by {stop.name}: the runs stored before it are kept; collect again to add "
-                       "the rest", stop.exit_code) from None
+        else:
+            stop = None
+    if stop is not None:
+        raise fail(f"{db}: interrupted by {stop.name}: the runs stored before it are kept; collect again to add the "
+                   "rest", stop.exit_code)
     total = (len(report.accepted) + len(report.duplicates) + len(report.conflicts) + len(report.rejected)
              + len(report.labs))
     if json_out and (export is None or total == 0):
