@@ -55,8 +55,9 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 BATCH_FILES = 100  # files per insert transaction (about 25 MB of rows held); a failing batch is retried file by file
 
 
-def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Rejected]]:
-    """Files named, plus *.json under directories named (symlinked directories not followed); in order, once each."""
+def submission_files(paths: Iterable[Path | str]) -> tuple[dict[str, Path], list[Rejected]]:
+    """Files named, plus *.json under directories named (symlinked directories not followed); in order, once each, by
+    their real path."""
     files: dict[str, Path] = {}
     missing = []
     for p in map(Path, paths):
@@ -71,7 +72,7 @@ def submission_files(paths: Iterable[Path | str]) -> tuple[list[Path], list[Reje
             files.setdefault(os.path.realpath(p), p)
         else:
             missing.append(Rejected(path=str(p), kind="missing", reason="no such file or directory"))
-    return list(files.values()), missing
+    return files, missing
 
 
 class _Known:
@@ -144,8 +145,8 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
     report = CollectReport(db_path=str(db_path))
     found, missing = submission_files(paths)
     report.rejected += missing
-    labs = [p for p in found if p.name.lower().endswith(LAB_SUFFIX)]
-    files = [p for p in found if not p.name.lower().endswith(LAB_SUFFIX)]
+    labs = [p for p in found.values() if p.name.lower().endswith(LAB_SUFFIX)]
+    files = [(p, real) for real, p in found.items() if not p.name.lower().endswith(LAB_SUFFIX)]
     plan = prep.plan()
     pool = prep.start(workers, len(files))  # forked before DuckDB or the writer's thread exists
     try:
@@ -193,8 +194,8 @@ def _open(con, plan: Plan, db_path: Path) -> _Known:
     return _Known(con)
 
 
-def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], known: _Known, report: CollectReport,
-                  batch_files: int, progress: Any) -> dict[str, str | None]:
+def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[tuple[Path, str]], known: _Known,
+                  report: CollectReport, batch_files: int, progress: Any) -> dict[str, str | None]:
     """Every results file validated and, when new, inserted in batches; each file's run_id (None: not collected),
     to pair the lab records with."""
     import duckdb
@@ -208,8 +209,8 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], know
         stored, or unreadable)."""
         chunk: list[Entry] = []
         to_prepare, most = 0, min(prep.CHUNK_FILES, batch_files)
-        for path in files:
-            chunk.append(_read(path, known, answered))
+        for path, real in files:
+            chunk.append(_read(path, real, known, answered))
             to_prepare += type(chunk[-1][2]) is tuple
             if to_prepare >= most or len(chunk) >= 8 * most:
                 yield chunk
@@ -246,10 +247,9 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[Path], know
     return run_of
 
 
-def _read(path: Path, known: _Known, answered: set[str]) -> Entry:
-    """One results file's bytes to validate; or, when these very bytes are collected, its Duplicate (not parsed
-    again); or why it cannot be read."""
-    real = os.path.realpath(path)
+def _read(path: Path, real: str, known: _Known, answered: set[str]) -> Entry:
+    """One results file (and its real path) read: its bytes to validate; or, when these very bytes are collected, its
+    Duplicate (not parsed again); or why it cannot be read."""
     try:
         data = read_limited(path)
     except Invalid as r:
