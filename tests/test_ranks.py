@@ -191,6 +191,17 @@ def test_one_rank_gathers_itself_over_gloo_or_a_gloo_group_beside_another_backen
     assert r.ranks is None and r.slowest_rank is None and r.world_samples_per_s is None
 
 
+def test_the_ranks_figures_travel_through_the_store_or_all_gather_where_torch_gives_no_store(one_rank, monkeypatch):
+    from feedtax.bench import ranks
+
+    assert ranks.gather({"a": [1, 2]}, "a payload") == [{"a": [1, 2]}]  # through the store
+    with_store = feedtax.measure([torch.zeros(2, 3)] * 4, 0.0, warmup_steps=1, steps=3)
+    monkeypatch.setattr(ranks, "_store", lambda: None)
+    assert ranks.gather({"b": 3}, "a payload") == [{"b": 3}]
+    without = feedtax.measure([torch.zeros(2, 3)] * 4, 0.0, warmup_steps=1, steps=3)
+    assert [r.samples for r in with_store.ranks] == [r.samples for r in without.ranks] == [6]
+
+
 def test_outside_a_process_group_nothing_is_gathered():
     r = feedtax.measure([torch.zeros(2, 3)] * 3, 0.0, warmup_steps=0, steps=3)
     assert r.ranks is None and r.slowest_rank is None and r.world_samples_per_s is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import re
 import socket
 from collections.abc import Callable
@@ -58,9 +59,9 @@ def measure_ranks(run: Callable[[], FeedingResult], device: str) -> FeedingResul
     except Exception as exc:
         failure, sent = exc, (False, f"rank {sync.rank} of {sync.world} (host {host}) failed: {_one_line(exc)}")
     try:
+        sync.post("results", sent)
         sync.barrier("the end of the measurement")
-        got: list[Any] = [None] * sync.world
-        dist.all_gather_object(got, sent, group=sync.group)
+        got = sync.collect("results")
     except (FeedingError, RuntimeError) as exc:
         if failure is not None:
             raise FeedingError(sent[1]) from exc  # this rank's own failure says the most
@@ -75,16 +76,33 @@ def measure_ranks(run: Callable[[], FeedingResult], device: str) -> FeedingResul
     return result.model_copy(update=world_fields(rows))
 
 
+_GATHERS = itertools.count()  # every rank gathers in the same order, so the n-th gathers meet
+
+
 def gather(payload: Any, what: str) -> list[Any]:
-    """Every rank's payload on every rank, in rank order (all_gather_object over the gather group); a FeedingError
+    """Every rank's payload on every rank, in rank order, through the group's store (see _Sync.post); a FeedingError
     naming this rank and `what` when the ranks cannot all be heard."""
-    group, _ = _gather_group()
-    got: list[Any] = [None] * dist.get_world_size()
+    rank, world = dist.get_rank(), dist.get_world_size()
+    _, timeout = _gather_group()
+    prefix, store = f"feedtax/gather/{next(_GATHERS)}", _store()
     try:
-        dist.all_gather_object(got, payload, group=group)
+        if store is None:
+            return _all_gather(payload, world)
+        store.set(f"{prefix}/{rank}", pickle.dumps(payload))
+        keys = [f"{prefix}/{r}" for r in range(world)]
+        if timeout is None:
+            store.wait(keys)
+        else:
+            store.wait(keys, timeout)
+        return [pickle.loads(store.get(k)) for k in keys]
     except RuntimeError as exc:
-        raise _feeding_error()(f"rank {dist.get_rank()} of {dist.get_world_size()}: {what} could not be gathered: "
-                               f"{_gloo_line(exc)}") from exc
+        raise _feeding_error()(f"rank {rank} of {world}: {what} could not be gathered: {_gloo_line(exc)}") from exc
+
+
+def _all_gather(payload: Any, world: int) -> list[Any]:
+    """all_gather_object over the gather group: where torch gives no store."""
+    got: list[Any] = [None] * world
+    dist.all_gather_object(got, payload, group=_gather_group()[0])
     return got
 
 
@@ -152,7 +170,8 @@ _CALLS = itertools.count()  # every rank calls measure in the same order, so the
 
 class _Sync:
     """This call's meeting points: gloo barriers bounded by the group's timeout, each rank marking in the group's
-    store that it reached a point, so a rank that gave up waiting can name the ranks that never came."""
+    store that it reached a point, so a rank that gave up waiting can name the ranks that never came; and the
+    ranks' results, exchanged through that store."""
 
     def __init__(self) -> None:
         self.group, self.timeout = _gather_group()
@@ -168,6 +187,20 @@ class _Sync:
         except RuntimeError as exc:
             raise _feeding_error()(f"rank {self.rank} of {self.world}: {self._who(what, exc)} "
                                    "(init_process_group(timeout=...) sets the timeout)") from exc
+
+    def post(self, what: str, payload: Any) -> None:
+        """Leave this rank's payload in the store, for collect() after a barrier. Not all_gather_object: gloo's
+        worker thread frees an all-gather's tensors after the ranks have their results, and when that is the job's
+        last collective and the interpreter is already exiting, it aborts the process (SIGABRT, about 1 run in 20)."""
+        self.payload = payload
+        if self.store is not None:
+            self.store.set(f"{self.prefix}/{what}/payload/{self.rank}", pickle.dumps(payload))
+
+    def collect(self, what: str) -> list[Any]:
+        """Every rank's posted payload, in rank order (after a barrier that every rank passed once it posted)."""
+        if self.store is None:
+            return _all_gather(self.payload, self.world)
+        return [pickle.loads(self.store.get(f"{self.prefix}/{what}/payload/{r}")) for r in range(self.world)]
 
     def _who(self, what: str, exc: RuntimeError) -> str:
         """Who did not come to `what`: from the store's marks, else from gloo's monitored barrier on rank 0."""
@@ -189,7 +222,7 @@ class _Sync:
         try:
             self.store.set(f"{self.prefix}/{what}/{self.rank}", "1")
         except Exception:  # no store, or it went away with its host: the marks are a help, not a need
-            self.store = None
+            pass
 
     def _missing(self, what: str) -> list[int] | None:
         """The ranks that did not mark `what`; None when the store cannot say."""
