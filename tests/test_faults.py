@@ -8,6 +8,7 @@ and no shards, hidden files or temp files left behind.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -195,10 +196,17 @@ def test_kill_9_then_the_next_runs_remove_what_it_left(tmp_path, schema):
     assert killed.status == "running" and killed.formats
 
 def fill(where: Path) -> None:
-    """Take every free byte of where's filesystem, as another writer would."""
-    st = os.statvfs(where)
+    """Take every free byte of where's filesystem, as another writer would: what is free, then what is still free,
+    down to a page, so space taken meanwhile (ENOSPC for the whole) does not stop it."""
     with open(where / "filler", "wb") as f:
-        os.posix_fallocate(f.fileno(), 0, st.f_bavail * st.f_frsize)
+        size = os.statvfs(where).f_bavail * os.statvfs(where).f_frsize
+        while size >= 4096:
+            try:
+                os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                size //= 2
 
 
 def test_a_disk_that_fills_mid_run_keeps_the_results_and_removes_the_shards(tmp_path, schema):
@@ -208,9 +216,14 @@ def test_a_disk_that_fills_mid_run_keeps_the_results_and_removes_the_shards(tmp_
         deadline = time.monotonic() + LIMIT_S
         while not _in_stage(out, "formats", ("formats", 1)) and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGSTOP)  # fill the disk while the run holds shards on it
-        fill(disk)
-        os.kill(proc.pid, signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGSTOP)  # fill the disk while the run (and any process of it) holds shards on it
+        try:
+            fill(disk)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            os.killpg(proc.pid, signal.SIGCONT)
         code, err = finish(proc)
         assert code == 1, err
         line = err.strip().splitlines()[-1]
