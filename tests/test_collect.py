@@ -253,10 +253,12 @@ def test_cli_exit_status_reflects_rejections(corpus, tmp_path):
     assert f"{N_GOOD} collected" in ok.output
     again = runner.invoke(cli_app(), ["collect", str(root / "good"), "--db", str(db), "--json"])
     assert again.exit_code == 0 and len(json.loads(again.stdout)["duplicates"]) == N_GOOD
-    mixed = runner.invoke(cli_app(), ["collect", str(root), "--db", str(db)])
+    mixed = runner.invoke(cli_app(), ["collect", str(root), "--db", str(db), "--workers", "2"])  # in a pool of 2
     assert mixed.exit_code == 1
     for path, kind in bad.values():
         assert f"{path}: {kind}:" in mixed.output
+    no_workers = runner.invoke(cli_app(), ["collect", str(root), "--db", str(db), "--workers", "0"])
+    assert no_workers.exit_code == 2 and "--workers" in no_workers.output
     missing = runner.invoke(cli_app(), ["collect", str(tmp_path / "nowhere.json"), "--db", str(db)])
     assert missing.exit_code == 1 and "no such file" in missing.output
     empty_dir = tmp_path / "empty"

@@ -14,8 +14,9 @@ import gc
 import hashlib
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,8 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[tuple[Path,
         stored, or unreadable)."""
         chunk: list[Entry] = []
         to_prepare, most = 0, min(prep.CHUNK_FILES, batch_files)
-        for path, real in files:
-            chunk.append(_read(path, real, known, answered))
+        for (path, real), loaded in zip(files, _loaded(files), strict=True):
+            chunk.append(_entry(path, real, loaded, known, answered))
             to_prepare += type(chunk[-1][2]) is tuple
             if to_prepare >= most or len(chunk) >= 8 * most:
                 yield chunk
@@ -247,18 +248,43 @@ def _collect_runs(con, pool: ProcessPoolExecutor | None, files: list[tuple[Path,
     return run_of
 
 
-def _read(path: Path, real: str, known: _Known, answered: set[str]) -> Entry:
-    """One results file (and its real path) read: its bytes to validate; or, when these very bytes are collected, its
-    Duplicate (not parsed again); or why it cannot be read."""
-    try:
-        data = read_limited(path)
-    except Invalid as r:
-        return path, real, Rejected(path=str(path), kind=r.kind, reason=r.reason, run_id=r.run_id)
-    digest = hashlib.sha256(data).hexdigest()
-    stored = known.by_bytes.get(digest)
+READ_THREADS = 2  # files read and hashed ahead of the collect, in threads (reading and hashing release the GIL)
+READ_AHEAD = 16  # files read ahead at most (about 4 MB of laptop-profile results files)
+
+
+def _loaded(files: list[tuple[Path, str]]) -> Iterator[tuple[bytes, str] | Invalid]:
+    """Each file's bytes and their sha256 (or why it cannot be read), in order, read a few files ahead in threads:
+    a re-collect is mostly this (about 0.45 ms a file of 254 KB in one thread)."""
+    def load(path: Path) -> tuple[bytes, str] | Invalid:
+        try:
+            data = read_limited(path)
+        except Invalid as r:
+            return r
+        return data, hashlib.sha256(data).hexdigest()
+
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="feedtax-collect-read") as threads:
+        ahead: deque[Future] = deque()
+        try:
+            for path, _ in files:
+                ahead.append(threads.submit(load, path))
+                if len(ahead) > READ_AHEAD:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:
+            for future in ahead:
+                future.cancel()
+
+
+def _entry(path: Path, real: str, loaded: tuple[bytes, str] | Invalid, known: _Known, answered: set[str]) -> Entry:
+    """One results file (and its real path) as read: its bytes to validate; or, when these very bytes are collected,
+    its Duplicate (not parsed again); or why it cannot be read."""
+    if isinstance(loaded, Invalid):
+        return path, real, Rejected(path=str(path), kind=loaded.kind, reason=loaded.reason, run_id=loaded.run_id)
+    stored = known.by_bytes.get(loaded[1])
     if stored is not None and stored[0] in answered:
         return path, real, Duplicate(path=str(path), run_id=stored[0], collected_from=stored[1])
-    return path, real, (data, digest)
+    return path, real, loaded
 
 
 def _judge(chunk: list[Entry], prepared: Iterator[Prepared | Rejected], known: _Known, report: CollectReport,

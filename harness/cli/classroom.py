@@ -23,6 +23,9 @@ def collect_cmd(
         None, "--export", metavar="FORMAT DIR",
         help="Then write every table of the database into DIR (new or empty) as FORMAT: parquet, one "
              "<table>.parquet each, with schema.sql and load.sql for DuckDB's IMPORT DATABASE."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=256,
+                                       help="Processes validating the files (default: one per usable core; 1: this "
+                                            "process alone)."),
 ) -> None:
     """Validate submissions and add the good ones to the class database; name every rejected file and why.
     With --export (and no submissions: only that), write the database's tables as Parquet.
@@ -53,7 +56,7 @@ def collect_cmd(
     with interrupts.latched():  # Ctrl-C, SIGTERM and SIGHUP: the batch being written finishes, the pool stops
         try:
             with for_console(make_console(stderr=True)) as progress:  # a bar in a terminal, plain lines elsewhere
-                report = collect(submissions, db, progress=progress)
+                report = collect(submissions, db, workers=workers, progress=progress)
         except Exception as exc:  # a signal can turn into another error on its way (an import it cut short)
             if (stop := interrupts.received()) is None:
                 if isinstance(exc, CollectError):
