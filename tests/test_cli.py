@@ -117,9 +117,12 @@ def test_report_of_a_malformed_file_fails_naming_it(tmp_path):
 def test_subset_of_tracks_and_formats_and_keep_data(tmp_path):
     out = tmp_path / "o"
     proc = feedtax("run", "--profile", "ci", "--out", str(out), "--tracks", "tiny", "--formats", "raw,json",
-                   "--keep-data", "--submit", str(tmp_path / "class"))
+                   "--keep-data", "--submit", str(tmp_path / "class"), "--max-steps", "24", "--au-ci-pp", "50")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "results.json").read_text())
+    # the stopping rule given: recorded, and every point with the consumer stopped by it (16 steps at least, 24 at most)
+    assert doc["config"]["sweep"]["stop"] == {"au_ci_pp": 50.0, "max_steps": 24, "max_s": 1.0, "every": 8}
+    assert all(16 <= r["steps"] <= 24 and r["stopped_by"] in ("au_ci", "max_steps", "max_s") for r in doc["loader"])
     assert json.loads((tmp_path / "class" / f"{doc['run_id']}.json").read_text()) == doc
     assert [(r["track"], r["format"]) for r in doc["formats"]] == [("tiny", "raw"), ("tiny", "json")]
     assert sorted(p.name for p in (out / "data").iterdir()) == ["tiny-json", "tiny-raw"]
@@ -131,6 +134,9 @@ def test_subset_of_tracks_and_formats_and_keep_data(tmp_path):
         (["--profile", "huge"], "unknown profile 'huge'"),
         (["--formats", "xml"], "unknown format xml"),
         (["--tracks", "space"], "unknown track space"),
+        (["--max-steps", "15"], "--max-steps (15) is below the laptop profile's 16 measured steps, the minimum"),
+        (["--au-ci-pp", "0"], "--au-ci-pp"),
+        (["--max-s", "-1"], "--max-s"),
     ],
 )
 def test_bad_options_exit_nonzero_with_a_message(tmp_path, args, message):

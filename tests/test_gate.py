@@ -139,6 +139,16 @@ def test_the_host_class_leaves_out_what_varies_within_a_runner_class(stored):
     assert any("CPU differs" in n for n in cmp.context(stored, other))  # still said, as a note
 
 
+def test_another_stopping_rule_is_said_but_not_refused(stored):
+    other = stored.model_copy(deep=True)
+    other.config.sweep = {**(other.config.sweep or {}), "stop": {"au_ci_pp": 5.0, "max_steps": 40, "max_s": 1.0,
+                                                                  "every": 8}}
+    assert not cmp.unlike(stored, other, strict=True)  # the same metrics, each tested against its own spread
+    said = [n for n in cmp.context(stored, other) if n.startswith("the sweep points' stopping rule differs")]
+    assert said and "au_ci_pp 5, max_steps 40, max_s 1, every 8" in said[0], cmp.context(stored, other)
+    assert not [n for n in cmp.context(stored, stored) if "stopping rule" in n]
+
+
 def test_plain_compare_still_takes_other_tracks_and_hosts(stored):
     """Without the gate, compare lists metrics one run lacks (only_a) and notes another machine: not refused."""
     other = stored.model_copy(deep=True)

@@ -251,6 +251,14 @@ def unlike(a: Results, b: Results, *, strict: bool = False) -> list[str]:
     return out
 
 
+def _stop(r: Results) -> str | None:
+    """The stopping rule a run's sweep points used (config.sweep.stop: --au-ci-pp, --max-steps, --max-s), in words."""
+    stop = (r.config.sweep or {}).get("stop")
+    if not isinstance(stop, dict):
+        return None
+    return ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in stop.items())
+
+
 def _runs(r: Results) -> str:
     return "one run" if r.merged is None else f"a merge of {r.merged.runs} runs"
 
@@ -264,7 +272,8 @@ def context(a: Results, b: Results) -> list[str]:
              ("logical cores", a.host.cpu_logical_cores, b.host.cpu_logical_cores),
              ("data filesystem", a.host.data_dir and a.host.data_dir.fs_type,
               b.host.data_dir and b.host.data_dir.fs_type),
-             ("feedtax git sha", a.host.git_sha, b.host.git_sha)]
+             ("feedtax git sha", a.host.git_sha, b.host.git_sha),
+             ("the sweep points' stopping rule", _stop(a), _stop(b))]
     for what, x, y in pairs:
         if x != y:
             notes.append(f"{what} differs: {x} vs {y}")

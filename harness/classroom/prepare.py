@@ -40,6 +40,7 @@ from feedtax.results.schema import SCHEMA_VERSION, Results
 CHUNK_FILES = 25  # files a pool process prepares per task, handed back as one Batch (about 6 MB each way): the tables'
 # trip back costs less per file in larger chunks (pickled and unpickled: 3.6 ms a file at 10, 2.2 at 25, 1.1 at 50),
 # and 25 keeps what is in flight near 25 MB
+AHEAD_PER_PROCESS = 2  # chunks in flight per pool process: one being prepared, one waiting
 POOL_MIN_FILES = 40  # fewer files are prepared in the collect's own process: forking a pool costs more than it saves
 
 # A file as the collect reads it: (path, realpath, what to prepare: its bytes and their sha256, None once sent off, or
@@ -150,7 +151,7 @@ def in_order(fn: Callable, chunks: Iterator[list[Entry]], pool: ProcessPoolExecu
     ahead: deque[tuple[list[Entry], Future]] = deque()
     try:
         while True:
-            while len(ahead) < 2 * pool._max_workers:  # noqa: SLF001  (the size it was made with)
+            while len(ahead) < AHEAD_PER_PROCESS * pool._max_workers:  # noqa: SLF001  (the size it was made with)
                 chunk = next(chunks, None)
                 if chunk is None:
                     break

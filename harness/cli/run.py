@@ -16,8 +16,8 @@ import typer
 from feedtax.cli import repeat as repeats
 from feedtax.cli.classroom import MARKDOWN_HELP, METRICS_HELP, regression_threshold
 from feedtax.cli.options import Range, choices, fail, make_console, make_table, ranged, shown
-from feedtax.cli.sweep import DATASET_SIZE, LOADER_HELP
-from feedtax.vocabulary import DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS
+from feedtax.cli.sweep import AU_CI, DATASET_SIZE, LOADER_HELP, MAX_S, STEPS
+from feedtax.vocabulary import AU_CI_PP, DEFAULT_PROFILE, FORMATS, LOADERS, TRACKS, StopRule
 
 _TRACKS_HELP = f"Tracks to run (repeat or comma-separate): {', '.join(TRACKS)}."
 _FORMATS_HELP = f"Formats to measure: {', '.join(FORMATS)}."
@@ -32,6 +32,9 @@ _REPEAT_HELP = ("Measure the profile N times and merge them: OUT/results.json ho
 _BASELINE_HELP = ("Then gate this run against BASELINE.json (a run of the same profile, tracks, formats and --repeat "
                   "on this host class): exit 1 when a metric regressed beyond --fail-on-regression, 2 when the gate "
                   "cannot judge. The baseline is read and checked before anything is measured.")
+_AU_CI_HELP = ("Measure each sweep point with the consumer past the profile's steps until the 95% interval of its AU "
+               f"is narrower than this many percentage points (default {AU_CI_PP:g}), or a cap (--max-steps, --max-s); "
+               "wider points are marked.")
 _GATE_HELP = ("With --baseline: fail when any metric is significantly worse than the baseline's (Welch's t-test) by "
               "more than PCT percent (10 or 10%) or a factor (2x: a rate below half, a time above double). Range: "
               "0%..1000%, or a factor over 1, up to 1000x.")
@@ -56,6 +59,11 @@ def run(
                                 help=_GATE_HELP),
     metric_globs: list[str] | None = typer.Option(None, "--metrics", metavar="GLOB", help=METRICS_HELP),
     markdown: Path | None = typer.Option(None, "--markdown", metavar="FILE", help=MARKDOWN_HELP),
+    au_ci_pp: float | None = ranged(None, "--au-ci-pp", help=_AU_CI_HELP, within=AU_CI),
+    max_steps: int | None = ranged(None, "--max-steps", help="The cap on measured steps per sweep point with the "
+                                   "consumer (default: the profile's).", within=STEPS),
+    max_s: float | None = ranged(None, "--max-s", help="The cap on measured seconds per sweep point with the consumer "
+                                 "(default: the profile's; ci: 1).", within=MAX_S),
 ) -> None:
     """Measure, write OUT/results.json stage by stage, then OUT/report.html. A rerun keeps the previous
     results.json and report.html as results.prev.json and report.prev.html.
@@ -74,7 +82,7 @@ def run(
     track_list = choices(tracks, TRACKS, "track")
     format_list = choices(formats, FORMATS, "format")
     prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader")),
-                                       dataset_bytes=dataset_size))
+                                       dataset_bytes=dataset_size, stop=_stop_rule(prof, au_ci_pp, max_steps, max_s)))
     if (metric_globs or markdown is not None) and fail_on is None:
         raise fail("--metrics and --markdown belong to the regression gate: give --baseline and --fail-on-regression")
     if (baseline is None) != (fail_on is None):
@@ -114,6 +122,17 @@ def run(
             raise fail(str(exc)) from None
     if base is not None:
         repeats.gate_run(base, baseline, res, fail_on, metric_globs, markdown, console)
+
+
+def _stop_rule(prof, au_ci_pp: float | None, max_steps: int | None, max_s: float | None) -> StopRule | None:
+    """The profile's stopping rule for each sweep point, with what --au-ci-pp, --max-steps and --max-s change."""
+    given = {k: v for k, v in (("au_ci_pp", au_ci_pp), ("max_steps", max_steps), ("max_s", max_s)) if v is not None}
+    if not given:
+        return prof.sweep.stop
+    if max_steps is not None and max_steps < prof.sweep.steps:
+        raise fail(f"--max-steps ({max_steps}) is below the {prof.name} profile's {prof.sweep.steps} measured steps, "
+                   "the minimum")
+    return replace(prof.sweep.stop or StopRule(), **given)
 
 
 def _run_and_report(prof, out: Path, console, repeat: int, say, **options):
