@@ -286,6 +286,13 @@ def test_the_stopping_rule_on_a_consumer_with_known_jitter(monkeypatch):
     assert (more.au_ci95[1] - more.au_ci95[0]) * 100 < 2.0 and not more.au_ci_wide
     assert more.au_ci95[0] <= 0.8 <= more.au_ci95[1]
 
+    # the cap reached after the interval narrowed but before the next check (every 1,000 steps: one check, at 16, wide):
+    # stopped on the interval all the same, so a point stopped by a cap is always one still wide
+    loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=0.3)
+    between = measure_feeding(loader, consumer, warmup_steps=2, steps=16,
+                              stop=StopRule(au_ci_pp=2.0, max_steps=more.steps + 4, max_s=1e6, every=1000))
+    assert between.steps == more.steps + 4 and between.stopped_by == "au_ci" and not between.au_ci_wide
+
     loader, consumer = _clocked(monkeypatch, wait_s=0.002, step_s=0.008, jitter=3.0)
     capped = measure_feeding(loader, consumer, warmup_steps=2, steps=16, stop=rule)
     assert capped.steps == 400 and capped.stopped_by == "max_steps" and capped.au_ci_wide

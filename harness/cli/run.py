@@ -72,17 +72,12 @@ def run(
     --baseline: also a baseline that cannot be used, or runs not like with like); 128 + N when signal N stopped it.
     """
 
-    from feedtax.bench import interrupts, ondisk, outdir, profiles, runner
+    from feedtax.bench import interrupts, ondisk, outdir, runner
     from feedtax.results.projections import AssumptionError
 
-    try:
-        prof = profiles.get(profile)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    prof = _profile(profile, loader, dataset_size, au_ci_pp, max_steps, max_s)
     track_list = choices(tracks, TRACKS, "track")
     format_list = choices(formats, FORMATS, "format")
-    prof = replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader")),
-                                       dataset_bytes=dataset_size, stop=_stop_rule(prof, au_ci_pp, max_steps, max_s)))
     if (metric_globs or markdown is not None) and fail_on is None:
         raise fail("--metrics and --markdown belong to the regression gate: give --baseline and --fail-on-regression")
     if (baseline is None) != (fail_on is None):
@@ -122,6 +117,19 @@ def run(
             raise fail(str(exc)) from None
     if base is not None:
         repeats.gate_run(base, baseline, res, fail_on, metric_globs, markdown, console)
+
+
+def _profile(name: str, loader: list[str] | None, dataset_size: int | None, au_ci_pp: float | None,
+             max_steps: int | None, max_s: float | None):
+    """The profile named, with the sweep's loaders, dataset size and stopping rule as the options set them."""
+    from feedtax.bench import profiles
+
+    try:
+        prof = profiles.get(name)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return replace(prof, sweep=replace(prof.sweep, loaders=tuple(choices(loader, LOADERS, "loader")),
+                                       dataset_bytes=dataset_size, stop=_stop_rule(prof, au_ci_pp, max_steps, max_s)))
 
 
 def _stop_rule(prof, au_ci_pp: float | None, max_steps: int | None, max_s: float | None) -> StopRule | None:
