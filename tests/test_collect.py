@@ -537,8 +537,9 @@ def test_a_pool_of_processes_collects_what_this_process_alone_does(corpus, tmp_p
     assert "duplicate" in {r["kind"] for r in report["rejected"]}
 
 
-def test_batches_split_select_and_join_back_to_the_same_rows(corpus):
+def test_batches_split_select_and_join_back_to_the_same_rows(corpus, monkeypatch):
     _, good, _ = corpus
+    monkeypatch.setattr(store, "now_utc", lambda: "2026-12-02T00:00:00+00:00")  # one stamp: no second may tick between
     plan = store.table_plans()
     items = [prep.prepare(p, plan) for p in list(good.values())[:5]]
     whole = store.batch_tables(plan, items)
