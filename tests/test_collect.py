@@ -596,4 +596,3 @@ def test_a_collect_shows_its_progress_on_stderr_and_its_json_alone_on_stdout(cor
     lines = done.stderr.splitlines()
     n = len(good)
     assert lines[0].endswith(f"s] results files: 0/{n}") and lines[-1].endswith(f"s] results files: {n}/{n}")
-

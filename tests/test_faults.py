@@ -199,7 +199,8 @@ def fill(where: Path) -> None:
     """Take every free byte of where's filesystem, as another writer would: what is free, then what is still free,
     down to a page, so space taken meanwhile (ENOSPC for the whole) does not stop it."""
     with open(where / "filler", "wb") as f:
-        size = os.statvfs(where).f_bavail * os.statvfs(where).f_frsize
+        st = os.statvfs(where)
+        size = st.f_bavail * st.f_frsize
         while size >= 4096:
             try:
                 os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, size)

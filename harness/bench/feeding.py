@@ -291,13 +291,15 @@ def _feed(loader: Iterable, consumer: Consumer, warmup_steps: int, steps: int, s
                 continue
             if stop is None:
                 break
-            if (measured - steps) % stop.every == 0 and _narrow(raw[warmup_steps:], stop.au_ci_pp, ci_block):
+            capped = measured >= stop.max_steps or raw[-1][3] - t_origin >= stop.max_s
+            # at a cap the interval is checked too: narrow since the last check, it stopped on the interval all the
+            # same (a point stopped by a cap is one still wide)
+            if ((measured - steps) % stop.every == 0 or capped) and _narrow(raw[warmup_steps:], stop.au_ci_pp,
+                                                                           ci_block):
                 stopped_by = "au_ci"
                 break
-            if measured >= stop.max_steps or raw[-1][3] - t_origin >= stop.max_s:  # a cap; narrow since the last
-                # check, it stopped on the interval all the same (a point stopped by a cap is one still wide)
-                narrow = _narrow(raw[warmup_steps:], stop.au_ci_pp, ci_block)
-                stopped_by = "au_ci" if narrow else "max_steps" if measured >= stop.max_steps else "max_s"
+            if capped:
+                stopped_by = "max_steps" if measured >= stop.max_steps else "max_s"
                 break
     finally:
         with interrupts.deferred():  # the iterator shuts its workers down whole: a signal waits for the next check

@@ -88,15 +88,25 @@ def gather(payload: Any, what: str) -> list[Any]:
     try:
         if store is None:
             return _all_gather(payload, world)
-        store.set(f"{prefix}/{rank}", pickle.dumps(payload))
+        _put(store, prefix, rank, payload)
         keys = [f"{prefix}/{r}" for r in range(world)]
         if timeout is None:
             store.wait(keys)
         else:
             store.wait(keys, timeout)
-        return [pickle.loads(store.get(k)) for k in keys]
+        return _take(store, prefix, world)
     except RuntimeError as exc:
         raise _feeding_error()(f"rank {rank} of {world}: {what} could not be gathered: {_gloo_line(exc)}") from exc
+
+
+def _put(store: Any, prefix: str, rank: int, payload: Any) -> None:
+    """This rank's payload in the store, pickled, under prefix/rank."""
+    store.set(f"{prefix}/{rank}", pickle.dumps(payload))
+
+
+def _take(store: Any, prefix: str, world: int) -> list[Any]:
+    """Every rank's payload from the store (each under prefix/rank), in rank order."""
+    return [pickle.loads(store.get(f"{prefix}/{r}")) for r in range(world)]
 
 
 def _all_gather(payload: Any, world: int) -> list[Any]:
@@ -194,13 +204,13 @@ class _Sync:
         last collective and the interpreter is already exiting, it aborts the process (SIGABRT, about 1 run in 20)."""
         self.payload = payload
         if self.store is not None:
-            self.store.set(f"{self.prefix}/{what}/payload/{self.rank}", pickle.dumps(payload))
+            _put(self.store, f"{self.prefix}/{what}/payload", self.rank, payload)
 
     def collect(self, what: str) -> list[Any]:
         """Every rank's posted payload, in rank order (after a barrier that every rank passed once it posted)."""
         if self.store is None:
             return _all_gather(self.payload, self.world)
-        return [pickle.loads(self.store.get(f"{self.prefix}/{what}/payload/{r}")) for r in range(self.world)]
+        return _take(self.store, f"{self.prefix}/{what}/payload", self.world)
 
     def _who(self, what: str, exc: RuntimeError) -> str:
         """Who did not come to `what`: from the store's marks, else from gloo's monitored barrier on rank 0."""
