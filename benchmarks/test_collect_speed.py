@@ -1,6 +1,6 @@
 """Collecting a class: 1,000 generated submissions into a fresh DuckDB, then the same files again (unchanged: known
 by their bytes); and 1,000 and 10,000 each in a process of their own for elapsed time and peak RSS (`feedtax collect` as
-an instructor runs it).
+an instructor runs it); and what a first collect costs per file, stage by stage (the floor under its time).
 
 Each submission is a varied copy of one real run of every stage measured here at full breadth
 (4 tracks x 5 formats, probes, a small loader sweep, projections: ~240 kB).
@@ -110,3 +110,96 @@ def test_collect_peak_rss(corpora, n, tmp_path, tree_memory):
               f"{run['peak_rss_bytes'] / 1e6:.0f} MB, pool {len(pool)} process(es) peak RSS "
               f"{max(pool, default=0) / 1e6:.0f} MB each at most, tree peak PSS {peaks['pss'] / 1e6:.0f} MB")
     assert runs["first"]["accepted"] == n and runs["again"]["duplicates"] == n
+
+
+def test_first_collect_cpu_per_stage(submissions, tmp_path):
+    """What one file costs a first collect, stage by stage, in CPU time (200 files, each taken through every stage
+    before the next file): preparing it (the work the pool spreads over the cores), then its rows' insert into a
+    fresh DuckDB, 100 files per transaction on one DuckDB thread as the collect does (its cost grows with the class:
+    this is the least). n files need at least n x the sum / the cores. Printed, with the whole prepare
+    (prepare_chunk, 25 at a time, pickled as the pool's are) beside the stages' sum."""
+    import gc
+
+    from feedtax.classroom import prepare
+
+    files = sorted(submissions.iterdir())[:200]
+    plan = prepare.plan()
+    gc.collect()
+    gc.freeze()  # pytest's own objects out of the collector's way, as a pool process has few: else the parse and the
+    # validation, which make thousands of objects each, pay for rescanning them (2-3x the time measured here)
+    try:
+        per_file, whole = _stages(files, plan, tmp_path)
+    finally:
+        gc.unfreeze()
+    for stage, ms in per_file.items():
+        print(f"first collect, per file: {stage:38s} {ms:5.2f} ms")
+    print(f"first collect, per file: {'sum of the stages':38s} {sum(per_file.values()):5.2f} ms; "
+          f"prepare_chunk, pickled: {whole:5.2f} ms")
+    assert all(ms > 0 for ms in per_file.values())
+
+
+def _stages(files: list[Path], plan, tmp_path: Path) -> tuple[dict[str, float], float]:
+    """(CPU ms per file by stage, ms per file of the whole prepare)."""
+    import pickle
+    import time
+
+    from feedtax.classroom import prepare, store
+    from feedtax.results import plausible, validate
+    from feedtax.results.schema import Results
+
+    spent: dict[str, float] = {}
+    items = []
+
+    def timed(stage, fn, *args, **kwargs):
+        t0 = time.thread_time()
+        out = fn(*args, **kwargs)
+        spent[stage] = spent.get(stage, 0.0) + time.thread_time() - t0
+        return out
+
+    for path in files:
+        data = path.read_bytes()
+        doc = timed("parse (orjson)", orjson.loads, data)
+        timed("numbers, keys and depth (survey)", plausible.survey, doc)
+        timed("keys in the text", validate._text_keys, data)  # noqa: SLF001  (the duplicate-key check's half)
+        res = timed("strict validation (pydantic)", Results.model_validate_json, data, strict=True)
+        timed("derived fields", plausible.inconsistent, res)
+        timed("fingerprints", _fingerprints, res)
+        timed("Lock answers", prepare._answers, res)  # noqa: SLF001
+        timed("compression (zstd)", store.pack_raw, data)
+        rows = timed("rows", store.rows_of, res, plan)
+        items.append(store.Prepared(path, res.run_id, rows, (res.run_id, "", "", len(data), str(path), 7, None, "[]",
+                                                             b"", "", "zstd"), "", []))
+    for i in range(0, len(items), prepare.CHUNK_FILES):  # as the pool does: a chunk's tables at a time
+        timed("Arrow tables and pickling", _pickled_tables, plan, items[i:i + prepare.CHUNK_FILES])
+    jobs = [(p, p.read_bytes(), "0" * 64) for p in files]
+    t0 = time.thread_time()
+    for i in range(0, len(jobs), prepare.CHUNK_FILES):
+        pickle.dumps(prepare.prepare_chunk(jobs[i:i + prepare.CHUNK_FILES]))
+    whole = time.thread_time() - t0
+    batches = [prepare.prepare_chunk(jobs[i:i + 100])[1] for i in range(0, len(jobs), 100)]
+    con = store.connect(tmp_path / "stages.duckdb")
+    con.execute("SET threads = 1")
+    store.ensure_tables(con, plan)
+    t0 = time.process_time()
+    for batch in batches:
+        store.insert_tables(con, batch)
+    con.execute("CHECKPOINT")
+    spent["DuckDB insert (the collect's process)"] = time.process_time() - t0
+    con.close()
+    return {stage: s * 1e3 / len(files) for stage, s in spent.items()}, whole * 1e3 / len(files)
+
+
+def _fingerprints(res) -> tuple[str, str]:
+    """The two fingerprints prepare computes: the validated run's and its measurements'."""
+    import hashlib
+
+    return hashlib.sha256(res.__pydantic_serializer__.to_json(res)).hexdigest(), res.measurements_sha256()
+
+
+def _pickled_tables(plan, items) -> bytes:
+    """Files' Arrow tables, pickled as a pool process hands them back."""
+    import pickle
+
+    from feedtax.classroom import store
+
+    return pickle.dumps(store.batch_tables(plan, items).tables)

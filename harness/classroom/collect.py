@@ -52,7 +52,7 @@ from feedtax.classroom.writer import BatchWriter, refused
 from feedtax.results.lab import LabRecord
 from feedtax.results.validate import read_limited, run_key
 
-DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_MEMORY_LIMIT = "256MB"
 BATCH_FILES = 100  # files per insert transaction (about 25 MB of rows held); a failing batch is retried file by file
 
 
@@ -156,9 +156,10 @@ def collect(paths: Iterable[Path | str], db_path: Path, *, batch_files: int = BA
         prep.stop(pool)
         raise
     # DuckDB caches the database's blocks up to its memory limit (80% of RAM by default): bounded, a collect's memory
-    # stays bounded however large the class grows. Not much lower: a checkpoint pins the blocks it rewrites, and at
-    # 48 MB one failed (fatally) once a class passed 1,500 submissions. One DuckDB thread: the pool's processes take the
-    # other cores.
+    # stays bounded however large the class grows (256 MB: about half the peak RSS of 1 GB at 10,000 submissions, in
+    # the same time; docs/instructors.md). Not much lower: a checkpoint pins the blocks it rewrites, and at 48 MB one
+    # failed (fatally) once a class passed 1,500 submissions. One DuckDB thread: the pool's processes take the other
+    # cores.
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
     con.execute("SET threads = 1")
     gc_was_enabled = gc.isenabled()
