@@ -132,7 +132,7 @@ def test_a_failed_commit_is_reported_as_itself_and_a_full_disk_by_name(corpus, t
     store.ensure_tables(con, plan)
     item = prep.prepare(next(iter(good.values())), plan)
     with pytest.raises(duckdb.TransactionException, match="No space left") as err:
-        store.write_batch(_FullDiskAtCommit(con), plan, [item])
+        store.insert_tables(_FullDiskAtCommit(con), store.batch_tables(plan, [item]))
     said = store.describe(err.value, db)
     assert said.startswith("disk full: ") and f"bytes free on {tmp_path}" in said
     assert store.describe(duckdb.ConstraintException("Duplicate key"), db) == "Duplicate key"

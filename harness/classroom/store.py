@@ -332,11 +332,6 @@ def insert_tables(con, batch: Batch) -> None:
         raise
 
 
-def write_batch(con, plan: Plan, items: list[Prepared]) -> None:
-    """Insert submissions in one transaction: all of them or none of them."""
-    insert_tables(con, batch_tables(plan, items))
-
-
 def backfill_fingerprints(con) -> int:
     """Fill in measurements_sha256 of runs collected before it existed, from their stored bytes; how many were. A run
     this feedtax no longer accepts keeps none (it cannot be matched as a duplicate)."""
