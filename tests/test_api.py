@@ -7,6 +7,7 @@ consumer busy S seconds per batch; t is the wait per step for ready batches of t
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -61,12 +62,13 @@ REGIMES = [  # name, workers, batch load L, step S
 @pytest.mark.parametrize("name,workers,load_s,step_s", REGIMES, ids=[r[0] for r in REGIMES])
 def test_feeding_tax_of_a_user_pipeline_matches_analytic_within_3_points(structure, name, workers, load_s, step_s):
     ready = feedtax.measure(_loader(structure, 0.0, workers), step_s, warmup_steps=6, steps=16)
-    t = ready.wait_s / ready.steps
+    t = statistics.median(s.wait_s for s in ready.timeline if not s.warmup)  # a moment descheduled, not the mean's
     steps, warm = 16, 2 + 2 * max(workers, 1)
     r = feedtax.measure(_loader(structure, load_s / B, workers), EmulatedConsumer(step_s), warmup_steps=warm,
                         steps=steps)
     expected = analytic_tax(load_s, step_s, workers, t)
-    print(f"{structure}, {name}: measured {r.feeding_tax:.4f}, analytic {expected:.4f} (t = {t * 1e3:.2f} ms)")
+    print(f"{structure}, {name}: measured {r.feeding_tax:.4f}, analytic {expected:.4f} (t = {t * 1e3:.2f} ms, mean "
+          f"{ready.wait_s / ready.steps * 1e3:.2f} ms)")
     assert abs(r.feeding_tax - expected) < 0.03
     assert r.samples_per_s == pytest.approx(B * steps / r.wall_s)
     assert r.wall_s == pytest.approx(r.wait_s + r.compute_s, rel=0.03)
