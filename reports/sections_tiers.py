@@ -1,11 +1,12 @@
-"""Disk tiers, measured (`feedtax sweep --disk-tier`): a table per storage tier swept, the tiers this machine cannot
-emulate with the reason, and the Lock's answer in words. Nothing when the run swept no tier."""
+"""Disk tiers, measured (`feedtax sweep --disk-tier`): a table per storage tier swept (each AU with its 95% interval),
+the tiers this machine cannot emulate with the reason, and the Lock's answer in words. Nothing when the run swept no
+tier."""
 
 from __future__ import annotations
 
 from html import escape
 
-from feedtax.reports.common import pct, table
+from feedtax.reports.common import WIDE_LEGEND, pct_ci, table
 from feedtax.results.schema import Results
 from feedtax.results.tiers import StorageTier, TierSweep
 from feedtax.vocabulary import GAP_PP
@@ -28,6 +29,8 @@ def disk_tiers(results: Results) -> list[str]:
     parts = ["<h2 id='disk-tiers'>Disk tiers, measured: the format or the disk?</h2>", INTRO.format(disk=disk)]
     for sweep in d.tiers:
         parts.append(_tier(sweep))
+    if any(r.au_ci95 is not None for sweep in d.tiers for r in sweep.rows):
+        parts.append(f"<p>{escape(WIDE_LEGEND)}.</p>")
     parts.append(ANSWER_INTRO.format(gap=GAP_PP))
     parts.append("<ul>" + "".join(f"<li>{escape(a.sentence())}</li>" for a in d.lock2) + "</ul>")
     return parts
@@ -44,9 +47,10 @@ def _tier(sweep: TierSweep) -> str:
     sources = f"<p class='note'>bandwidth {escape(t.source)}; latency {escape(t.latency_source or 'not given')}</p>"
     if not sweep.reachable:
         return f"<h3>{_label(t)}</h3><p class='warn'>{escape(sweep.reason or 'not swept')}: not swept.</p>{sources}"
-    rows = [[r.format, r.num_workers, f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}", pct(r.au),
-             f"{r.wait_s:.3f}", "—" if r.read_bytes_per_s is None else f"{r.read_bytes_per_s / 1e6:,.1f}",
-             r.read_requests] for r in sweep.rows]
+    rows = [[r.format, r.num_workers, f"{r.ingestion_samples_per_s:,.0f}", f"{r.samples_per_s:,.0f}",
+             pct_ci(r.au, r.au_ci95, r.au_ci_wide, 0), "—" if r.steps is None else r.steps, f"{r.wait_s:.3f}",
+             "—" if r.read_bytes_per_s is None else f"{r.read_bytes_per_s / 1e6:,.1f}", r.read_requests]
+            for r in sweep.rows]
     return (f"<h3>{_label(t)}</h3>" + sources
-            + table(["format", "workers", "loader alone samples/s", "fed samples/s", "AU", "wait s", "read MB/s",
-                     "read requests"], rows))
+            + table(["format", "workers", "loader alone samples/s", "fed samples/s", "AU", "steps", "wait s",
+                     "read MB/s", "read requests"], rows))

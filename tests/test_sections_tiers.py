@@ -46,8 +46,9 @@ def test_a_table_per_tier_the_unreachable_one_named_and_the_answer():
     parts = sections_tiers.disk_tiers(run)
     page = "".join(parts)
     assert page.count("<table>") == 2
-    assert "<td class='l'>json</td><td>0</td><td>2,000</td><td>1,000</td><td>47%</td><td>0.250</td><td>51.7</td>" \
-           "<td>3</td>" in page
+    assert "<td class='l'>json</td><td>0</td><td>2,000</td><td>1,000</td><td>47%</td><td>—</td><td>0.250</td>" \
+           "<td>51.7</td><td>3</td>" in page
+    assert "95% interval" not in page  # no interval (a file from before schema 6): no legend for one
     assert "<td>—</td>" in page  # a rate not measured is shown as absent
     said = _text(parts)
     for head in ("hdd: 7.2k RPM HDD, 150 MB/s and 10 ms per request", "sata: SATA SSD, 550 MB/s and 0.1 ms per request",
@@ -57,6 +58,19 @@ def test_a_table_per_tier_the_unreachable_one_named_and_the_answer():
     assert "bandwidth mlsysim:Systems.Storage.Hdd7200Rpm.bandwidth; latency assumption:hdd" in said
     assert "This disk reads 2,298 MB/s, measured now." in said
     assert _result().lock2[0].sentence() in said
+
+
+def test_each_au_shows_its_interval_and_a_wide_one_is_marked():
+    result = _result()
+    hdd = result.tiers[0]
+    hdd.rows[0] = hdd.rows[0].model_copy(update={"au_ci95": (0.46, 0.48), "feeding_tax_ci95": (0.52, 0.54),
+                                                 "steps": 64})
+    hdd.rows[1] = hdd.rows[1].model_copy(update={"au_ci95": (0.60, 0.68), "feeding_tax_ci95": (0.32, 0.40),
+                                                 "au_ci_wide": True, "steps": 400})
+    page = "".join(sections_tiers.disk_tiers(results.load(LAPTOP_RUN).model_copy(update={"disk_tiers": result})))
+    assert "<td>47% ±1.0 pp</td><td>64</td><td>0.250</td>" in page
+    assert "<td>64% ±4.0 pp ~</td><td>400</td>" in page
+    assert "half the width of the 95% interval" in page  # the legend says what ± and ~ mean
 
 
 def test_an_answer_not_measured_says_why():
