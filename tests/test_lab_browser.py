@@ -113,6 +113,7 @@ def test_the_lab_in_a_browser(lab, tmp_path):
         page.get_by_role("button", name="Measure this point on this machine").click()
         live = _changed(page, "protobuf, 3 workers", modelled)
         assert "measured here, live" in live
+        assert re.search(r"AU \d+% ±\d+\.\d pp", live), live  # a measured point with its 95% interval
         _shot(page, "part2", tmp_path)
 
         _commit(page, "10,000 curated samples")  # Part 3

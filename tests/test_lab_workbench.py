@@ -37,14 +37,18 @@ def test_a_measured_point_is_the_runs_and_a_live_one_wins(res):
     row = next(r for r in res.tuned_rows() if r.format == "json" and r.num_workers == 2)
     p = wb.feeding_point(res, "json", 2, wb.MEASURED_DISK)
     assert p.measured and p.source == "measured in this run" and p.feeding_tax == row.feeding_tax
-    live = row.model_copy(update={"feeding_tax": 0.25, "au": 0.75})
+    assert p.au_ci95 is None and p.feeding_tax_ci95 is None  # a file from before intervals: none made up
+    live = row.model_copy(update={"feeding_tax": 0.25, "au": 0.75, "au_ci95": (0.70, 0.78),
+                                  "feeding_tax_ci95": (0.22, 0.30), "au_ci_wide": True})
     p = wb.feeding_point(res, "json", 2, wb.MEASURED_DISK, [live])
     assert p.source == "measured here, live" and p.au == 0.75
+    assert p.au_ci95 == (0.70, 0.78) and p.feeding_tax_ci95 == pytest.approx((0.22, 0.30)) and p.au_ci_wide
 
 
 def test_an_unmeasured_point_is_modelled_and_says_so(res):
     p = wb.feeding_point(res, "json", 8, wb.MEASURED_DISK)
     assert not p.measured and p.source.startswith("modelled: mlsysim") and 0 <= p.feeding_tax <= 1
+    assert p.au_ci95 is None  # a model's figure has no measured interval
     assert p.au == pytest.approx(1 - p.feeding_tax)
     at1, at8 = wb.feeding_point(res, "json", 1, "hdd"), wb.feeding_point(res, "json", 8, "hdd")
     assert not at1.measured  # a disk tier is never the run's own measurement
@@ -62,7 +66,8 @@ def test_a_point_measured_live_is_a_real_sweep_row(res, tmp_path):
     assert 0 <= row.feeding_tax <= 1 and row.ingestion_samples_per_s > 0 and row.disk_tier is None
     hdd = wb.measure_live(res, "protobuf", 1, "hdd", tmp_path)  # reads held to an HDD's pace: measured, not modelled
     assert hdd.disk_tier == "hdd" and hdd.read_bytes_per_s <= 1.1 * wb.tier_read_mb_per_s("hdd") * 1e6
-    assert wb.feeding_point(res, "protobuf", 1, "hdd", [hdd]).source == "measured here, live"
+    point = wb.feeding_point(res, "protobuf", 1, "hdd", [hdd])
+    assert point.source == "measured here, live" and point.au_ci95 == hdd.au_ci95 is not None  # with its interval
 
 
 def test_a_tier_faster_than_this_disk_is_refused_not_faked(res, tmp_path):

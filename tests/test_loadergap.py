@@ -61,8 +61,9 @@ def test_the_default_loader_is_the_one_a_student_writes(tmp_path, track_samples,
 
 
 def _alternate(loaders, au) -> None:
-    for _ in range(17):  # alternating, so a busy moment of the machine falls on both runs of a pair (one pair's AUs
-        # differ by up to 5 pp on a 2-core VM either way: 17 pairs give a steadier median than 11 did)
+    for _ in range(33):  # alternating, so a busy moment of the machine falls on both runs of a pair (one pair's AUs
+        # differ by up to 6 pp on a 2-core VM either way, the loaders by about 0.6 pp: with 17 pairs the median's own
+        # spread, about 0.8 pp, put it past 2 pp in about one run in 25; 33 pairs halve that spread's variance)
         for kind, make in loaders.items():
             r = measure_feeding(make(), EmulatedConsumer(0.008), warmup_steps=4, steps=48, keep_timeline=False)
             au[kind].append(r.au)

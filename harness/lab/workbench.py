@@ -76,6 +76,13 @@ class FeedingPoint:
     au: float
     source: str  # "measured in this run", "measured here, live", or "modelled: ..."
     measured: bool
+    au_ci95: tuple[float, float] | None = None  # the measured row's 95% interval; None: modelled, or a file before it
+    au_ci_wide: bool | None = None  # wider than the run's target when a cap ended it
+
+    @property
+    def feeding_tax_ci95(self) -> tuple[float, float] | None:
+        """The feeding tax's 95% interval: the AU's, mirrored."""
+        return None if self.au_ci95 is None else (1 - self.au_ci95[1], 1 - self.au_ci95[0])
 
 
 def disk_choices() -> list[str]:
@@ -107,7 +114,7 @@ def feeding_point(res: Results, fmt: str, workers: int, disk: str, live: list | 
         hit = next((r for r in reversed(rows) if r.format == fmt and r.num_workers == workers
                     and getattr(r, "disk_tier", None) == tier), None)
         if hit is not None:
-            return FeedingPoint(fmt, workers, disk, hit.feeding_tax, hit.au, source, True)
+            return FeedingPoint(fmt, workers, disk, hit.feeding_tax, hit.au, source, True, hit.au_ci95, hit.au_ci_wide)
     return _modelled(res, fmt, workers, disk)
 
 
