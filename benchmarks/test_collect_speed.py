@@ -148,7 +148,7 @@ def _stages(files: list[Path], plan, tmp_path: Path) -> tuple[dict[str, float], 
     from feedtax.results.schema import Results
 
     spent: dict[str, float] = {}
-    items = []
+    items, jobs = [], []
 
     def timed(stage, fn, *args, **kwargs):
         t0 = time.thread_time()
@@ -158,6 +158,7 @@ def _stages(files: list[Path], plan, tmp_path: Path) -> tuple[dict[str, float], 
 
     for path in files:
         data = path.read_bytes()
+        jobs.append((path, data, "0" * 64))
         doc = timed("parse (orjson)", orjson.loads, data)
         timed("numbers, keys and depth (survey)", plausible.survey, doc)
         timed("keys in the text", validate._text_keys, data)  # noqa: SLF001  (the duplicate-key check's half)
@@ -171,12 +172,14 @@ def _stages(files: list[Path], plan, tmp_path: Path) -> tuple[dict[str, float], 
                                                              b"", "", "zstd"), "", []))
     for i in range(0, len(items), prepare.CHUNK_FILES):  # as the pool does: a chunk's tables at a time
         timed("Arrow tables and pickling", _pickled_tables, plan, items[i:i + prepare.CHUNK_FILES])
-    jobs = [(p, p.read_bytes(), "0" * 64) for p in files]
+    chunks = []
     t0 = time.thread_time()
     for i in range(0, len(jobs), prepare.CHUNK_FILES):
-        pickle.dumps(prepare.prepare_chunk(jobs[i:i + prepare.CHUNK_FILES]))
+        chunks.append(prepare.prepare_chunk(jobs[i:i + prepare.CHUNK_FILES]))
+        pickle.dumps(chunks[-1])
     whole = time.thread_time() - t0
-    batches = [prepare.prepare_chunk(jobs[i:i + 100])[1] for i in range(0, len(jobs), 100)]
+    per_batch = 100 // prepare.CHUNK_FILES  # the chunks joined into the collect's transactions of 100 files
+    batches = [store.join([b for _, b in chunks[i:i + per_batch]]) for i in range(0, len(chunks), per_batch)]
     con = store.connect(tmp_path / "stages.duckdb")
     con.execute("SET threads = 1")
     store.ensure_tables(con, plan)

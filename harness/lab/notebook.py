@@ -179,6 +179,7 @@ def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers)
     mo.stop(wb.swept_track(res) is None, mo.callout(mo.md(
         "This run has no DataLoader sweep to work on: open the results of a `feedtax run`."), kind="warn"))
     from feedtax.lab.figures import au_gauge as _gauge
+    from feedtax.reports.common import WIDE_LEGEND as _WIDE_LEGEND
     from feedtax.reports.common import pct_ci as _pct_ci
     from feedtax.reports.feeding_figures import mfu_vs_ingestion as _mfu_plot
     _p = wb.feeding_point(res, fmt.value, workers.value, disk.value, get_live())
@@ -199,7 +200,7 @@ def _(disk, fmt, found, get_live, lab, mo, reflect2, res, unlocked, wb, workers)
         mo.md(f"**{fmt.value}, {workers.value} worker{'s' * (workers.value != 1)}, {disk.value}:** feeding tax "
               f"{_pct_ci(_p.feeding_tax, _p.feeding_tax_ci95, _p.au_ci_wide, 0)}, AU "
               f"{_pct_ci(_p.au, _p.au_ci95, _p.au_ci_wide, 0)}: *{_p.source}*"
-              + (" (±: half the width of its 95% interval)" if _p.au_ci95 else "") + f".{_verdict}"),
+              + (f" ({_WIDE_LEGEND})" if _p.au_ci95 else "") + f".{_verdict}"),
         mo.md("**Format or disk, both measured here:** " + " ".join(_lock2) if _lock2 else
               "*Format or disk: press \"Measure the Lock here\" to measure both at this worker count "
               "(`feedtax sweep --disk-tier hdd,sata` does it for every worker count).*"),
